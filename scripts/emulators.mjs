@@ -1,0 +1,260 @@
+#!/usr/bin/env node
+// The one place that knows how to run this project on the Firebase Emulator Suite.
+//
+//   node scripts/emulators.mjs start            npm start: emulators + fake FCM + demo seed, rebuilds on change
+//   node scripts/emulators.mjs test [files...]  npm test: build, emulators:exec, every test, exit code of the tests
+//   node scripts/emulators.mjs bench            npm run bench: the fan-out benchmark, printing figures
+//
+// It works on a laptop with internet (the Firebase CLI downloads its emulators as usual) and on
+// machines without internet that ship Google's own emulators in the Google Cloud SDK: when the
+// CLI's cache lacks an emulator and the SDK has it, the CLI is pointed at the SDK's copy.
+import { spawn, spawnSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { createRequire } from "node:module";
+import { fileURLToPath } from "node:url";
+import zlib from "node:zlib";
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const require = createRequire(import.meta.url);
+const PROJECT = "demo-offline-push";
+const EMULATORS = "auth,functions,firestore,pubsub";
+const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470);
+const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471);
+const firebaseBin = path.join(root, "node_modules", ".bin", "firebase");
+
+function log(msg) {
+  process.stdout.write(`[offline-push] ${msg}\n`);
+}
+
+function fail(msg) {
+  process.stderr.write(`[offline-push] ${msg}\n`);
+  process.exit(1);
+}
+
+// --- local secret -----------------------------------------------------------------------------
+// The Functions emulator reads defineSecret() values from functions/.secret.local. Generated once
+// per clone, git-ignored: the key-encryption key of the emulator never leaves this machine.
+function ensureLocalSecret() {
+  const file = path.join(root, "functions", ".secret.local");
+  const existing = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  if (/^PUSH_KEY_ENCRYPTION_KEY=.+$/m.test(existing)) return;
+  const line = `PUSH_KEY_ENCRYPTION_KEY=${randomBytes(32).toString("base64")}\n`;
+  fs.writeFileSync(file, existing + (existing && !existing.endsWith("\n") ? "\n" : "") + line, { mode: 0o600 });
+  log(`generated a local key-encryption key in ${path.relative(root, file)} (git-ignored)`);
+}
+
+// --- emulator binaries ------------------------------------------------------------------------
+function sdkRoots() {
+  const candidates = [process.env.CLOUDSDK_ROOT_DIR, "/usr/lib/google-cloud-sdk", "/usr/share/google-cloud-sdk", "/opt/google-cloud-sdk", path.join(os.homedir(), "google-cloud-sdk")];
+  const which = spawnSync("sh", ["-c", "command -v gcloud"], { encoding: "utf8" });
+  if (which.status === 0 && which.stdout.trim()) {
+    try {
+      candidates.push(path.resolve(path.dirname(fs.realpathSync(which.stdout.trim())), ".."));
+    } catch {
+      /* a dangling gcloud link is no SDK */
+    }
+  }
+  return [...new Set(candidates.filter(Boolean))].filter((dir) => fs.existsSync(path.join(dir, "platform")));
+}
+
+function cliCachedBinary(name) {
+  try {
+    const { getDownloadDetails } = require(path.join(root, "node_modules/firebase-tools/lib/emulator/downloadableEmulators.js"));
+    const details = getDownloadDetails(name);
+    return fs.existsSync(details.binaryPath ?? details.downloadPath);
+  } catch {
+    return false;
+  }
+}
+
+// A jar that only names the SDK's Firestore emulator as its Main-Class: the CLI runs `java -jar <path>`
+// and the SDK's jar has no Main-Class. Written by hand as a stored zip (no JDK tool needed).
+function writeLauncherJar(file, sdkJar) {
+  const manifest = Buffer.from(
+    "Manifest-Version: 1.0\r\n" +
+      "Main-Class: com.google.cloud.datastore.emulator.firestore.CloudFirestore\r\n" +
+      `Class-Path: ${new URL(`file://${sdkJar}`).href}\r\n\r\n`,
+  );
+  const name = Buffer.from("META-INF/MANIFEST.MF");
+  const crc = zlib.crc32(manifest);
+  const local = Buffer.alloc(30);
+  local.writeUInt32LE(0x04034b50, 0);
+  local.writeUInt16LE(10, 4);
+  local.writeUInt32LE(crc, 14);
+  local.writeUInt32LE(manifest.length, 18);
+  local.writeUInt32LE(manifest.length, 22);
+  local.writeUInt16LE(name.length, 26);
+  const central = Buffer.alloc(46);
+  central.writeUInt32LE(0x02014b50, 0);
+  central.writeUInt16LE(20, 4);
+  central.writeUInt16LE(10, 6);
+  central.writeUInt32LE(crc, 16);
+  central.writeUInt32LE(manifest.length, 20);
+  central.writeUInt32LE(manifest.length, 24);
+  central.writeUInt16LE(name.length, 28);
+  const centralOffset = local.length + name.length + manifest.length;
+  const end = Buffer.alloc(22);
+  end.writeUInt32LE(0x06054b50, 0);
+  end.writeUInt16LE(1, 8);
+  end.writeUInt16LE(1, 10);
+  end.writeUInt32LE(central.length + name.length, 12);
+  end.writeUInt32LE(centralOffset, 16);
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, Buffer.concat([local, name, manifest, central, name, end]));
+}
+
+function emulatorBinaryEnv() {
+  const env = {};
+  const roots = sdkRoots();
+  if (!process.env.FIRESTORE_EMULATOR_BINARY_PATH && !cliCachedBinary("firestore")) {
+    const sdkJar = roots.map((r) => path.join(r, "platform/cloud-firestore-emulator/cloud-firestore-emulator.jar")).find((p) => fs.existsSync(p));
+    if (sdkJar) {
+      const launcher = path.join(root, ".emulators", "firestore-launcher.jar");
+      writeLauncherJar(launcher, sdkJar);
+      env.FIRESTORE_EMULATOR_BINARY_PATH = launcher;
+      log(`Firestore emulator: Google Cloud SDK's ${sdkJar}`);
+    }
+  }
+  if (!process.env.PUBSUB_EMULATOR_BINARY_PATH && !cliCachedBinary("pubsub")) {
+    const sdkBin = roots.map((r) => path.join(r, "platform/pubsub-emulator/bin/cloud-pubsub-emulator")).find((p) => fs.existsSync(p));
+    if (sdkBin) {
+      env.PUBSUB_EMULATOR_BINARY_PATH = sdkBin;
+      log(`Pub/Sub emulator: Google Cloud SDK's ${sdkBin}`);
+    }
+  }
+  return env;
+}
+
+// --- processes ----------------------------------------------------------------------------------
+const children = new Set();
+
+function run(cmd, args, opts = {}) {
+  const child = spawn(cmd, args, { cwd: root, stdio: "inherit", ...opts });
+  children.add(child);
+  child.on("exit", () => children.delete(child));
+  return child;
+}
+
+function exitCode(child) {
+  return new Promise((resolve) => child.on("exit", (code, signal) => resolve(code ?? (signal ? 1 : 0))));
+}
+
+function stopAll() {
+  for (const child of children) child.kill("SIGTERM");
+}
+
+async function waitFor(url, what, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      const res = await fetch(url);
+      if (res.status < 500 && res.status !== 404) return;
+    } catch {
+      /* not up yet */
+    }
+    if (Date.now() > deadline) throw new Error(`${what} did not come up at ${url} within ${timeoutMs / 1000}s`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+async function startFakeFcm(extraArgs = []) {
+  const child = run(process.execPath, ["--import", "tsx", "tools/fake-fcm/main.ts", ...extraArgs], {
+    env: { ...process.env, FAKE_FCM_API_PORT: String(FAKE_FCM_API_PORT), FAKE_FCM_CONTROL_PORT: String(FAKE_FCM_CONTROL_PORT) },
+  });
+  child.on("exit", (code) => {
+    if (code) log(`fake FCM exited with code ${code}`);
+  });
+  await waitFor(`http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}/control/stats`, "the fake FCM server");
+  return child;
+}
+
+function build() {
+  const res = spawnSync("npm", ["run", "--silent", "build", "--prefix", "functions"], { cwd: root, stdio: "inherit" });
+  if (res.status !== 0) fail("building the functions failed (see above)");
+}
+
+function testFiles(args) {
+  const targets = args.length ? args : ["test"];
+  const files = [];
+  for (const target of targets) {
+    const abs = path.resolve(root, target);
+    if (fs.statSync(abs).isFile()) files.push(path.relative(root, abs));
+    else
+      for (const entry of fs.readdirSync(abs, { recursive: true })) {
+        if (/\.test\.ts$/.test(entry)) files.push(path.relative(root, path.join(abs, entry)));
+      }
+  }
+  return files.sort();
+}
+
+function firebaseEnv() {
+  return { ...process.env, ...emulatorBinaryEnv(), FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}` };
+}
+
+const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
+
+async function test(args) {
+  ensureLocalSecret();
+  build();
+  const files = testFiles(args);
+  if (files.length === 0) fail("no test files found");
+  const env = firebaseEnv();
+  await startFakeFcm(["--quiet"]);
+  // Test files run one at a time: they share the emulators, and the machines are small.
+  const command = [process.execPath, "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files].map(shellQuote).join(" ");
+  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env });
+  const code = await exitCode(exec);
+  stopAll();
+  process.exit(code);
+}
+
+async function bench(args) {
+  ensureLocalSecret();
+  build();
+  const env = firebaseEnv();
+  await startFakeFcm(["--quiet"]);
+  const command = [process.execPath, "--import", "tsx", "scripts/bench.ts", ...args].map(shellQuote).join(" ");
+  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env });
+  const code = await exitCode(exec);
+  stopAll();
+  process.exit(code);
+}
+
+async function start() {
+  ensureLocalSecret();
+  build();
+  const env = firebaseEnv();
+  await startFakeFcm();
+  run("npm", ["run", "--silent", "build:watch", "--prefix", "functions"], { stdio: ["ignore", "ignore", "inherit"] });
+  const emulators = run(firebaseBin, ["emulators:start", "--project", PROJECT, "--only", EMULATORS], { env });
+  emulators.on("exit", (code) => {
+    stopAll();
+    process.exit(code ?? 0);
+  });
+  try {
+    // The functions are up when a callable answers (401 without a token) instead of 404.
+    await waitFor(`http://127.0.0.1:5001/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000);
+    const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env });
+    if ((await exitCode(seed)) !== 0) log("seeding the demo failed (see above); the emulators keep running");
+  } catch (err) {
+    log(String(err));
+  }
+}
+
+for (const sig of ["SIGINT", "SIGTERM"]) {
+  process.on(sig, () => {
+    stopAll();
+    setTimeout(() => process.exit(130), 15_000).unref();
+  });
+}
+
+const [mode, ...rest] = process.argv.slice(2);
+const modes = { start, test, bench };
+if (!modes[mode]) fail(`usage: node scripts/emulators.mjs ${Object.keys(modes).join("|")}`);
+modes[mode](rest).catch((err) => {
+  stopAll();
+  fail(err instanceof Error ? err.stack : String(err));
+});
