@@ -1,0 +1,105 @@
+/** Types shared by the fake FCM server and its control client (the control API's JSON). */
+
+/** A service-account key file, exactly as the Firebase console's "Generate new private key" downloads it. */
+export interface ServiceAccountJson {
+  type: "service_account";
+  project_id: string;
+  private_key_id: string;
+  private_key: string;
+  client_email: string;
+  client_id: string;
+  auth_uri: string;
+  token_uri: string;
+  auth_provider_x509_cert_url: string;
+  client_x509_cert_url: string;
+  universe_domain: string;
+}
+
+export const ERROR_PRESETS = [
+  "unregistered",
+  "invalid-token",
+  "invalid-argument",
+  "sender-id-mismatch",
+  "third-party-auth",
+  "quota-exceeded",
+  "unavailable",
+  "internal",
+] as const;
+export type ErrorPreset = (typeof ERROR_PRESETS)[number];
+
+/** `POST /control/errors` body. */
+export interface ErrorRuleInput {
+  /** Match only sends to this registration token. */
+  token?: string;
+  /** Match only sends to this project (from the URL path). */
+  projectId?: string;
+  /** Apply to the next N matching requests; default: until cleared. */
+  times?: number;
+  /** Fills httpStatus/status/errorCode/message/fieldViolations like the real FCM (explicit fields win). */
+  preset?: ErrorPreset;
+  httpStatus?: number;
+  /** google.rpc.Status status, e.g. NOT_FOUND (default: derived from httpStatus). */
+  status?: string;
+  /** FcmError errorCode, e.g. UNREGISTERED (omitted: no FcmError detail). */
+  errorCode?: string;
+  message?: string;
+  /** google.rpc.BadRequest field violations, e.g. [{field:"message.token", ...}]. */
+  fieldViolations?: Array<{ field: string; description: string }>;
+  /** Adds `Retry-After: <seconds>`. */
+  retryAfterSeconds?: number;
+  /** Adds `Retry-After: <raw value>` (e.g. an HTTP date); wins over retryAfterSeconds. */
+  retryAfter?: string;
+  /** Wait this long before answering (or resetting). Alone: a slow but successful FCM. */
+  delayMs?: number;
+  /** Reset the HTTP/2 stream (RST_STREAM INTERNAL_ERROR) instead of answering. */
+  resetStream?: boolean;
+}
+
+export interface ErrorRule extends ErrorRuleInput {
+  id: string;
+  /** Matches left when `times` was given. */
+  remaining?: number;
+}
+
+export interface RecordedRequest {
+  id: number;
+  projectId: string;
+  /** Null when the access token was missing/unknown. */
+  clientEmail: string | null;
+  accessToken: string | null;
+  validateOnly: boolean;
+  /** The `message` of the body as received (null if the body was not JSON). */
+  message: unknown;
+  /** ISO timestamp. */
+  receivedAt: string;
+  /** HTTP status answered; null when the stream was reset (error rule resetStream). */
+  answeredStatus: number | null;
+  /** `projects/{p}/messages/{id}` on success. */
+  name?: string;
+  /** google.rpc.Status status and FcmError errorCode of the error answered. */
+  errorStatus?: string;
+  errorCode?: string;
+  errorMessage?: string;
+}
+
+export interface FakeFcmStats {
+  /** HTTP/2 sessions opened on the API port since start/reset. */
+  sessions: number;
+  /** HTTP/2 sessions currently open. */
+  openSessions: number;
+  /** Streams (requests) received on the API port since start/reset. */
+  streams: number;
+  /** Streams open right now. */
+  activeStreams: number;
+  /** Highest number of simultaneously open streams since start/reset. */
+  maxActiveStreams: number;
+  /** Access tokens issued by /token since start/reset. */
+  tokensIssued: number;
+  /** Grants refused by /token since start/reset. */
+  grantsRejected: number;
+}
+
+export interface RequestFilter {
+  projectId?: string;
+  token?: string;
+}
