@@ -205,7 +205,7 @@ async function test(args) {
   await startFakeFcm(["--quiet"]);
   // Test files run one at a time: they share the emulators, and the machines are small.
   const command = [process.execPath, "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env });
+  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
   process.exit(code);
@@ -217,7 +217,7 @@ async function bench(args) {
   const env = firebaseEnv();
   await startFakeFcm(["--quiet"]);
   const command = [process.execPath, "--import", "tsx", "scripts/bench.ts", ...args].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env });
+  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
   process.exit(code);

@@ -1,4 +1,3 @@
-/* eslint-disable no-console -- a CLI: printing to the terminal is its job */
 /**
  * Runs the fake FCM for the emulator and the demo:
  *   node --import tsx tools/fake-fcm/main.ts

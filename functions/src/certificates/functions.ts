@@ -1,0 +1,58 @@
+// Operator callables (custom claim `admin: true`) for push certificates: FCM service-account keys.
+import { callable } from "../common/callable";
+import { keyEncryptionKey, keyEncryptionKeySecret } from "../config";
+import { logCertificateChange } from "./logs";
+import {
+  CertificateIdRequestSchema,
+  ListRequestSchema,
+  RegisterRequestSchema,
+  UpdateRequestSchema,
+} from "./schemas";
+import { createCertificate, deleteCertificate, getCertificate, listCertificates, updateCertificate } from "./store";
+import { verifyWithFcm } from "./verify";
+
+export const registerPushCertificate = callable(
+  { name: "registerPushCertificate", access: "admin", schema: RegisterRequestSchema, secrets: [keyEncryptionKeySecret] },
+  async ({ serviceAccount, label }, caller) => {
+    const kek = keyEncryptionKey();
+    // Checked against FCM before anything is stored: a key FCM rejects leaves no trace.
+    await verifyWithFcm(serviceAccount);
+    const cert = await createCertificate(serviceAccount, label ?? null, kek);
+    logCertificateChange("registered", cert, caller.uid);
+    return {
+      certificateId: cert.certificateId,
+      projectId: cert.projectId,
+      clientEmail: cert.clientEmail,
+      privateKeyId: cert.privateKeyId,
+      label: cert.label,
+      createdAt: cert.createdAt,
+    };
+  },
+);
+
+export const updatePushCertificate = callable(
+  { name: "updatePushCertificate", access: "admin", schema: UpdateRequestSchema, secrets: [keyEncryptionKeySecret] },
+  async ({ certificateId, serviceAccount, label }, caller) => {
+    const kek = keyEncryptionKey();
+    await getCertificate(certificateId); // not-found before spending an FCM round trip
+    // A new key is verified first: a rejected update leaves the old key in use.
+    if (serviceAccount) await verifyWithFcm(serviceAccount);
+    const cert = await updateCertificate(certificateId, { serviceAccount, label }, kek);
+    logCertificateChange(serviceAccount ? "key-replaced" : "relabelled", cert, caller.uid);
+    return cert;
+  },
+);
+
+export const listPushCertificates = callable(
+  { name: "listPushCertificates", access: "admin", schema: ListRequestSchema },
+  async () => ({ certificates: await listCertificates() }),
+);
+
+export const deletePushCertificate = callable(
+  { name: "deletePushCertificate", access: "admin", schema: CertificateIdRequestSchema },
+  async ({ certificateId }, caller) => {
+    const result = await deleteCertificate(certificateId);
+    logCertificateChange("deleted", { certificateId }, caller.uid);
+    return { deleted: true, ...result };
+  },
+);

@@ -1,0 +1,175 @@
+// Firestore access for push certificates. Documents are server-only (rules deny every client).
+//   meta/pushCertificateIds    { lastId }   the ID allocator: IDs are never reused
+//   pushCertificates/{id}      metadata + encrypted key + version + health
+import { FieldValue, Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
+import { z } from "zod";
+import { DomainError } from "../common/errors";
+import { db } from "../common/firestore";
+import { decryptPrivateKey, encryptPrivateKey, EncryptedKeySchema } from "./keyEncryption";
+import { PublicCertificateSchema, type PublicCertificate, type ServiceAccount } from "./schemas";
+
+export const CERTIFICATES = "pushCertificates";
+const ID_ALLOCATOR = "meta/pushCertificateIds";
+
+const TimestampSchema = z.instanceof(Timestamp);
+
+const StoredCertificateSchema = z.object({
+  certificateId: z.number(),
+  label: z.string().nullable(),
+  projectId: z.string(),
+  clientEmail: z.string(),
+  privateKeyId: z.string(),
+  encryptedKey: EncryptedKeySchema,
+  version: z.number(),
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+  health: z.object({
+    state: z.enum(["healthy", "unhealthy"]),
+    reason: z.string().nullable(),
+    since: TimestampSchema.nullable(),
+  }),
+});
+type StoredCertificate = z.output<typeof StoredCertificateSchema>;
+
+/** Fields that are safe to read for listing: `select()` keeps ciphertext out of the response path. */
+const METADATA_FIELDS = ["certificateId", "label", "projectId", "clientEmail", "privateKeyId", "version", "createdAt", "updatedAt", "health"];
+
+const certRef = (id: number) => db().collection(CERTIFICATES).doc(String(id));
+
+function toPublic(doc: Omit<StoredCertificate, "encryptedKey">): PublicCertificate {
+  return PublicCertificateSchema.parse({
+    certificateId: doc.certificateId,
+    label: doc.label,
+    projectId: doc.projectId,
+    clientEmail: doc.clientEmail,
+    privateKeyId: doc.privateKeyId,
+    version: doc.version,
+    createdAt: doc.createdAt.toDate().toISOString(),
+    updatedAt: doc.updatedAt.toDate().toISOString(),
+    health: { state: doc.health.state, reason: doc.health.reason, since: doc.health.since?.toDate().toISOString() ?? null },
+  });
+}
+
+function parseStored(snap: DocumentSnapshot): StoredCertificate {
+  return StoredCertificateSchema.parse(snap.data());
+}
+
+const healthy = { state: "healthy" as const, reason: null, since: null };
+
+/** Allocates the next ID and stores the certificate in one transaction: concurrent registrations get distinct IDs. */
+export async function createCertificate(sa: ServiceAccount, label: string | null, kek: Buffer): Promise<PublicCertificate> {
+  const id = await db().runTransaction(async (tx) => {
+    const allocator = db().doc(ID_ALLOCATOR);
+    const lastId = ((await tx.get(allocator)).get("lastId") as number | undefined) ?? 0;
+    const certificateId = lastId + 1;
+    tx.set(allocator, { lastId: certificateId }, { merge: true });
+    tx.create(certRef(certificateId), {
+      certificateId,
+      label,
+      projectId: sa.project_id,
+      clientEmail: sa.client_email,
+      privateKeyId: sa.private_key_id,
+      encryptedKey: encryptPrivateKey(sa.private_key, kek, certificateId),
+      version: 1,
+      createdAt: FieldValue.serverTimestamp(),
+      updatedAt: FieldValue.serverTimestamp(),
+      health: healthy,
+    });
+    return certificateId;
+  });
+  return getCertificate(id);
+}
+
+export async function getCertificate(certificateId: number): Promise<PublicCertificate> {
+  const snap = await certRef(certificateId).get();
+  if (!snap.exists) throw new DomainError("not-found", `certificateId: no push certificate ${certificateId}`, { field: "certificateId" });
+  return toPublic(parseStored(snap));
+}
+
+export async function listCertificates(): Promise<PublicCertificate[]> {
+  const snaps = await db().collection(CERTIFICATES).select(...METADATA_FIELDS).orderBy("certificateId").get();
+  return snaps.docs.map((d) => toPublic(StoredCertificateSchema.omit({ encryptedKey: true }).parse(d.data())));
+}
+
+/**
+ * Replaces the key and/or label. The version goes up with a new key, so every instance's
+ * token cache (keyed by certificateId:version) misses at once: the change takes effect immediately.
+ */
+export async function updateCertificate(
+  certificateId: number,
+  change: { serviceAccount?: ServiceAccount; label?: string | null },
+  kek: Buffer,
+): Promise<PublicCertificate> {
+  await db().runTransaction(async (tx) => {
+    const snap = await tx.get(certRef(certificateId));
+    if (!snap.exists) throw new DomainError("not-found", `certificateId: no push certificate ${certificateId}`, { field: "certificateId" });
+    const current = parseStored(snap);
+    const update: Record<string, unknown> = { updatedAt: FieldValue.serverTimestamp() };
+    if (change.label !== undefined) update.label = change.label;
+    const sa = change.serviceAccount;
+    if (sa) {
+      Object.assign(update, {
+        projectId: sa.project_id,
+        clientEmail: sa.client_email,
+        privateKeyId: sa.private_key_id,
+        encryptedKey: encryptPrivateKey(sa.private_key, kek, certificateId),
+        version: current.version + 1,
+        health: healthy,
+      });
+    }
+    tx.update(certRef(certificateId), update);
+  });
+  return getCertificate(certificateId);
+}
+
+/** Deletes a certificate; tells how many device tokens were bound to it (they now report `certificate-missing`). */
+export async function deleteCertificate(certificateId: number): Promise<{ certificateId: number; boundTokens: number }> {
+  const ref = certRef(certificateId);
+  const snap = await ref.get();
+  if (!snap.exists) throw new DomainError("not-found", `certificateId: no push certificate ${certificateId}`, { field: "certificateId" });
+  const count = await db().collection("pushTokens").where("certificateId", "==", certificateId).count().get();
+  await ref.delete();
+  return { certificateId, boundTokens: count.data().count };
+}
+
+export interface CertificateCredentials {
+  certificateId: number;
+  version: number;
+  projectId: string;
+  clientEmail: string;
+  privateKeyId: string;
+  privateKey: string;
+  health: PublicCertificate["health"];
+}
+
+/** For senders: reads certificates (one getAll) and decrypts their keys; missing ones are absent from the map. */
+export async function loadCredentials(certificateIds: number[], kek: Buffer): Promise<Map<number, CertificateCredentials>> {
+  const ids = [...new Set(certificateIds)];
+  const result = new Map<number, CertificateCredentials>();
+  if (ids.length === 0) return result;
+  const snaps = await db().getAll(...ids.map(certRef));
+  for (const snap of snaps) {
+    if (!snap.exists) continue;
+    const doc = parseStored(snap);
+    result.set(doc.certificateId, {
+      certificateId: doc.certificateId,
+      version: doc.version,
+      projectId: doc.projectId,
+      clientEmail: doc.clientEmail,
+      privateKeyId: doc.privateKeyId,
+      privateKey: decryptPrivateKey(doc.encryptedKey, kek, doc.certificateId),
+      health: toPublic(doc).health,
+    });
+  }
+  return result;
+}
+
+/** Flags a certificate FCM refused (401/403): operators see it in listPushCertificates. Only if still the same key. */
+export async function markCertificateUnhealthy(certificateId: number, version: number, reason: string): Promise<void> {
+  await db().runTransaction(async (tx) => {
+    const snap = await tx.get(certRef(certificateId));
+    if (!snap.exists || snap.get("version") !== version) return;
+    if (snap.get("health.state") === "unhealthy" && snap.get("health.reason") === reason) return;
+    tx.update(certRef(certificateId), { health: { state: "unhealthy", reason, since: FieldValue.serverTimestamp() } });
+  });
+}

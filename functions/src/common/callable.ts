@@ -1,0 +1,76 @@
+// Every callable goes through `callable()`: authentication, the admin claim, zod validation of
+// the request (a ZodError becomes `invalid-argument` naming the field) and the single mapping
+// of domain errors to HttpsError. Unknown failures become a generic `internal`.
+import { HttpsError, onCall, type CallableRequest } from "firebase-functions/v2/https";
+import type { SecretParam } from "firebase-functions/params";
+import * as logger from "firebase-functions/logger";
+import { z } from "zod";
+import { DomainError } from "./errors";
+
+export interface Caller {
+  uid: string;
+  admin: boolean;
+}
+
+export type Access = "user" | "admin";
+
+interface CallableOptions<S extends z.ZodType> {
+  name: string;
+  access: Access;
+  schema: S;
+  secrets?: SecretParam[];
+  timeoutSeconds?: number;
+}
+
+export function fieldOf(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map(String);
+  if (issue.code === "unrecognized_keys" && issue.keys.length > 0) path.push(issue.keys[0] as string);
+  return path.length ? path.join(".") : "(request)";
+}
+
+/** The first issue names the field; all issues are in details (messages only, never input values). */
+export function zodToDomainError(error: z.ZodError): DomainError {
+  const issues = error.issues.map((issue) => ({ field: fieldOf(issue), message: issue.message }));
+  const first = issues[0] ?? { field: "(request)", message: "invalid" };
+  return new DomainError("invalid-argument", `${first.field}: ${first.message}`, { field: first.field, issues });
+}
+
+export function toHttpsError(err: unknown, name: string): HttpsError {
+  if (err instanceof HttpsError) return err;
+  if (err instanceof z.ZodError) err = zodToDomainError(err);
+  if (err instanceof DomainError) {
+    if (err.kind === "internal") {
+      logger.error(`${name}: ${err.message}`);
+      return new HttpsError("internal", err.message);
+    }
+    return new HttpsError(err.kind, err.message, err.details);
+  }
+  // Unexpected: log the error class and message (our errors never carry key material), answer generically.
+  logger.error(`${name}: unexpected error`, { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });
+  return new HttpsError("internal", "internal error");
+}
+
+export function callable<S extends z.ZodType, R>(
+  options: CallableOptions<S>,
+  handler: (data: z.output<S>, caller: Caller, request: CallableRequest) => Promise<R>,
+) {
+  // firebase-functions trips over keys present with an undefined value: pass only the ones given.
+  const runtime = {
+    ...(options.secrets ? { secrets: options.secrets } : {}),
+    ...(options.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {}),
+  };
+  return onCall({ ...runtime, cors: false }, async (request) => {
+    if (!request.auth) throw new HttpsError("unauthenticated", "sign in first: this function requires a Firebase ID token");
+    const caller: Caller = { uid: request.auth.uid, admin: request.auth.token.admin === true };
+    if (options.access === "admin" && !caller.admin) {
+      throw new HttpsError("permission-denied", "this function requires the admin custom claim");
+    }
+    const parsed = options.schema.safeParse(request.data ?? {});
+    if (!parsed.success) throw toHttpsError(parsed.error, options.name);
+    try {
+      return await handler(parsed.data, caller, request);
+    } catch (err) {
+      throw toHttpsError(err, options.name);
+    }
+  });
+}

@@ -1,0 +1,13 @@
+// Entry point: every deployed function, by capability.
+import { setGlobalOptions } from "firebase-functions/v2";
+import { REGION } from "./config";
+
+setGlobalOptions({ region: REGION, maxInstances: 20 });
+
+export {
+  registerPushCertificate,
+  updatePushCertificate,
+  listPushCertificates,
+  deletePushCertificate,
+} from "./certificates/functions";
+
