@@ -11,3 +11,5 @@ export {
   deletePushCertificate,
 } from "./certificates/functions";
 
+export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logout } from "./sessions/functions";
+

@@ -1,0 +1,286 @@
+// Session and token state in Firestore. Every change is one transaction that reads what it
+// decides on, so concurrent calls (two logins, a logout racing a token report, two users
+// reporting the same token) serialize and always leave:
+//   - each pushTokens doc pointing at a logged-in device that holds exactly that token, and
+//   - each device token backed by the pushTokens doc that names that device.
+import { randomUUID } from "node:crypto";
+import { FieldPath, FieldValue, type DocumentSnapshot, type Timestamp, type Transaction } from "firebase-admin/firestore";
+import * as logger from "firebase-functions/logger";
+import type { SessionPolicy } from "../config";
+import { DomainError } from "../common/errors";
+import { db } from "../common/firestore";
+import { devicesToKick } from "./policy";
+import {
+  PUSH_TOKENS,
+  PushTokenDocSchema,
+  USERS,
+  parseUserDevices,
+  tokenHash,
+  type Device,
+  type Platform,
+  type PushTokenDoc,
+  type SessionState,
+  type TokenBinding,
+} from "./schemas";
+
+type Stamp = Timestamp | FieldValue;
+type TokenWrite = Omit<TokenBinding, "boundAt" | "refreshedAt"> & { boundAt: Stamp; refreshedAt: Stamp };
+type DeviceWrite = Omit<Device, "loggedInAt" | "endedAt" | "appStateAt" | "lastHeartbeatAt" | "token"> & {
+  loggedInAt: Stamp;
+  endedAt: Stamp | null;
+  appStateAt: Stamp;
+  lastHeartbeatAt: Stamp;
+  token: TokenWrite | null;
+};
+
+const userRef = (uid: string) => db().collection(USERS).doc(uid);
+const tokenRef = (hash: string) => db().collection(PUSH_TOKENS).doc(hash);
+const serverNow = () => FieldValue.serverTimestamp();
+
+function parseTokenDoc(snap: DocumentSnapshot): PushTokenDoc | null {
+  return snap.exists ? PushTokenDocSchema.parse(snap.data()) : null;
+}
+
+/** The error an app gets when it acts on a device that has no live session: it says which state, and why. */
+function notLoggedIn(deviceId: string, device: Device | undefined): DomainError {
+  const session: SessionState | "none" = device?.session ?? "none";
+  let message: string;
+  if (!device) message = `device ${deviceId} has no session: call login first`;
+  else if (device.session === "kicked") message = `device ${deviceId} was kicked offline by a login on ${device.kickedByDeviceId ?? "another device"}: call login again to take over`;
+  else message = `device ${deviceId} is logged out: call login first`;
+  return new DomainError("failed-precondition", message, { deviceId, session, kickedByDeviceId: device?.kickedByDeviceId ?? null });
+}
+
+function requireLoggedIn(devices: Record<string, Device>, deviceId: string): Device {
+  const device = devices[deviceId];
+  if (device?.session !== "logged-in") throw notLoggedIn(deviceId, device);
+  return device;
+}
+
+/**
+ * Writes collected during a transaction, applied at its end: one write per touched user document
+ * (each changed device replaced whole, under a FieldPath because device IDs may contain dots).
+ */
+class Changes {
+  private readonly users = new Map<string, { exists: boolean; devices: Map<string, DeviceWrite> }>();
+  private readonly tokenDeletes = new Set<string>();
+  private readonly tokenSets = new Map<string, Record<string, unknown>>();
+
+  putDevice(uid: string, userExists: boolean, device: DeviceWrite): void {
+    const entry = this.users.get(uid) ?? { exists: userExists, devices: new Map() };
+    entry.devices.set(device.deviceId, device);
+    this.users.set(uid, entry);
+  }
+
+  deleteToken(hash: string): void {
+    this.tokenSets.delete(hash);
+    this.tokenDeletes.add(hash);
+  }
+
+  setToken(hash: string, doc: Record<string, unknown>): void {
+    this.tokenDeletes.delete(hash);
+    this.tokenSets.set(hash, doc);
+  }
+
+  apply(tx: Transaction): void {
+    for (const [uid, { exists, devices }] of this.users) {
+      if (exists) {
+        const pairs: unknown[] = [];
+        for (const [id, device] of devices) pairs.push(new FieldPath("devices", id), device);
+        tx.update(userRef(uid), "updatedAt", serverNow(), ...pairs);
+      } else {
+        tx.set(userRef(uid), { devices: Object.fromEntries(devices), updatedAt: serverNow() });
+      }
+    }
+    for (const hash of this.tokenDeletes) tx.delete(tokenRef(hash));
+    for (const [hash, doc] of this.tokenSets) tx.set(tokenRef(hash), doc);
+  }
+}
+
+/** Reads the pushTokens docs of these tokens (one round trip), keyed by hash. */
+async function readTokenDocs(tx: Transaction, hashes: string[]): Promise<Map<string, PushTokenDoc | null>> {
+  const unique = [...new Set(hashes)];
+  const result = new Map<string, PushTokenDoc | null>();
+  if (unique.length === 0) return result;
+  const snaps = await tx.getAll(...unique.map(tokenRef));
+  snaps.forEach((snap, i) => result.set(unique[i] as string, parseTokenDoc(snap)));
+  return result;
+}
+
+/** Drops a device's token ownership record, but only if it still names this device (a token may have moved on). */
+function releaseToken(changes: Changes, uid: string, device: Device, tokenDocs: Map<string, PushTokenDoc | null>): void {
+  if (!device.token) return;
+  const owner = tokenDocs.get(device.token.tokenHash);
+  if (owner && owner.uid === uid && owner.deviceId === device.deviceId) changes.deleteToken(device.token.tokenHash);
+}
+
+export interface LoginResult {
+  deviceId: string;
+  sessionId: string;
+  /** True when the device was already logged in: its session and token were kept. */
+  resumed: boolean;
+  kickedDeviceIds: string[];
+}
+
+export async function login(uid: string, deviceId: string, platform: Platform, policy: SessionPolicy): Promise<LoginResult> {
+  const result = await db().runTransaction(async (tx) => {
+    const snap = await tx.get(userRef(uid));
+    const devices = parseUserDevices(snap.data());
+    const current = devices[deviceId];
+    const resumed = current?.session === "logged-in" && current.platform === platform;
+    const kicked = devicesToKick(devices, deviceId, platform, policy);
+    const ending = kicked.map((id) => devices[id] as Device);
+    if (current && !resumed) ending.push(current);
+    const tokenDocs = await readTokenDocs(tx, ending.flatMap((d) => (d.token ? [d.token.tokenHash] : [])));
+
+    const changes = new Changes();
+    for (const id of kicked) {
+      const device = devices[id] as Device;
+      releaseToken(changes, uid, device, tokenDocs);
+      changes.putDevice(uid, snap.exists, { ...device, session: "kicked", endedAt: serverNow(), kickedByDeviceId: deviceId, token: null });
+    }
+    const now = serverNow();
+    let sessionId: string;
+    if (resumed && current) {
+      sessionId = current.sessionId;
+      changes.putDevice(uid, snap.exists, { ...current, appState: "foreground", appStateAt: now, unreadCount: null, lastHeartbeatAt: now });
+    } else {
+      if (current) releaseToken(changes, uid, current, tokenDocs);
+      sessionId = randomUUID();
+      changes.putDevice(uid, snap.exists, {
+        deviceId,
+        platform,
+        session: "logged-in",
+        sessionId,
+        loggedInAt: now,
+        endedAt: null,
+        kickedByDeviceId: null,
+        appState: "foreground",
+        appStateAt: now,
+        unreadCount: null,
+        lastHeartbeatAt: now,
+        token: null,
+      });
+    }
+    changes.apply(tx);
+    return { deviceId, sessionId, resumed, kickedDeviceIds: kicked };
+  });
+  if (result.kickedDeviceIds.length) logger.info("login kicked other sessions", { uid, deviceId, kicked: result.kickedDeviceIds });
+  return result;
+}
+
+export interface SetTokenResult {
+  deviceId: string;
+  certificateId: number;
+  /** `bound`: a new token for this session; `refreshed`: the same token reported again. */
+  status: "bound" | "refreshed";
+}
+
+/** The caller must have checked that the certificate exists (not-found is answered before any write). */
+export async function setOfflinePushToken(uid: string, deviceId: string, certificateId: number, token: string): Promise<SetTokenResult> {
+  const hash = tokenHash(token);
+  const { result, movedFrom } = await db().runTransaction(async (tx) => {
+    const [userSnap, tokenSnap] = await tx.getAll(userRef(uid), tokenRef(hash));
+    if (!userSnap || !tokenSnap) throw new DomainError("internal", "transaction read returned no snapshot");
+    const devices = parseUserDevices(userSnap.data());
+    const device = requireLoggedIn(devices, deviceId);
+    const owner = parseTokenDoc(tokenSnap);
+    const now = serverNow();
+    const changes = new Changes();
+
+    if (device.token?.tokenHash === hash) {
+      // Same token again: only its freshness changes (and the certificate, if the app switched it).
+      changes.putDevice(uid, true, { ...device, token: { ...device.token, certificateId, refreshedAt: now } });
+      changes.setToken(hash, { uid, deviceId, certificateId, boundAt: owner?.boundAt ?? device.token.boundAt, refreshedAt: now });
+      changes.apply(tx);
+      return { result: { deviceId, certificateId, status: "refreshed" as const }, movedFrom: null };
+    }
+
+    // All reads come before any write: the previous owner's user document when it is another
+    // user, and the ownership record of the token this device held until now.
+    const heldElsewhere = owner !== null && !(owner.uid === uid && owner.deviceId === deviceId) ? owner : null;
+    const ownerSnap = heldElsewhere && heldElsewhere.uid !== uid ? await tx.get(userRef(heldElsewhere.uid)) : null;
+    const previousTokens = await readTokenDocs(tx, device.token ? [device.token.tokenHash] : []);
+
+    if (heldElsewhere) {
+      // Same phone, new account (or a reinstall under a new deviceId): the old holder loses it now.
+      const ownerDevices = ownerSnap ? parseUserDevices(ownerSnap.data()) : devices;
+      const previous = ownerDevices[heldElsewhere.deviceId];
+      if (previous?.token?.tokenHash === hash) {
+        changes.putDevice(heldElsewhere.uid, ownerSnap ? ownerSnap.exists : true, { ...previous, token: null });
+      }
+    }
+    releaseToken(changes, uid, device, previousTokens);
+    changes.putDevice(uid, true, { ...device, token: { certificateId, token, tokenHash: hash, boundAt: now, refreshedAt: now } });
+    changes.setToken(hash, { uid, deviceId, certificateId, boundAt: now, refreshedAt: now });
+    changes.apply(tx);
+    const from = heldElsewhere ? { uid: heldElsewhere.uid, deviceId: heldElsewhere.deviceId } : null;
+    return { result: { deviceId, certificateId, status: "bound" as const }, movedFrom: from };
+  });
+  if (movedFrom) logger.info("push token moved to a new owner", { tokenHash: hash.slice(0, 12), from: movedFrom, to: { uid, deviceId } });
+  return result;
+}
+
+/** Updates fields of a logged-in device: one read and one write. */
+async function updateLoggedIn(uid: string, deviceId: string, fields: Record<string, unknown>): Promise<void> {
+  await db().runTransaction(async (tx) => {
+    const snap = await tx.get(userRef(uid));
+    requireLoggedIn(parseUserDevices(snap.data()), deviceId);
+    const pairs: unknown[] = [];
+    for (const [key, value] of Object.entries(fields)) pairs.push(new FieldPath("devices", deviceId, key), value);
+    tx.update(userRef(uid), "updatedAt", serverNow(), ...pairs);
+  });
+}
+
+/** Any call from the app proves its connection is alive, so app-state changes renew the lease too. */
+export async function heartbeat(uid: string, deviceId: string): Promise<void> {
+  await updateLoggedIn(uid, deviceId, { lastHeartbeatAt: serverNow() });
+}
+
+export async function setAppState(uid: string, deviceId: string, appState: "foreground" | "background", unreadCount: number | null): Promise<void> {
+  const now = serverNow();
+  await updateLoggedIn(uid, deviceId, { appState, appStateAt: now, unreadCount, lastHeartbeatAt: now });
+}
+
+export interface LogoutResult {
+  deviceId: string;
+  /** The state the device is in now; `kicked` stays `kicked` (logging out again changes nothing). */
+  session: "logged-out" | "kicked";
+  /** False when the session had already ended (logout is idempotent). */
+  ended: boolean;
+}
+
+export async function logout(uid: string, deviceId: string): Promise<LogoutResult> {
+  return db().runTransaction(async (tx) => {
+    const snap = await tx.get(userRef(uid));
+    const devices = parseUserDevices(snap.data());
+    const device = devices[deviceId];
+    if (!device) throw notLoggedIn(deviceId, device);
+    if (device.session !== "logged-in") return { deviceId, session: device.session, ended: false };
+    const tokenDocs = await readTokenDocs(tx, device.token ? [device.token.tokenHash] : []);
+    const changes = new Changes();
+    releaseToken(changes, uid, device, tokenDocs);
+    changes.putDevice(uid, true, { ...device, session: "logged-out", endedAt: serverNow(), token: null });
+    changes.apply(tx);
+    return { deviceId, session: "logged-out", ended: true };
+  });
+}
+
+/**
+ * For senders: removes a token FCM reports as no longer registered (UNREGISTERED, or
+ * INVALID_ARGUMENT on the token), from both its ownership record and its device, so it is not
+ * tried again. Returns the owner it was removed from, or null if nobody held it any more.
+ */
+export async function unbindToken(hash: string): Promise<{ uid: string; deviceId: string } | null> {
+  return db().runTransaction(async (tx) => {
+    const owner = parseTokenDoc(await tx.get(tokenRef(hash)));
+    if (!owner) return null;
+    const ownerSnap = await tx.get(userRef(owner.uid));
+    const device = parseUserDevices(ownerSnap.data())[owner.deviceId];
+    const changes = new Changes();
+    if (device?.token?.tokenHash === hash) changes.putDevice(owner.uid, ownerSnap.exists, { ...device, token: null });
+    changes.deleteToken(hash);
+    changes.apply(tx);
+    return { uid: owner.uid, deviceId: owner.deviceId };
+  });
+}

@@ -1,0 +1,111 @@
+// Races: whatever order concurrent calls land in, the stored state stays consistent (no token
+// with two owners, no token on a session that is not logged in).
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { call, callOk, clearFirestore, createUser, createUsers, mapLimit, type TestUser } from "../helpers/emulators.ts";
+import { assertSessionInvariants, fakeFcmToken, readDevice, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { tokenHash } from "../../functions/src/sessions/schemas.ts";
+import { unbindToken } from "../../functions/src/sessions/store.ts";
+
+let certificateId: number;
+
+before(async () => {
+  await clearFirestore();
+  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+});
+
+describe("concurrency", () => {
+  it("logout racing setOfflinePushToken on the same device, many rounds", async (t) => {
+    const user = await createUser();
+    const outcomes = { tokenFirst: 0, logoutFirst: 0 };
+    for (let round = 0; round < 12; round++) {
+      const token = fakeFcmToken();
+      await callOk("login", { deviceId: "racer", platform: "android" }, user);
+      const [set, out] = await Promise.all([
+        call("setOfflinePushToken", { deviceId: "racer", certificateId, token }, user),
+        call("logout", { deviceId: "racer" }, user),
+      ]);
+      assert.equal(out.error, undefined, JSON.stringify(out.error));
+      assert.equal(out.result.ended, true);
+      if (set.error) {
+        // Logout won: the token arrived for a session that had ended.
+        assert.equal(set.error.status, "FAILED_PRECONDITION", JSON.stringify(set.error));
+        outcomes.logoutFirst++;
+      } else {
+        outcomes.tokenFirst++;
+      }
+      const d = await readDevice(user.uid, "racer");
+      assert.equal(d?.session, "logged-out");
+      assert.equal(d?.token, null, `round ${round}: a logged-out session holds a token`);
+      assert.equal(await readTokenOwner(token), null, `round ${round}: the token still has an owner`);
+      await assertSessionInvariants();
+    }
+    assert.equal(outcomes.tokenFirst + outcomes.logoutFirst, 12);
+    t.diagnostic(`token first: ${outcomes.tokenFirst} rounds, logout first: ${outcomes.logoutFirst} rounds`);
+  });
+
+  it("a login on another device racing setOfflinePushToken: the kicked session never keeps the token", async () => {
+    const user = await createUser();
+    for (let round = 0; round < 6; round++) {
+      const [first, second] = round % 2 ? ["p1", "p2"] : ["p2", "p1"];
+      await callOk("login", { deviceId: first, platform: "android" }, user);
+      const token = fakeFcmToken();
+      const [set, login] = await Promise.all([
+        call("setOfflinePushToken", { deviceId: first, certificateId, token }, user),
+        call("login", { deviceId: second, platform: "android" }, user),
+      ]);
+      assert.equal(login.error, undefined);
+      assert.ok(!set.error || set.error.status === "FAILED_PRECONDITION", JSON.stringify(set.error));
+      const d = await readDevice(user.uid, first);
+      assert.equal(d?.session, "kicked");
+      assert.equal(d?.token, null);
+      assert.equal(await readTokenOwner(token), null);
+      await assertSessionInvariants();
+    }
+  });
+
+  it("50 devices of 50 users registering at once, every token claimed by two users simultaneously", async () => {
+    const users = await createUsers(50);
+    await mapLimit(users, 8, (u, i) => callOk("login", { deviceId: `dev-${i}`, platform: "android" }, u));
+    // Pairs of users (same phone, two accounts) report the same token at the same moment.
+    const tokens = Array.from({ length: 25 }, () => fakeFcmToken());
+    const results = await Promise.all(
+      users.map((u, i) => call("setOfflinePushToken", { deviceId: `dev-${i}`, certificateId, token: tokens[i % 25] }, u)),
+    );
+    for (const res of results) assert.equal(res.error, undefined, JSON.stringify(res.error));
+
+    const { tokens: tokenDocs } = await assertSessionInvariants();
+    assert.equal(tokenDocs, 25, "each token has exactly one owner record");
+    for (let t = 0; t < 25; t++) {
+      const owner = await readTokenOwner(tokens[t] as string);
+      assert.ok(owner);
+      const holders: TestUser[] = [];
+      for (const i of [t, t + 25]) {
+        const d = await readDevice(users[i]!.uid, `dev-${i}`);
+        assert.equal(d?.session, "logged-in");
+        if (d?.token) holders.push(users[i]!);
+      }
+      assert.equal(holders.length, 1, `token ${t} is held by ${holders.length} devices`);
+      assert.equal(holders[0]!.uid, owner.uid);
+    }
+  });
+
+  it("unbindToken (for senders, when FCM says a token is gone) clears both sides; racing a re-report stays consistent", async () => {
+    const user = await createUser();
+    await callOk("login", { deviceId: "gone", platform: "android" }, user);
+    const token = fakeFcmToken();
+    await callOk("setOfflinePushToken", { deviceId: "gone", certificateId, token }, user);
+    assert.deepEqual(await unbindToken(tokenHash(token)), { uid: user.uid, deviceId: "gone" });
+    assert.equal((await readDevice(user.uid, "gone"))?.token, null);
+    assert.equal((await readDevice(user.uid, "gone"))?.session, "logged-in", "the session itself goes on");
+    assert.equal(await readTokenOwner(token), null);
+    assert.equal(await unbindToken(tokenHash(token)), null, "a second unbind finds nothing");
+
+    for (let round = 0; round < 5; round++) {
+      const t = fakeFcmToken();
+      await callOk("setOfflinePushToken", { deviceId: "gone", certificateId, token: t }, user);
+      await Promise.all([unbindToken(tokenHash(t)), callOk("setOfflinePushToken", { deviceId: "gone", certificateId, token: t }, user)]);
+      await assertSessionInvariants();
+    }
+  });
+});
