@@ -13,3 +13,4 @@ export {
 
 export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logout } from "./sessions/functions";
 
+export { offlinePushFanout, offlinePushBatch, sendMessage } from "./fanout/functions";

@@ -1,6 +1,5 @@
 // Process-wide FCM plumbing shared by every function in an instance: one HTTP/2 connection per
-// origin (reused across invocations while the instance is warm) and one access-token cache keyed by
-// `certificateId:version`, so a replaced key misses the cache at once on every instance.
+// origin (reused across invocations while the instance is warm) and one access-token cache.
 import { AccessTokenCache, fetchAccessToken, type AccessToken } from "./accessToken";
 import { fcmEndpoints } from "./endpoints";
 import { Http2Pool } from "./http2Pool";
@@ -16,11 +15,24 @@ export interface SendingCredentials {
   privateKeyId: string;
 }
 
+/**
+ * The version changes with every key replacement, so a new key misses the cache at once on every
+ * instance. The key ID is in too: certificate IDs are never reused in one database, but a wiped
+ * database (emulator runs) starts them again, and a warm instance must not send one project's
+ * pushes with another project's token.
+ */
+export const accessTokenCacheKey = (cred: SendingCredentials): string => `${cred.certificateId}:${cred.version}:${cred.privateKeyId}`;
+
 export function cachedAccessToken(cred: SendingCredentials): Promise<AccessToken> {
-  return accessTokens.get(`${cred.certificateId}:${cred.version}`, () =>
+  return accessTokens.get(accessTokenCacheKey(cred), () =>
     fetchAccessToken(
       { client_email: cred.clientEmail, private_key: cred.privateKey, private_key_id: cred.privateKeyId },
       { tokenUrl: fcmEndpoints().tokenUrl },
     ),
   );
+}
+
+/** After FCM refused a cached token (401): the next send obtains a fresh one. */
+export function dropAccessToken(cred: SendingCredentials): void {
+  accessTokens.invalidate(accessTokenCacheKey(cred));
 }

@@ -1,0 +1,216 @@
+// One batch of one message: claim it, read its recipients (one getAll), decide per device with the
+// sessions' pushEligibility, load the certificates (one getAll), send, record. The same code runs
+// inline for a small message and for each batch of a large one.
+import { randomUUID } from "node:crypto";
+import { Timestamp } from "firebase-admin/firestore";
+import * as logger from "firebase-functions/logger";
+import { loadCredentials, type CertificateCredentials } from "../certificates/store";
+import { db } from "../common/firestore";
+import type { FanoutSettings } from "../config";
+import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
+import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { CostCounter } from "./cost";
+import { sendAll, type SendJob } from "./deliver";
+import { checkedFcmMessage, messageDecision, type Placeholders } from "./message";
+import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
+import { batchLogId } from "./recipients";
+import type { PushContent, PushLogEntry, SkipReason } from "./schemas";
+
+export interface BatchInput {
+  content: PushContent;
+  uids: string[];
+  batchIndex: number;
+  batchCount: number;
+  /** Pub/Sub message ID of the original event. */
+  eventId: string;
+  /** Pub/Sub message ID of the message being processed (the event, or the batch message). */
+  deliveryId: string;
+  /** Publication time of the original event (epoch ms). */
+  publishTimeMs: number;
+}
+
+export interface BatchDeps {
+  settings: FanoutSettings;
+  placeholders: Placeholders;
+  /** The key-encryption key; throws when the secret is missing or malformed. */
+  kek: () => Buffer;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+/** How long a redelivery of the message that holds a batch waits for it before failing (to be redelivered). */
+const maxBusyWaitMs = (leaseMs: number) => Math.min(2 * leaseMs, 300_000);
+
+export type BatchResult =
+  | { status: "done"; logId: string; counts: { sent: number; skipped: number; failed: number }; cost: ReturnType<CostCounter["snapshot"]> }
+  | { status: "duplicate"; logId: string }
+  | { status: "lease-lost"; logId: string }
+  | { status: "in-progress-elsewhere"; logId: string };
+
+export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<BatchResult> {
+  const now = deps.now ?? Date.now;
+  const { content } = input;
+  const { settings } = deps;
+  const cost = new CostCounter();
+  const decision = messageDecision(content, deps.placeholders);
+  const logId = batchLogId(content.MsgKey, input.batchIndex);
+  const tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
+
+  const identity = {
+    msgKey: content.MsgKey,
+    from: content.From_Account,
+    batchIndex: input.batchIndex,
+    batchCount: input.batchCount,
+    eventId: input.eventId,
+    uids: input.uids,
+    notes: decision.notes,
+  };
+  const leaseOptions = {
+    owner: randomUUID(),
+    deliveryId: input.deliveryId,
+    leaseMs: settings.leaseMs,
+    ttlMs: settings.pushLogTtlMs,
+    checkpointEvery: settings.checkpointEvery,
+    now,
+  };
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  let claim = await claimBatch(logId, identity, leaseOptions, cost);
+  const waitUntil = now() + maxBusyWaitMs(settings.leaseMs);
+  // Our own message holds the batch (a redelivery after a crash, or a double delivery): wait for
+  // it to finish or for its lease to expire, then take over.
+  while (claim.status === "busy" && claim.sameDelivery && !tooOld) {
+    if (now() >= waitUntil) throw new BatchBusyError(`batch ${logId} is still held by another delivery of this message (lease until ${claim.until.toISOString()}); retry later`);
+    await sleep(Math.max(250, Math.min(5_000, claim.until.getTime() - now() + 100, waitUntil - now())));
+    claim = await claimBatch(logId, identity, leaseOptions, cost);
+  }
+  if (claim.status === "done") {
+    logger.info("offline push batch already done: duplicate delivery ignored", { msgKey: content.MsgKey, batchIndex: input.batchIndex, logId });
+    return { status: "duplicate", logId };
+  }
+  if (claim.status === "busy") {
+    // Another Pub/Sub message holds it; that message is redelivered if its delivery dies.
+    logger.info("offline push batch in progress in another delivery: this one is acknowledged", { logId, until: claim.until.toISOString(), tooOld });
+    return { status: "in-progress-elsewhere", logId };
+  }
+  const progress = claim.progress;
+  if (claim.claims > 1) {
+    logger.info("offline push batch resumed", { logId, claims: claim.claims, alreadyRecorded: progress.previous.length, previousOwner: claim.previousOwner });
+  }
+  for (const note of decision.notes) logger.info(`offline push ${content.MsgKey}: ${note}`);
+
+  const skipUser = (uid: string, reason: SkipReason, detail: string) =>
+    progress.record({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
+
+  if (tooOld) {
+    const age = Math.round((now() - input.publishTimeMs) / 1000);
+    for (const uid of input.uids) {
+      if (!progress.has({ uid, deviceId: null })) {
+        await skipUser(uid, "event-too-old", `the event was published ${age} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s): dropped rather than pushed late`);
+      }
+    }
+    return finish(progress, logId, cost);
+  }
+
+  const toRead: string[] = [];
+  for (const uid of input.uids) {
+    if (progress.has({ uid, deviceId: null })) continue;
+    if (uid === content.From_Account) await skipUser(uid, "sender", "the recipient is the sender: the sender's own devices are never pushed");
+    else if (!decision.push) await skipUser(uid, decision.reason, decision.detail);
+    else toRead.push(uid);
+  }
+  if (!decision.push || toRead.length === 0) return finish(progress, logId, cost);
+
+  // One read call for every recipient of the batch.
+  cost.firestoreReads++;
+  const snaps = await db().getAll(...toRead.map((uid) => db().collection(USERS).doc(uid)));
+  const devices: Array<{ uid: string; device: Device }> = [];
+  for (const snap of snaps) {
+    const uid = snap.id;
+    let map: Record<string, Device>;
+    try {
+      map = parseUserDevices(snap.exists ? snap.data() : undefined);
+    } catch (err) {
+      logger.error("unreadable users document: recipient skipped", { uid, error: String(err) });
+      await skipUser(uid, "invalid-device-record", "the user's stored device record does not match the expected format");
+      continue;
+    }
+    const list = Object.values(map);
+    if (list.length === 0) {
+      await skipUser(uid, "no-device", "the user has never logged in on any device");
+      continue;
+    }
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
+  }
+
+  const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
+  let credentials = new Map<number, CertificateCredentials>();
+  let unreadable: string | null = null;
+  if (certificateIds.length > 0) {
+    try {
+      const kek = deps.kek();
+      cost.firestoreReads++;
+      credentials = await loadCredentials(certificateIds, kek);
+    } catch (err) {
+      // Firestore errors (gRPC, numeric code) are transient: the delivery is retried. Anything else
+      // is a configuration problem (secret missing, wrong key-encryption key): recorded per device.
+      if (typeof (err as { code?: unknown }).code === "number") throw err;
+      unreadable = err instanceof Error ? err.message : String(err);
+      logger.error("push certificates could not be decrypted: eligible devices are recorded as failed", { error: unreadable });
+    }
+  }
+  const ctx = eligibilityConfig((id) => unreadable !== null || credentials.has(id));
+  const nowDate = new Date(now());
+  const text = { title: decision.title, body: decision.body };
+  const jobs: SendJob[] = [];
+  for (const { uid, device } of devices) {
+    const deviceId = device.deviceId;
+    const eligibility = pushEligibility(device, nowDate, ctx);
+    if (!eligibility.eligible) {
+      await progress.record({ outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() });
+      continue;
+    }
+    const token = device.token;
+    if (!token) continue; // eligibility guarantees a token; narrows the type
+    if (unreadable !== null) {
+      await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} could not be decrypted: ${unreadable}`));
+      continue;
+    }
+    const checked = checkedFcmMessage(content, text, token.token);
+    if (!checked.ok) {
+      if (checked.reason === "payload-too-large") {
+        await progress.record({ outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() });
+      } else {
+        await progress.record(failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail));
+      }
+      continue;
+    }
+    jobs.push({ uid, deviceId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message });
+  }
+
+  const { leaseLost } = await sendAll(jobs, {
+    credentials,
+    settings,
+    cost,
+    mayProceed: () => progress.mayProceed(),
+    record: (entry) => progress.record(entry),
+  });
+  if (leaseLost || progress.lost) {
+    logger.warn("offline push batch taken over by another delivery: stopping", { logId });
+    return { status: "lease-lost", logId };
+  }
+  return finish(progress, logId, cost);
+}
+
+const ts = () => Timestamp.now();
+
+function failedEntry(uid: string, deviceId: string, certificateId: number, reason: "certificate-unreadable" | "invalid-message", detail: string): PushLogEntry {
+  return { outcome: "failed", uid, deviceId, reason, detail, certificateId, error: null, attempts: 0, at: ts() };
+}
+
+async function finish(progress: BatchProgress, logId: string, cost: CostCounter): Promise<BatchResult> {
+  await progress.finish();
+  if (progress.lost) return { status: "lease-lost", logId };
+  const counts = progress.counts();
+  logger.info("offline push batch done", { logId, ...counts, cost: cost.snapshot() });
+  return { status: "done", logId, counts, cost: cost.snapshot() };
+}

@@ -1,0 +1,201 @@
+// The fan-out's deployed functions:
+//   offlinePushFanout  Pub/Sub trigger on PUSH_TOPIC (default im-offline-push): one IM message.
+//                      Validates it, splits the recipients into batches; a single batch is
+//                      delivered right here, more are published to PUSH_BATCH_TOPIC.
+//   offlinePushBatch   Pub/Sub trigger on PUSH_BATCH_TOPIC: one batch, in parallel with the others.
+//   sendMessage        callable: an app publishes the same event with itself as the sender.
+// Both triggers run with retry: true. That is safe because every batch has an exactly-once
+// progress record (progress.ts); invalid events are recorded and acknowledged, never retried, and
+// anything that keeps failing is acknowledged once the event is older than MAX_EVENT_AGE_SECONDS.
+import { randomUUID } from "node:crypto";
+import * as logger from "firebase-functions/logger";
+import { onMessagePublished, type MessagePublishedData, type PubSubOptions } from "firebase-functions/v2/pubsub";
+import type { CloudEvent } from "firebase-functions/v2";
+import { z } from "zod";
+import { callable, fieldOf } from "../common/callable";
+import {
+  PUSH_BATCH_TOPIC,
+  PUSH_TOPIC,
+  fanoutSettings,
+  keyEncryptionKey,
+  keyEncryptionKeySecret,
+  pushPlaceholderTextsRaw,
+  type FanoutSettings,
+} from "../config";
+import { processBatch, type BatchDeps } from "./batch";
+import { placeholdersFrom } from "./message";
+import { BatchBusyError } from "./progress";
+import { publishJson } from "./publish";
+import { recordRejected } from "./pushLog";
+import { recipientsOf, splitIntoBatches } from "./recipients";
+import {
+  AccountSchema,
+  BatchMessageSchema,
+  PushEventSchema,
+  SendMessageRequestSchema,
+  type BatchMessage,
+  contentOf,
+  type PushEvent,
+} from "./schemas";
+
+function triggerOptions(topic: string): PubSubOptions {
+  return { topic, retry: true, secrets: [keyEncryptionKeySecret], timeoutSeconds: 540, memory: "512MiB" };
+}
+
+export interface Delivery {
+  topic: string;
+  eventId: string;
+  publishTimeMs: number;
+  /** The message data, decoded; undefined when it is not JSON. */
+  json: unknown;
+  jsonError: string | null;
+}
+
+function delivery(topic: string, event: CloudEvent<MessagePublishedData>): Delivery {
+  const message = event.data.message;
+  const publishTimeMs = Date.parse(message.publishTime ?? event.time);
+  let json: unknown;
+  let jsonError: string | null = null;
+  try {
+    json = JSON.parse(Buffer.from(message.data ?? "", "base64").toString("utf8"));
+  } catch (err) {
+    jsonError = `the message data is not JSON (${err instanceof Error ? err.message : String(err)})`;
+  }
+  return { topic, eventId: message.messageId, publishTimeMs: Number.isNaN(publishTimeMs) ? Date.now() : publishTimeMs, json, jsonError };
+}
+
+function deps(settings: FanoutSettings): BatchDeps {
+  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey };
+}
+
+/**
+ * Retries end: an error (a bug, an outage) makes Pub/Sub redeliver with backoff, but once the
+ * event is older than the age limit it is acknowledged with an error log instead of looping.
+ */
+async function guarded(d: Delivery, settings: FanoutSettings, work: () => Promise<void>): Promise<void> {
+  try {
+    await work();
+  } catch (err) {
+    const expired = Date.now() - d.publishTimeMs > settings.maxEventAgeMs;
+    if (err instanceof BatchBusyError) {
+      logger.info(err.message, { eventId: d.eventId });
+      if (expired) return;
+      throw err;
+    }
+    logger.error("offline push delivery failed", { topic: d.topic, eventId: d.eventId, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), willRetry: !expired });
+    if (!expired) throw err;
+  }
+}
+
+async function reject(d: Delivery, settings: FanoutSettings, reason: "invalid-event" | "event-too-old", detail: string, extra: { issues?: Array<{ field: string; message: string }>; event?: Partial<PushEvent> } = {}) {
+  const event = extra.event;
+  const recipients = event?.To_Account !== undefined ? recipientsOf({ To_Account: event.To_Account }) : rawRecipients(d.json);
+  const rawKey = (d.json as { MsgKey?: unknown } | undefined)?.MsgKey;
+  const rawFrom = (d.json as { From_Account?: unknown } | undefined)?.From_Account;
+  const id = await recordRejected(
+    {
+      reason,
+      topic: d.topic,
+      eventId: d.eventId,
+      msgKey: event?.MsgKey ?? (typeof rawKey === "string" ? rawKey.slice(0, 512) : null),
+      from: event?.From_Account ?? (typeof rawFrom === "string" ? rawFrom.slice(0, 128) : null),
+      uids: recipients && recipients.length <= settings.batchSize ? recipients : [],
+      recipientCount: recipients?.length ?? null,
+      issues: extra.issues ?? [],
+      detail,
+      publishTime: new Date(d.publishTimeMs).toISOString(),
+    },
+    settings.pushLogTtlMs,
+  );
+  logger.warn(`offline push event rejected: ${reason}`, { topic: d.topic, eventId: d.eventId, logId: id, detail, issues: extra.issues });
+}
+
+/** The accounts an invalid event was meant for, when they can be read: so "by user" queries find it. */
+function rawRecipients(json: unknown): string[] | null {
+  const to = (json as { To_Account?: unknown } | undefined)?.To_Account;
+  const list = typeof to === "string" ? [to] : Array.isArray(to) ? to : null;
+  if (!list) return null;
+  return recipientsOf({ To_Account: list.filter((a): a is string => AccountSchema.safeParse(a).success) });
+}
+
+function issuesOf(error: z.ZodError) {
+  return error.issues.slice(0, 20).map((issue) => ({ field: fieldOf(issue), message: issue.message }));
+}
+
+export async function handlePushEvent(d: Delivery): Promise<void> {
+  const settings = fanoutSettings();
+  await guarded(d, settings, async () => {
+    if (d.jsonError !== null) return reject(d, settings, "invalid-event", d.jsonError);
+    const parsed = PushEventSchema.safeParse(d.json);
+    if (!parsed.success) {
+      const issues = issuesOf(parsed.error);
+      return reject(d, settings, "invalid-event", `invalid offline-push event: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
+    }
+    const event = parsed.data;
+    const ageMs = Date.now() - d.publishTimeMs;
+    const recipients = recipientsOf(event);
+    const batches = splitIntoBatches(recipients, settings.batchSize);
+    if (ageMs > settings.maxEventAgeMs && batches.length > 1) {
+      // A single batch goes through processBatch, which records the age per recipient.
+      return reject(d, settings, "event-too-old", `published ${Math.round(ageMs / 1000)} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s)`, { event });
+    }
+    const content = contentOf(event);
+    if (batches.length === 1) {
+      await processBatch(
+        { content, uids: batches[0] as string[], batchIndex: 0, batchCount: 1, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs },
+        deps(settings),
+      );
+      return;
+    }
+    // Deterministic batches: a redelivered event republishes the same batches, which find their
+    // progress records and send nothing twice.
+    const publishTime = new Date(d.publishTimeMs).toISOString();
+    await Promise.all(
+      batches.map((uids, batchIndex) => {
+        const message: BatchMessage = { v: 1, content, batchIndex, batchCount: batches.length, uids, publishTime, eventId: d.eventId };
+        return publishJson(PUSH_BATCH_TOPIC, message);
+      }),
+    );
+    logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, topic: PUSH_BATCH_TOPIC });
+  });
+}
+
+export async function handleBatchMessage(d: Delivery): Promise<void> {
+  const settings = fanoutSettings();
+  await guarded(d, settings, async () => {
+    if (d.jsonError !== null) return reject(d, settings, "invalid-event", d.jsonError);
+    const parsed = BatchMessageSchema.safeParse(d.json);
+    if (!parsed.success) {
+      const issues = issuesOf(parsed.error);
+      return reject(d, settings, "invalid-event", `invalid offline-push batch message: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
+    }
+    const m = parsed.data;
+    await processBatch(
+      { content: m.content, uids: m.uids, batchIndex: m.batchIndex, batchCount: m.batchCount, eventId: m.eventId, deliveryId: d.eventId, publishTimeMs: Date.parse(m.publishTime) },
+      deps(settings),
+    );
+  });
+}
+
+export const offlinePushFanout = onMessagePublished(triggerOptions(PUSH_TOPIC), (event) => handlePushEvent(delivery(PUSH_TOPIC, event)));
+
+export const offlinePushBatch = onMessagePublished(triggerOptions(PUSH_BATCH_TOPIC), (event) =>
+  handleBatchMessage(delivery(PUSH_BATCH_TOPIC, event)),
+);
+
+/**
+ * The original SDK's setOfflinePushSettings + sendMessage: the app publishes the event the IM
+ * backend would publish, with itself as From_Account and a generated MsgKey.
+ */
+export const sendMessage = callable({ name: "sendMessage", access: "user", schema: SendMessageRequestSchema }, async ({ to, body, offlinePushInfo }, caller) => {
+  const msgKey = `app-${Date.now()}-${randomUUID()}`;
+  const event = PushEventSchema.parse({
+    MsgKey: msgKey,
+    From_Account: caller.uid,
+    To_Account: to,
+    MsgBody: typeof body === "string" ? [{ MsgType: "TIMTextElem", MsgContent: { Text: body } }] : (body ?? []),
+    ...(offlinePushInfo !== undefined ? { OfflinePushInfo: offlinePushInfo } : {}),
+  });
+  const messageId = await publishJson(PUSH_TOPIC, event);
+  return { msgKey, messageId, recipients: recipientsOf(event).length };
+});

@@ -1,0 +1,71 @@
+// The push log: what happened to each message on each device. Read by the troubleshooting tools.
+//   pushLog/{msgKeyId}__{batchIndex}  kind "batch": one batch of a message, one entry per device
+//                                     (sent / skipped / failed, reason, FCM name or error), also the
+//                                     batch's progress record (progress.ts)
+//   pushLog/rejected__{eventId}       kind "rejected": an event acknowledged without any push
+//                                     (invalid, or older than MAX_EVENT_AGE_SECONDS)
+// Every document has `msgKey` (query by message), `uids` (array-contains: query by user),
+// `createdAt` and `expireAt` (Firestore TTL policy on pushLog.expireAt deletes it).
+import { Timestamp } from "firebase-admin/firestore";
+import { db } from "../common/firestore";
+import {
+  BatchLogSchema,
+  RejectedLogSchema,
+  type BatchLog,
+  type PushLogEntry,
+  type RejectedLog,
+} from "./schemas";
+import { rejectedLogId } from "./recipients";
+
+export const PUSH_LOG = "pushLog";
+
+export type RejectedInput = Omit<RejectedLog, "kind" | "batchIndex" | "createdAt" | "expireAt">;
+
+/** Idempotent per event: a redelivery overwrites the same document. */
+export async function recordRejected(input: RejectedInput, ttlMs: number, nowMs = Date.now()): Promise<string> {
+  const id = rejectedLogId(input.eventId);
+  const doc: RejectedLog = {
+    kind: "rejected",
+    batchIndex: null,
+    ...input,
+    createdAt: Timestamp.fromMillis(nowMs),
+    expireAt: Timestamp.fromMillis(nowMs + ttlMs),
+  };
+  await db().collection(PUSH_LOG).doc(id).set(doc);
+  return id;
+}
+
+export type PushLogDoc = (BatchLog & { id: string }) | (RejectedLog & { id: string });
+
+function parseLogDoc(id: string, data: unknown): PushLogDoc {
+  const kind = (data as { kind?: unknown } | undefined)?.kind;
+  return kind === "rejected" ? { id, ...RejectedLogSchema.parse(data) } : { id, ...BatchLogSchema.parse(data) };
+}
+
+/** Every push-log document of a message, batches in order (index: msgKey ASC, batchIndex ASC). */
+export async function pushLogForMessage(msgKey: string): Promise<PushLogDoc[]> {
+  const snaps = await db().collection(PUSH_LOG).where("msgKey", "==", msgKey).orderBy("batchIndex").get();
+  return snaps.docs.map((d) => parseLogDoc(d.id, d.data()));
+}
+
+export interface UserPushLogItem {
+  logId: string;
+  msgKey: string | null;
+  from: string | null;
+  createdAt: Timestamp;
+  /** This user's entries in a batch document (empty for a rejected event). */
+  entries: PushLogEntry[];
+  rejected: Pick<RejectedLog, "reason" | "detail"> | null;
+}
+
+/** The latest messages that concerned a user, newest first (index: uids CONTAINS, createdAt DESC). */
+export async function pushLogForUser(uid: string, limit = 20): Promise<UserPushLogItem[]> {
+  const snaps = await db().collection(PUSH_LOG).where("uids", "array-contains", uid).orderBy("createdAt", "desc").limit(limit).get();
+  return snaps.docs.map((d) => {
+    const doc = parseLogDoc(d.id, d.data());
+    if (doc.kind === "rejected") {
+      return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: { reason: doc.reason, detail: doc.detail } };
+    }
+    return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: doc.entries.filter((e) => e.uid === uid), rejected: null };
+  });
+}

@@ -1,0 +1,39 @@
+// Recipients -> batches, and the IDs of their push-log documents. Deterministic on purpose: a
+// redelivered or republished event yields the same batches with the same IDs, so each batch's
+// progress record is found again and nothing is sent twice.
+import { createHash } from "node:crypto";
+import type { PushEvent } from "./schemas";
+
+/** To_Account as a list, duplicates removed, first occurrence order kept. */
+export function recipientsOf(event: Pick<PushEvent, "To_Account">): string[] {
+  const to = typeof event.To_Account === "string" ? [event.To_Account] : event.To_Account;
+  return [...new Set(to)];
+}
+
+export function splitIntoBatches<T>(items: T[], batchSize: number): T[][] {
+  const size = Math.max(1, Math.floor(batchSize));
+  const batches: T[][] = [];
+  for (let i = 0; i < items.length; i += size) batches.push(items.slice(i, i + size));
+  return batches;
+}
+
+const READABLE_KEY = /^[A-Za-z0-9._:-]{1,200}$/;
+
+/**
+ * The message key's part of push-log document IDs: the key itself when it is a readable, valid
+ * Firestore ID (operators find it in the console), else "~" + its SHA-256 ("~" never appears in
+ * readable keys, so the two forms cannot collide).
+ */
+export function msgKeyId(msgKey: string): string {
+  if (READABLE_KEY.test(msgKey) && !/^__.*__$/.test(msgKey) && msgKey !== "." && msgKey !== "..") return msgKey;
+  return `~${createHash("sha256").update(msgKey, "utf8").digest("hex")}`;
+}
+
+export function batchLogId(msgKey: string, batchIndex: number): string {
+  return `${msgKeyId(msgKey)}__${batchIndex}`;
+}
+
+/** Pub/Sub message IDs are digits in production and UUIDs in the emulator; hashed if anything else. */
+export function rejectedLogId(eventId: string): string {
+  return `rejected__${READABLE_KEY.test(eventId) ? eventId : createHash("sha256").update(eventId, "utf8").digest("hex")}`;
+}

@@ -1,0 +1,301 @@
+// Schemas are the single source of the fan-out types: the Pub/Sub event (in the original IM
+// service's REST field names, so existing payloads carry over), the batch messages, the
+// sendMessage request and the push-log documents.
+import { z } from "zod";
+import { MAX_FANOUT_BATCH_SIZE } from "../config";
+import { IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
+
+/**
+ * An IM account is a Firebase uid (at most 128 characters) and the ID of its users/{uid}
+ * document, so it must be a valid Firestore document ID.
+ */
+export const AccountSchema = z
+  .string({ error: "must be a string (an IM account)" })
+  .min(1, "must not be empty")
+  .max(128, "is longer than 128 characters")
+  .refine((s) => !s.includes("/"), "must not contain '/'")
+  .refine((s) => s !== "." && s !== ".." && !/^__.*__$/.test(s), "is not a valid account ID");
+
+/** Bounds one event: Pub/Sub messages are at most 10 MB, and this many accounts fit. */
+export const MAX_RECIPIENTS_PER_EVENT = 100_000;
+/** sendMessage comes from an app: a conversation, not a broadcast. */
+export const MAX_SEND_MESSAGE_RECIPIENTS = 500;
+/** The original service's MsgLifeTime bound (7 days), also its default. */
+export const MAX_MSG_LIFETIME_SECONDS = 604_800;
+
+// --- MsgBody elements (original names). Content objects are loose: fields we do not use pass through.
+const TextElemSchema = z.object({
+  MsgType: z.literal("TIMTextElem"),
+  MsgContent: z.looseObject({ Text: z.string({ error: "must be a string" }) }),
+});
+const CustomElemSchema = z.object({
+  MsgType: z.literal("TIMCustomElem"),
+  MsgContent: z.looseObject({
+    Data: z.string().optional(),
+    Desc: z.string().optional(),
+    Ext: z.string().optional(),
+    Sound: z.string().optional(),
+  }),
+});
+const LocationElemSchema = z.object({
+  MsgType: z.literal("TIMLocationElem"),
+  MsgContent: z.looseObject({ Desc: z.string().optional(), Latitude: z.number().optional(), Longitude: z.number().optional() }),
+});
+const FaceElemSchema = z.object({
+  MsgType: z.literal("TIMFaceElem"),
+  MsgContent: z.looseObject({ Index: z.number().optional(), Data: z.string().optional() }),
+});
+const otherElem = <T extends string>(type: T) => z.object({ MsgType: z.literal(type), MsgContent: z.looseObject({}) });
+
+export const MSG_TYPES = [
+  "TIMTextElem",
+  "TIMCustomElem",
+  "TIMLocationElem",
+  "TIMFaceElem",
+  "TIMSoundElem",
+  "TIMImageElem",
+  "TIMFileElem",
+  "TIMVideoFileElem",
+  "TIMRelayElem",
+] as const;
+export type MsgType = (typeof MSG_TYPES)[number];
+
+export const MsgElemSchema = z.discriminatedUnion(
+  "MsgType",
+  [
+    TextElemSchema,
+    CustomElemSchema,
+    LocationElemSchema,
+    FaceElemSchema,
+    otherElem("TIMSoundElem"),
+    otherElem("TIMImageElem"),
+    otherElem("TIMFileElem"),
+    otherElem("TIMVideoFileElem"),
+    otherElem("TIMRelayElem"),
+  ],
+  { error: `must have MsgType one of ${MSG_TYPES.join(", ")}` },
+);
+export type MsgElem = z.output<typeof MsgElemSchema>;
+
+export const MsgBodySchema = z.array(MsgElemSchema).max(100, "has more than 100 elements");
+
+// --- OfflinePushInfo (original names). AndroidInfo's vendor fields (OPPOChannelID, XiaoMiChannelID...)
+// and ApnsInfo are accepted and ignored: this backend pushes through FCM only.
+export const OfflinePushInfoSchema = z.looseObject({
+  PushFlag: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (push) or 1 (no push)" }).optional(),
+  Title: z.string({ error: "must be a string" }).optional(),
+  Desc: z.string({ error: "must be a string" }).optional(),
+  Ext: z.string({ error: "must be a string (the app reads it as the intent extra \"ext\")" }).optional(),
+  AndroidInfo: z
+    .looseObject({
+      GoogleChannelID: z.string({ error: "must be a string" }).optional(),
+      Sound: z.string({ error: "must be a string" }).optional(),
+    })
+    .optional(),
+  ApnsInfo: z.unknown().optional(),
+});
+export type OfflinePushInfo = z.output<typeof OfflinePushInfoSchema>;
+
+const MsgKeySchema = z.string({ error: "must be a string" }).min(1, "must not be empty").max(512, "is longer than 512 characters");
+const MsgLifeTimeSchema = z
+  .number({ error: "must be a number of seconds" })
+  .int("must be a whole number of seconds")
+  .min(0, "must not be negative")
+  .max(MAX_MSG_LIFETIME_SECONDS, `must be at most ${MAX_MSG_LIFETIME_SECONDS} (7 days)`);
+
+/** Everything about the message that the push depends on; the recipients travel beside it. */
+export const PushContentSchema = z.looseObject({
+  MsgKey: MsgKeySchema,
+  From_Account: AccountSchema,
+  MsgBody: MsgBodySchema.default([]),
+  MsgLifeTime: MsgLifeTimeSchema.optional(),
+  OfflinePushInfo: OfflinePushInfoSchema.optional(),
+});
+export type PushContent = z.output<typeof PushContentSchema>;
+
+/**
+ * One IM message on the `im-offline-push` topic. Top-level fields of the original REST payload
+ * that the push does not use (SyncOtherMachine, MsgRandom, CloudCustomData...) are accepted.
+ */
+export const PushEventSchema = PushContentSchema.extend({
+  To_Account: z.union(
+    [AccountSchema, z.array(AccountSchema).min(1, "must not be empty").max(MAX_RECIPIENTS_PER_EVENT, `has more than ${MAX_RECIPIENTS_PER_EVENT} accounts`)],
+    { error: "must be an account or a non-empty array of accounts" },
+  ),
+});
+export type PushEvent = z.output<typeof PushEventSchema>;
+
+/** The event without its recipients (which can be 100,000 accounts): what each batch carries. */
+export function contentOf(event: PushEvent): PushContent {
+  const content: Record<string, unknown> = { ...event };
+  delete content.To_Account;
+  return content as PushContent;
+}
+
+/** One batch of a large fan-out, on the batch topic. Only our own code publishes these. */
+export const BatchMessageSchema = z.strictObject({
+  v: z.literal(1),
+  content: PushContentSchema,
+  batchIndex: z.number().int().min(0),
+  batchCount: z.number().int().min(1),
+  uids: z.array(AccountSchema).min(1).max(MAX_FANOUT_BATCH_SIZE),
+  /** Publication time of the original event: the age limit counts from it, across hops and retries. */
+  publishTime: z.iso.datetime(),
+  /** Pub/Sub message ID of the original event, for the log. */
+  eventId: z.string(),
+});
+export type BatchMessage = z.output<typeof BatchMessageSchema>;
+
+// --- sendMessage (app side)
+export const SendMessageRequestSchema = z.strictObject({
+  to: z.union(
+    [
+      AccountSchema,
+      z
+        .array(AccountSchema)
+        .min(1, "must not be empty")
+        .max(MAX_SEND_MESSAGE_RECIPIENTS, `has more than ${MAX_SEND_MESSAGE_RECIPIENTS} accounts`),
+    ],
+    { error: "must be an account or a non-empty array of accounts" },
+  ),
+  /** MsgBody in the original element format, or a plain text (a single TIMTextElem). */
+  body: z
+    .union([z.string().min(1, "must not be empty").max(12_000, "is longer than 12000 characters"), MsgBodySchema.min(1, "must not be empty")], {
+      error: "must be a text or a MsgBody array",
+    })
+    .optional(),
+  offlinePushInfo: OfflinePushInfoSchema.optional(),
+});
+export type SendMessageRequest = z.output<typeof SendMessageRequestSchema>;
+
+// --- Push log ------------------------------------------------------------------------------------
+
+/** Message-wide and per-device reasons for not sending, besides the sessions' eligibility reasons. */
+export const SkipReasonSchema = z.union([
+  IneligibleReasonSchema,
+  z.enum([
+    "sender", // the recipient is the sender: their own devices are never pushed
+    "push-disabled", // OfflinePushInfo.PushFlag = 1
+    "custom-without-desc", // a custom message without Desc, as in the original service
+    "payload-too-large", // the FCM message would exceed FCM's 4096-byte limit
+    "event-too-old", // the event was published longer ago than MAX_EVENT_AGE_SECONDS
+    "invalid-device-record", // the user's stored document does not parse
+  ]),
+]);
+export type SkipReason = z.output<typeof SkipReasonSchema>;
+
+export const FailReasonSchema = z.enum([
+  "token-unregistered", // FCM: UNREGISTERED / 404: token unbound
+  "token-invalid", // FCM: INVALID_ARGUMENT naming the token: token unbound
+  "sender-mismatch", // FCM: SENDER_ID_MISMATCH: token unbound, certificate named
+  "certificate-auth", // FCM or Google's token endpoint refused the certificate: flagged unhealthy
+  "certificate-unhealthy", // not sent: the certificate was refused earlier in this batch
+  "certificate-unreadable", // the stored key could not be decrypted (key-encryption key?)
+  "token-endpoint-unavailable", // Google's token endpoint did not answer
+  "retries-exhausted", // 429/5xx/timeouts/resets after the bounded retries
+  "invalid-message", // FCM rejected the message itself
+  "fcm-error", // any other FCM answer
+]);
+export type FailReason = z.output<typeof FailReasonSchema>;
+
+export const FcmErrorRecordSchema = z.object({
+  kind: z.string(),
+  httpStatus: z.number(),
+  status: z.string().nullable(),
+  errorCode: z.string().nullable(),
+  message: z.string(),
+});
+export type FcmErrorRecord = z.output<typeof FcmErrorRecordSchema>;
+
+/** One device's outcome. `deviceId` is null when the outcome is per user (no device read). */
+export const PushLogEntrySchema = z.discriminatedUnion("outcome", [
+  z.object({
+    outcome: z.literal("sent"),
+    uid: z.string(),
+    deviceId: z.string(),
+    reason: z.literal("sent"),
+    certificateId: z.number(),
+    fcmName: z.string(),
+    attempts: z.number(),
+    at: TimestampSchema,
+  }),
+  z.object({
+    outcome: z.literal("skipped"),
+    uid: z.string(),
+    deviceId: z.string().nullable(),
+    reason: SkipReasonSchema,
+    detail: z.string(),
+    at: TimestampSchema,
+  }),
+  z.object({
+    outcome: z.literal("failed"),
+    uid: z.string(),
+    deviceId: z.string(),
+    reason: FailReasonSchema,
+    detail: z.string(),
+    certificateId: z.number().nullable(),
+    error: FcmErrorRecordSchema.nullable(),
+    attempts: z.number(),
+    at: TimestampSchema,
+  }),
+]);
+export type PushLogEntry = z.output<typeof PushLogEntrySchema>;
+
+export const CostSchema = z.object({
+  firestoreReads: z.number(),
+  firestoreWrites: z.number(),
+  fcmRequests: z.number(),
+  publishes: z.number(),
+});
+export type CostCounts = z.output<typeof CostSchema>;
+
+export const OutcomeCountsSchema = z.object({ sent: z.number(), skipped: z.number(), failed: z.number() });
+
+/** pushLog/{msgKeyId}__{batchIndex}: one batch of one message, and its progress record. */
+export const BatchLogSchema = z.object({
+  kind: z.literal("batch"),
+  msgKey: z.string(),
+  from: z.string(),
+  batchIndex: z.number(),
+  batchCount: z.number(),
+  eventId: z.string(),
+  uids: z.array(z.string()),
+  state: z.enum(["running", "done"]),
+  lease: z.object({ owner: z.string(), deliveryId: z.string(), until: TimestampSchema }).nullable(),
+  /** Deliveries that claimed this batch: more than 1 means a retry or takeover continued it. */
+  claims: z.number(),
+  /** Deliveries that found the batch already done and sent nothing (Pub/Sub redeliveries, republished events). */
+  duplicates: z.number(),
+  entries: z.array(PushLogEntrySchema),
+  counts: OutcomeCountsSchema,
+  /** Message-wide remarks, e.g. a Sound that FCM cannot apply. */
+  notes: z.array(z.string()),
+  /** Calls made for this batch, over all its deliveries. */
+  cost: CostSchema,
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+  completedAt: TimestampSchema.nullable(),
+  expireAt: TimestampSchema,
+});
+export type BatchLog = z.output<typeof BatchLogSchema>;
+
+/** pushLog/rejected__{eventId}: an event that was acknowledged without any push. */
+export const RejectedLogSchema = z.object({
+  kind: z.literal("rejected"),
+  /** Always null: lets "by message key, ordered by batchIndex" queries include rejections. */
+  batchIndex: z.null(),
+  reason: z.enum(["invalid-event", "event-too-old"]),
+  topic: z.string(),
+  eventId: z.string(),
+  msgKey: z.string().nullable(),
+  from: z.string().nullable(),
+  /** Recipients when known (at most one batch's worth), for "by user" queries. */
+  uids: z.array(z.string()),
+  recipientCount: z.number().nullable(),
+  issues: z.array(z.object({ field: z.string(), message: z.string() })),
+  detail: z.string(),
+  publishTime: z.string().nullable(),
+  createdAt: TimestampSchema,
+  expireAt: TimestampSchema,
+});
+export type RejectedLog = z.output<typeof RejectedLogSchema>;

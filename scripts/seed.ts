@@ -1,0 +1,80 @@
+// Seeds the `npm start` demo on fresh emulators: an operator with the admin claim, a push
+// certificate made from a freshly generated key (known to the fake FCM), and two app users, one of
+// them logged in on an Android phone with its app in the background (so it gets offline pushes).
+// Then prints what a newcomer can try next.
+import { call, callOk, createUser, PROJECT, REGION } from "../test/helpers/emulators.ts";
+import { fakeFcm } from "../test/helpers/fakeFcm.ts";
+
+const FUNCTIONS = `http://127.0.0.1:5001/${PROJECT}/${REGION}`;
+
+async function main() {
+  const operator = await createUser({ admin: true, email: "operator@example.com" });
+  const alice = await createUser({ email: "alice@example.com" });
+  const bob = await createUser({ email: "bob@example.com" });
+
+  const serviceAccount = await fakeFcm.createServiceAccount("demo-chat-app");
+  const cert = await callOk("registerPushCertificate", { serviceAccount, label: "demo chat app" }, operator);
+
+  const deviceId = "bobs-pixel-8";
+  const token = `demo-fcm-token-${bob.uid}`;
+  await callOk("login", { deviceId, platform: "android" }, bob);
+  await callOk("setOfflinePushToken", { deviceId, certificateId: cert.certificateId, token }, bob);
+  await callOk("doBackground", { deviceId }, bob);
+
+  const sample = JSON.stringify({
+    data: {
+      to: bob.uid,
+      body: [{ MsgType: "TIMTextElem", MsgContent: { Text: "Are you coming tonight?" } }],
+      offlinePushInfo: { Title: "Alice", Ext: JSON.stringify({ conv: `c2c_${alice.uid}` }), AndroidInfo: { GoogleChannelID: "chat" } },
+    },
+  });
+  const pubsubMessage = JSON.stringify({
+    MsgKey: "demo-1",
+    From_Account: alice.uid,
+    To_Account: [bob.uid],
+    MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi from the IM backend" } }],
+  });
+  const probe = await call("listPushCertificates", {}, operator);
+
+  const out = `
+================================================================================
+ IM offline push: the demo is running on the emulators
+================================================================================
+ Functions   ${FUNCTIONS}/<name>
+ Auth        http://127.0.0.1:9099   Firestore http://127.0.0.1:8080   Pub/Sub http://127.0.0.1:8085
+ Fake FCM    http://127.0.0.1:9471/  (every push FCM would deliver; also printed above as [fake-fcm])
+
+ Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
+ App users   alice@example.com (uid ${alice.uid})
+             bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background
+ Passwords   password-123
+
+ ID tokens (valid one hour; sign in again with accounts:signInWithPassword for new ones):
+   export OPERATOR_TOKEN=${operator.idToken}
+   export ALICE_TOKEN=${alice.idToken}
+   export BOB_TOKEN=${bob.idToken}
+
+ Try: Alice sends Bob a message; Bob's phone gets the push (see the fake FCM):
+   curl -s ${FUNCTIONS}/sendMessage -H "Authorization: Bearer $ALICE_TOKEN" \\
+     -H 'content-type: application/json' -d '${sample}'
+
+ Or publish as the IM backend would:
+   curl -s http://127.0.0.1:8085/v1/projects/${PROJECT}/topics/im-offline-push:publish \\
+     -H 'content-type: application/json' \\
+     -d "{\\"messages\\":[{\\"data\\":\\"$(echo '${pubsubMessage}' | base64 -w0)\\"}]}"
+
+ Then bring Bob's app to the foreground and send again: no push this time.
+   curl -s ${FUNCTIONS}/doForeground -H "Authorization: Bearer $BOB_TOKEN" \\
+     -H 'content-type: application/json' -d '{"data":{"deviceId":"${deviceId}"}}'
+
+ Certificates: curl -s ${FUNCTIONS}/listPushCertificates -H "Authorization: Bearer $OPERATOR_TOKEN" \\
+     -H 'content-type: application/json' -d '{"data":{}}'
+================================================================================
+`;
+  process.stdout.write(out);
+}
+
+main().catch((err) => {
+  process.stderr.write(`seeding failed: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

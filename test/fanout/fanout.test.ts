@@ -1,0 +1,346 @@
+// The fan-out end to end: recipients set up through the real callables (login, setOfflinePushToken,
+// doBackground, logout), events published to the Pub/Sub emulator, the pushes observed at the
+// fake FCM, the decisions read from the push log.
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { Timestamp } from "firebase-admin/firestore";
+import { pushLogForMessage, pushLogForUser } from "../../functions/src/fanout/pushLog.ts";
+import { batchLogId } from "../../functions/src/fanout/recipients.ts";
+import { adminDb, call, callOk, clearFirestore, createUser, createUsers, eventually, publish, type TestUser } from "../helpers/emulators.ts";
+import {
+  PUSH_TOPIC,
+  entryFor,
+  foregroundDevice,
+  killedDevice,
+  logDocs,
+  msgKey,
+  printCost,
+  registerCertificate,
+  sendsTo,
+  waitForMessage,
+  waitForRejected,
+  type TestCertificate,
+} from "../helpers/fanout.ts";
+
+let cert: TestCertificate;
+let alice: TestUser; // the sender, with a killed device of her own
+let aliceToken: string;
+
+before(async () => {
+  await clearFirestore();
+  const admin = await createUser({ admin: true });
+  cert = await registerCertificate(admin);
+  alice = await createUser();
+  aliceToken = await killedDevice(alice, cert.certificateId);
+});
+
+const textBody = (t: string) => [{ MsgType: "TIMTextElem", MsgContent: { Text: t } }];
+
+describe("a text message to a killed device", () => {
+  it("arrives with exactly the expected FCM message, and the log records the send", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    await publish(PUSH_TOPIC, {
+      MsgKey: key,
+      From_Account: alice.uid,
+      To_Account: bob.uid,
+      MsgLifeTime: 3600,
+      MsgBody: textBody("hi"),
+      OfflinePushInfo: {
+        PushFlag: 0,
+        Title: "Alice",
+        Desc: "hi there",
+        Ext: '{"conv":"c2c_alice","n":1}',
+        AndroidInfo: { GoogleChannelID: "chat", Sound: "a.mp3" },
+        ApnsInfo: { Sound: "a.caf" },
+      },
+    });
+    const docs = await waitForMessage(key);
+    const sends = await sendsTo(token);
+    assert.equal(sends.length, 1);
+    const [send] = sends;
+    assert.equal(send!.projectId, cert.sa.project_id);
+    assert.equal(send!.clientEmail, cert.sa.client_email);
+    assert.equal(send!.answeredStatus, 200);
+    assert.deepEqual(send!.message, {
+      token,
+      notification: { title: "Alice", body: "hi there" },
+      data: { msgKey: key, sender: alice.uid, ext: '{"conv":"c2c_alice","n":1}' },
+      android: { priority: "HIGH", ttl: "3600s", collapse_key: `c2c_${alice.uid}`, notification: { channel_id: "chat", tag: key } },
+    });
+
+    assert.equal(docs.length, 1);
+    assert.equal(docs[0]!.id, batchLogId(key, 0));
+    assert.deepEqual(docs[0]!.uids, [bob.uid]);
+    const entry = entryFor(docs, bob.uid);
+    assert.equal(entry.outcome, "sent");
+    assert.equal(entry.outcome === "sent" && entry.fcmName, send!.name);
+    assert.equal(entry.outcome === "sent" && entry.certificateId, cert.certificateId);
+    // Sound is not applied, and the log says so.
+    assert.ok(docs[0]!.notes.some((n) => n.includes("a.mp3") && n.includes("not applied")), JSON.stringify(docs[0]!.notes));
+    assert.ok(docs[0]!.expireAt.toMillis() > Date.now() + 29 * 24 * 3600 * 1000, "expires via the TTL field in about 30 days");
+    printCost("one text message, one recipient", docs);
+
+    // What the troubleshooting tools read: by message key, and by user.
+    const byMessage = await pushLogForMessage(key);
+    assert.deepEqual(byMessage.map((d) => d.id), [batchLogId(key, 0)]);
+    const byUser = await pushLogForUser(bob.uid);
+    assert.equal(byUser[0]?.msgKey, key);
+    assert.deepEqual(byUser[0]?.entries.map((e) => [e.uid, e.outcome]), [[bob.uid, "sent"]]);
+  });
+
+  it("without Title/Desc: the sender as title, the message text as body", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: [bob.uid], MsgBody: textBody("see you at 8") });
+    await waitForMessage(key);
+    const [send] = await sendsTo(token);
+    const message = send!.message as { notification: unknown; android: { ttl: string } };
+    assert.deepEqual(message.notification, { title: alice.uid, body: "see you at 8" });
+    assert.equal(message.android.ttl, "604800s");
+  });
+});
+
+describe("who gets no push", () => {
+  it("no request for a foreground, logged-out, kicked or token-less device, nor the sender's own; each reason recorded", async () => {
+    const [killed, foreground, loggedOut, kicked, noToken] = await createUsers(5);
+    const killedToken = await killedDevice(killed!, cert.certificateId);
+    const foregroundToken = await foregroundDevice(foreground!, cert.certificateId);
+    const loggedOutToken = await killedDevice(loggedOut!, cert.certificateId);
+    await callOk("logout", { deviceId: "phone" }, loggedOut!);
+    const kickedToken = await killedDevice(kicked!, cert.certificateId);
+    await callOk("login", { deviceId: "tablet", platform: "android" }, kicked!); // kicks "phone"
+    await callOk("login", { deviceId: "phone", platform: "android" }, noToken!);
+    await callOk("doBackground", { deviceId: "phone" }, noToken!);
+    const neverLoggedIn = "never-logged-in-user";
+
+    const key = msgKey();
+    const to = [killed!.uid, foreground!.uid, loggedOut!.uid, kicked!.uid, noToken!.uid, alice.uid, neverLoggedIn, killed!.uid];
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: to, MsgBody: textBody("hello all") });
+    const docs = await waitForMessage(key);
+
+    assert.equal((await sendsTo(killedToken)).length, 1, "the killed device gets exactly one push (its account was listed twice)");
+    for (const [what, token] of [
+      ["foreground", foregroundToken],
+      ["logged-out", loggedOutToken],
+      ["kicked", kickedToken],
+      ["sender's own", aliceToken],
+    ] as const) {
+      assert.equal((await sendsTo(token)).length, 0, `no request for the ${what} device`);
+    }
+    const reason = (uid: string, deviceId: string | null = "phone") => {
+      const e = entryFor(docs, uid, deviceId);
+      return `${e.outcome}:${e.reason}`;
+    };
+    assert.equal(reason(killed!.uid), "sent:sent");
+    assert.equal(reason(foreground!.uid), "skipped:foreground");
+    assert.equal(reason(loggedOut!.uid), "skipped:logged-out");
+    assert.equal(reason(kicked!.uid), "skipped:kicked");
+    assert.equal(reason(kicked!.uid, "tablet"), "skipped:no-token");
+    assert.equal(reason(noToken!.uid), "skipped:no-token");
+    assert.equal(reason(alice.uid, null), "skipped:sender");
+    assert.equal(reason(neverLoggedIn, null), "skipped:no-device");
+    assert.equal(docs[0]!.entries.length, 8, "one entry per device (and per account without devices)");
+    assert.deepEqual(docs[0]!.counts, { sent: 1, skipped: 7, failed: 0 });
+    // The troubleshooting text: why, in words.
+    const fg = entryFor(docs, foreground!.uid);
+    assert.ok(fg.outcome === "skipped" && fg.detail.includes("foreground"), JSON.stringify(fg));
+  });
+
+  it("PushFlag 1: no request, reason recorded", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("quiet"), OfflinePushInfo: { PushFlag: 1, Desc: "quiet" } });
+    const docs = await waitForMessage(key);
+    assert.equal((await sendsTo(token)).length, 0);
+    const e = entryFor(docs, bob.uid, null);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:push-disabled");
+    assert.equal(docs[0]!.cost.fcmRequests, 0);
+  });
+
+  it("a custom message without Desc: no request, reason recorded; with Desc: pushed with it", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const custom = [{ MsgType: "TIMCustomElem", MsgContent: { Data: '{"type":"gift"}' } }];
+    const silent = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: silent, From_Account: alice.uid, To_Account: bob.uid, MsgBody: custom });
+    const docs = await waitForMessage(silent);
+    assert.equal((await sendsTo(token)).length, 0);
+    const e = entryFor(docs, bob.uid, null);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:custom-without-desc");
+
+    const withDesc = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: withDesc, From_Account: alice.uid, To_Account: bob.uid, MsgBody: custom, OfflinePushInfo: { Desc: "You got a gift" } });
+    await waitForMessage(withDesc);
+    const sends = await sendsTo(token);
+    assert.equal(sends.length, 1);
+    assert.equal((sends[0]!.message as { notification: { body: string } }).notification.body, "You got a gift");
+  });
+
+  it("an oversized message is not sent, and the log says why", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("x"), OfflinePushInfo: { Desc: "big", Ext: "e".repeat(4000) } });
+    const docs = await waitForMessage(key);
+    assert.equal((await sendsTo(token)).length, 0);
+    const e = entryFor(docs, bob.uid);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:payload-too-large");
+    assert.match(e.outcome === "skipped" ? e.detail : "", /over FCM's 4096-byte limit/);
+  });
+});
+
+describe("exactly once", () => {
+  it("the same event published twice (at once, and again later): one request", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    const event = { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("once") };
+    await Promise.all([publish(PUSH_TOPIC, event), publish(PUSH_TOPIC, event)]);
+    await waitForMessage(key);
+    await publish(PUSH_TOPIC, event);
+    // The later copy finds the batch done and records itself as a duplicate.
+    const docs = await eventually(async () => {
+      const d = await waitForMessage(key);
+      return d[0]!.duplicates >= 1 ? d : undefined;
+    }, { what: "the duplicate delivery to be recorded" });
+    assert.equal((await sendsTo(token)).length, 1);
+    assert.equal(docs[0]!.counts.sent, 1);
+    assert.equal(docs[0]!.entries.length, 1);
+  });
+
+  it("a delivery that crashed halfway: the retry sends only to the devices not yet recorded", async () => {
+    const [first, second] = await createUsers(2);
+    const firstToken = await killedDevice(first!, cert.certificateId);
+    const secondToken = await killedDevice(second!, cert.certificateId);
+    const key = msgKey();
+    // What a crashed delivery leaves: the batch running, its lease expired, one device recorded as sent.
+    const past = Timestamp.fromMillis(Date.now() - 60_000);
+    await adminDb().doc(`pushLog/${batchLogId(key, 0)}`).set({
+      kind: "batch",
+      msgKey: key,
+      from: alice.uid,
+      batchIndex: 0,
+      batchCount: 1,
+      eventId: "crashed-delivery",
+      uids: [first!.uid, second!.uid],
+      state: "running",
+      lease: { owner: "crashed-delivery", deliveryId: "crashed-delivery-message", until: past },
+      claims: 1,
+      duplicates: 0,
+      entries: [{ outcome: "sent", uid: first!.uid, deviceId: "phone", reason: "sent", certificateId: cert.certificateId, fcmName: "projects/x/messages/1", attempts: 1, at: past }],
+      counts: { sent: 1, skipped: 0, failed: 0 },
+      notes: [],
+      cost: { firestoreReads: 3, firestoreWrites: 2, fcmRequests: 1, publishes: 0 },
+      createdAt: past,
+      updatedAt: past,
+      completedAt: null,
+      expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
+    });
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: [first!.uid, second!.uid], MsgBody: textBody("resume") });
+    const docs = await waitForMessage(key);
+    assert.equal((await sendsTo(firstToken)).length, 0, "the device recorded as sent is not sent again");
+    assert.equal((await sendsTo(secondToken)).length, 1, "the device not yet recorded is sent");
+    assert.equal(docs[0]!.claims, 2);
+    assert.deepEqual(docs[0]!.counts, { sent: 2, skipped: 0, failed: 0 });
+    assert.equal(entryFor(docs, first!.uid).outcome === "sent" && (entryFor(docs, first!.uid) as { fcmName: string }).fcmName, "projects/x/messages/1");
+  });
+
+  it("a batch another Pub/Sub message's delivery is working on (live lease): this one sends nothing", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey();
+    const now = Date.now();
+    await adminDb().doc(`pushLog/${batchLogId(key, 0)}`).set({
+      kind: "batch",
+      msgKey: key,
+      from: alice.uid,
+      batchIndex: 0,
+      batchCount: 1,
+      eventId: "other-delivery",
+      uids: [bob.uid],
+      state: "running",
+      lease: { owner: "other-delivery", deliveryId: "another-pubsub-message", until: Timestamp.fromMillis(now + 600_000) },
+      claims: 1,
+      duplicates: 0,
+      entries: [],
+      counts: { sent: 0, skipped: 0, failed: 0 },
+      notes: [],
+      cost: { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },
+      createdAt: Timestamp.fromMillis(now),
+      updatedAt: Timestamp.fromMillis(now),
+      completedAt: null,
+      expireAt: Timestamp.fromMillis(now + 86_400_000),
+    });
+    // A control message published after it, to the same device: once it has arrived, the busy
+    // delivery has been handled too (the trigger processes them in parallel, so wait for both).
+    const control = msgKey();
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("busy") });
+    await publish(PUSH_TOPIC, { MsgKey: control, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("control") });
+    await waitForMessage(control);
+    await new Promise((r) => setTimeout(r, 1500));
+    const sends = await sendsTo(token);
+    assert.deepEqual(sends.map((s) => (s.message as { data: { msgKey: string } }).data.msgKey), [control]);
+    const [doc] = await logDocs(key);
+    assert.ok(doc && doc.kind === "batch" && doc.state === "running" && doc.lease?.owner === "other-delivery", "the other delivery keeps the batch");
+  });
+});
+
+describe("invalid events", () => {
+  it("an invalid event is recorded with what was wrong, acknowledged, and nothing is sent", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey("invalid");
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: 42 } }] });
+    const rejected = await waitForRejected(key);
+    assert.equal(rejected.reason, "invalid-event");
+    assert.equal(rejected.issues[0]?.field, "MsgBody.0.MsgContent.Text");
+    assert.equal(rejected.from, alice.uid);
+    assert.equal(rejected.topic, PUSH_TOPIC);
+    assert.deepEqual(rejected.uids, [bob.uid], "found by user too");
+    assert.equal((await sendsTo(token)).length, 0);
+  });
+
+  it("data that is not JSON is recorded under its Pub/Sub message ID", async () => {
+    const messageId = await publish(PUSH_TOPIC, "this is not json {");
+    const doc = await eventually(async () => {
+      const snap = await adminDb().doc(`pushLog/rejected__${messageId}`).get();
+      return snap.exists ? snap.data() : undefined;
+    }, { what: "the rejected record of a non-JSON event" });
+    assert.equal(doc.reason, "invalid-event");
+    assert.match(doc.detail, /not JSON/);
+    assert.equal(doc.msgKey, null);
+  });
+});
+
+describe("sendMessage (the app publishes for itself)", () => {
+  it("publishes the event with the caller as sender and a generated MsgKey", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const res = await callOk<{ msgKey: string; messageId: string; recipients: number }>(
+      "sendMessage",
+      { to: [bob.uid, bob.uid], body: "hello from the app", offlinePushInfo: { Ext: "open:chat", AndroidInfo: { GoogleChannelID: "chat" } } },
+      alice,
+    );
+    assert.match(res.msgKey, /^app-/);
+    assert.equal(res.recipients, 1);
+    const docs = await waitForMessage(res.msgKey);
+    assert.equal(docs[0]!.from, alice.uid);
+    const [send] = await sendsTo(token);
+    assert.deepEqual((send!.message as { notification: unknown }).notification, { title: alice.uid, body: "hello from the app" });
+    assert.deepEqual((send!.message as { data: unknown }).data, { msgKey: res.msgKey, sender: alice.uid, ext: "open:chat" });
+  });
+
+  it("rejects bad requests naming the field, and unauthenticated callers", async () => {
+    const empty = await call("sendMessage", { to: [] }, alice);
+    assert.equal(empty.error?.status, "INVALID_ARGUMENT");
+    assert.equal(empty.error?.details?.field, "to");
+    const badFlag = await call("sendMessage", { to: "bob", offlinePushInfo: { PushFlag: 7 } }, alice);
+    assert.equal(badFlag.error?.details?.field, "offlinePushInfo.PushFlag");
+    const anonymous = await call("sendMessage", { to: "bob", body: "x" });
+    assert.equal(anonymous.error?.status, "UNAUTHENTICATED");
+  });
+});

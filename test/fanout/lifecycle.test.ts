@@ -1,0 +1,159 @@
+// The paths of a batch that the emulator cannot produce on demand, with the real processBatch and
+// the real trigger handler running in this process against the Firestore emulator:
+// - Pub/Sub redelivering a message with the same message ID (the emulator never redelivers);
+// - events older than MAX_EVENT_AGE_SECONDS (the emulator stamps every message with "now").
+// The messages carry PushFlag 1 or are too old: the claim, progress and logging logic runs in full
+// and no FCM credentials are involved.
+import assert from "node:assert/strict";
+import { randomUUID } from "node:crypto";
+import { before, describe, it } from "node:test";
+import { Timestamp } from "firebase-admin/firestore";
+import { processBatch, type BatchDeps } from "../../functions/src/fanout/batch.ts";
+import { handlePushEvent } from "../../functions/src/fanout/functions.ts";
+import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
+import { BatchBusyError } from "../../functions/src/fanout/progress.ts";
+import { batchLogId } from "../../functions/src/fanout/recipients.ts";
+import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
+import { adminDb, clearFirestore } from "../helpers/emulators.ts";
+import { logDocs, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+
+const DAY = 86_400_000;
+
+function deps(leaseMs: number): BatchDeps {
+  return {
+    settings: {
+      batchSize: 200,
+      maxEventAgeMs: 3_600_000,
+      leaseMs,
+      checkpointEvery: 100,
+      sendConcurrency: 10,
+      maxAttempts: 4,
+      retryBaseDelayMs: 100,
+      retryMaxDelayMs: 1000,
+      pushLogTtlMs: DAY,
+    },
+    placeholders: DEFAULT_PLACEHOLDERS,
+    kek: () => {
+      throw new Error("no certificate is needed for a PushFlag 1 message");
+    },
+  };
+}
+
+function heldBatch(key: string, deliveryId: string, untilMs: number) {
+  const now = Timestamp.now();
+  return adminDb()
+    .doc(`pushLog/${batchLogId(key, 0)}`)
+    .set({
+      kind: "batch",
+      msgKey: key,
+      from: "sender",
+      batchIndex: 0,
+      batchCount: 1,
+      eventId: deliveryId,
+      uids: ["u1", "u2"],
+      state: "running",
+      lease: { owner: "first-attempt", deliveryId, until: Timestamp.fromMillis(untilMs) },
+      claims: 1,
+      duplicates: 0,
+      entries: [{ outcome: "skipped", uid: "u1", deviceId: null, reason: "push-disabled", detail: "recorded by the first attempt", at: now }],
+      counts: { sent: 0, skipped: 1, failed: 0 },
+      notes: [],
+      cost: { firestoreReads: 1, firestoreWrites: 2, fcmRequests: 0, publishes: 0 },
+      createdAt: now,
+      updatedAt: now,
+      completedAt: null,
+      expireAt: Timestamp.fromMillis(Date.now() + DAY),
+    });
+}
+
+function input(key: string, deliveryId: string) {
+  return {
+    content: PushContentSchema.parse({ MsgKey: key, From_Account: "sender", MsgBody: [], OfflinePushInfo: { PushFlag: 1 } }),
+    uids: ["u1", "u2"],
+    batchIndex: 0,
+    batchCount: 1,
+    eventId: deliveryId,
+    deliveryId,
+    publishTimeMs: Date.now(),
+  };
+}
+
+async function batchDoc(key: string): Promise<BatchDoc> {
+  const [doc] = await logDocs(key);
+  assert.ok(doc && doc.kind === "batch");
+  return doc;
+}
+
+before(async () => {
+  await clearFirestore();
+});
+
+describe("a batch held by a live lease", () => {
+  it("the same Pub/Sub message redelivered (its first attempt died): waits for the lease to expire, takes over, finishes only what is left", async () => {
+    const key = `redelivered-${randomUUID()}`;
+    await heldBatch(key, "pubsub-42", Date.now() + 2_000);
+    const started = Date.now();
+    const result = await processBatch(input(key, "pubsub-42"), deps(1_000));
+    assert.equal(result.status, "done");
+    assert.ok(Date.now() - started >= 1_500, "it waited for the lease");
+    const doc = await batchDoc(key);
+    assert.equal(doc.state, "done");
+    assert.equal(doc.claims, 2);
+    assert.equal(doc.lease, null);
+    assert.deepEqual(doc.entries.map((e) => [e.uid, e.reason, e.outcome === "skipped" ? e.detail : ""]), [
+      ["u1", "push-disabled", "recorded by the first attempt"],
+      ["u2", "push-disabled", "OfflinePushInfo.PushFlag is 1: the sender asked for no offline push"],
+    ]);
+  });
+
+  it("another Pub/Sub message (the same event published again): acknowledged at once, nothing written", async () => {
+    const key = `elsewhere-${randomUUID()}`;
+    await heldBatch(key, "pubsub-1", Date.now() + 60_000);
+    const result = await processBatch(input(key, "pubsub-2"), deps(60_000));
+    assert.equal(result.status, "in-progress-elsewhere");
+    const doc = await batchDoc(key);
+    assert.equal(doc.state, "running");
+    assert.equal(doc.lease?.owner, "first-attempt");
+    assert.equal(doc.entries.length, 1);
+  });
+
+  it("the same message, but the holder keeps its lease: the wait is bounded, then the delivery fails (Pub/Sub redelivers it later)", async () => {
+    const key = `still-held-${randomUUID()}`;
+    await heldBatch(key, "pubsub-7", Date.now() + 60_000);
+    const started = Date.now();
+    await assert.rejects(processBatch(input(key, "pubsub-7"), deps(500)), BatchBusyError);
+    assert.ok(Date.now() - started < 10_000);
+    assert.equal((await batchDoc(key)).entries.length, 1);
+  });
+});
+
+describe("events older than MAX_EVENT_AGE_SECONDS (default 1 hour)", () => {
+  it("a batch: nothing is read or sent, every recipient is recorded as event-too-old", async () => {
+    const key = `old-${randomUUID()}`;
+    const old = { ...input(key, "pubsub-old"), publishTimeMs: Date.now() - 2 * 3_600_000 };
+    old.content = PushContentSchema.parse({ MsgKey: key, From_Account: "sender", MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "late" } }] });
+    const result = await processBatch(old, deps(60_000));
+    assert.equal(result.status, "done");
+    const doc = await batchDoc(key);
+    assert.deepEqual(doc.entries.map((e) => [e.uid, e.reason]), [["u1", "event-too-old"], ["u2", "event-too-old"]]);
+    assert.equal(doc.cost.fcmRequests, 0);
+    assert.equal(doc.cost.firestoreReads, 2, "the claim and the final write's read: no recipient was read");
+  });
+
+  it("a large event: not split, recorded once as rejected (event-too-old) and acknowledged", async () => {
+    const key = `old-large-${randomUUID()}`;
+    const to = Array.from({ length: 250 }, (_, i) => `old-${i}`);
+    await handlePushEvent({
+      topic: "im-offline-push",
+      eventId: `old-event-${randomUUID()}`,
+      publishTimeMs: Date.now() - 2 * 3_600_000,
+      json: { MsgKey: key, From_Account: "sender", To_Account: to, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "late" } }] },
+      jsonError: null,
+    });
+    const rejected = await waitForRejected(key);
+    assert.equal(rejected.reason, "event-too-old");
+    assert.equal(rejected.recipientCount, 250);
+    assert.match(rejected.detail, /longer than MAX_EVENT_AGE_SECONDS \(3600 s\)/);
+    assert.equal((await logDocs(key)).filter((d) => d.kind === "batch").length, 0, "no batch was started");
+  });
+});
