@@ -1,9 +1,7 @@
 import assert from "node:assert/strict";
 import { after, before, beforeEach, describe, test } from "node:test";
 import {
-  AccessTokenCache,
   FCM_MAX_PAYLOAD_BYTES,
-  FcmClient,
   fcmMessageSchema,
   fcmPayloadSize,
   sendWithRetry,
@@ -348,67 +346,5 @@ describe("sendFcmMessage against the fake FCM over HTTP/2", () => {
     assert.equal((await env.ctl.errorRules()).length, 1, "the exhausted rule is gone");
     assert.deepEqual(await env.ctl.clearErrors(), { cleared: 1 });
     assert.deepEqual(await env.ctl.clearRequests({ projectId: env.sa.project_id }), { cleared: 3 });
-  });
-});
-
-describe("FcmClient (token cache + send + retry)", () => {
-  let env: TestEnv;
-  before(async () => {
-    env = await startEnv();
-  });
-  after(async () => {
-    await env.close();
-  });
-
-  test("one grant for many sends; a 401 drops the cached token and re-sends once with a fresh one", async () => {
-    await env.ctl.reset({ keepAccounts: true });
-    const sa = await env.ctl.createServiceAccount(env.sa.project_id);
-    const cache = new AccessTokenCache();
-    const client = new FcmClient({
-      endpoints: { apiOrigin: env.fake.apiOrigin, tokenUrl: env.fake.tokenUrl },
-      pool: env.pool,
-      tokenCache: cache,
-      retry: { baseDelayMs: 1 },
-    });
-    const params = { cacheKey: "42:1", serviceAccount: sa };
-    const outcomes = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => client.send({ ...params, message: { token: `tok-${i}` } })),
-    );
-    assert.ok(outcomes.every((o) => o.result.ok && o.attempts === 1));
-    assert.equal((await env.ctl.stats()).tokensIssued, 1);
-
-    // The fake forgets every access token (the accounts stay): the cached one is now invalid.
-    await env.ctl.reset({ keepAccounts: false });
-    await env.ctl.registerKey({
-      clientEmail: sa.client_email,
-      projectId: sa.project_id,
-      privateKeyId: sa.private_key_id,
-      publicKeyPem: (await import("node:crypto")).createPublicKey(sa.private_key).export({ type: "spki", format: "pem" }).toString(),
-    });
-    const again = await client.send({ ...params, message: { token: "tok-x" } });
-    assert.equal(again.result.ok, true);
-    assert.equal(again.attempts, 1);
-    const recs = await env.ctl.requests();
-    assert.deepEqual(
-      recs.map((r) => r.answeredStatus),
-      [401, 200],
-    );
-    assert.equal((await env.ctl.stats()).tokensIssued, 1);
-    await client.close(); // does not close the pool it was given
-    assert.equal((await env.send({ token: "still-open" }, { accessToken: (await client.accessToken("42:1", sa)) })).ok, true);
-  });
-
-  test("a revoked certificate: send rejects with FcmAuthError", async () => {
-    const sa = await env.ctl.createServiceAccount(env.sa.project_id);
-    await env.ctl.revoke(sa.client_email);
-    const client = new FcmClient({
-      endpoints: { apiOrigin: env.fake.apiOrigin, tokenUrl: env.fake.tokenUrl },
-      pool: env.pool,
-    });
-    await assert.rejects(client.send({ cacheKey: "7:1", serviceAccount: sa, message: { token: "t" } }), {
-      name: "FcmAuthError",
-      oauthError: "invalid_grant",
-      message: "invalid_grant: Invalid grant: account not found",
-    });
   });
 });

@@ -69,4 +69,3 @@ export {
   type FcmNotification,
   type FcmWebpushConfig,
 } from "./message.js";
-export { FcmClient, type FcmClientOptions, type FcmClientSendParams } from "./client.js";
