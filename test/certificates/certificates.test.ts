@@ -2,12 +2,22 @@
 // Firestore emulator, the key checked against the fake FCM.
 import assert from "node:assert/strict";
 import { generateKeyPairSync, randomUUID } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { before, describe, it } from "node:test";
-import { adminDb, call, callOk, clearFirestore, createUser, mapLimit, type TestUser } from "../helpers/emulators.ts";
+import { adminDb, call, callOk, clearFirestore, createUser, eventually, mapLimit, type TestUser } from "../helpers/emulators.ts";
 import { fakeFcm, type ServiceAccountJson } from "../helpers/fakeFcm.ts";
 
 let admin: TestUser;
 let user: TestUser;
+
+/** Every key this file sends to the functions: none may ever appear in a log line. */
+const issued: ServiceAccountJson[] = [];
+
+async function newServiceAccount(projectId?: string): Promise<ServiceAccountJson> {
+  const sa = await fakeFcm.createServiceAccount(projectId);
+  issued.push(sa);
+  return sa;
+}
 
 before(async () => {
   await clearFirestore();
@@ -20,7 +30,7 @@ const callables = ["registerPushCertificate", "updatePushCertificate", "listPush
 function unknownServiceAccount(): ServiceAccountJson {
   const privateKey = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }) as string;
   const projectId = `demo-unknown-${randomUUID().slice(0, 8)}`;
-  return {
+  const sa: ServiceAccountJson = {
     type: "service_account",
     project_id: projectId,
     private_key_id: randomUUID().replaceAll("-", ""),
@@ -33,6 +43,8 @@ function unknownServiceAccount(): ServiceAccountJson {
     client_x509_cert_url: `https://www.googleapis.com/robot/v1/metadata/x509/${projectId}`,
     universe_domain: "googleapis.com",
   };
+  issued.push(sa);
+  return sa;
 }
 
 /** Key material that must never leave the server: the PEM's base64 body lines. */
@@ -69,7 +81,7 @@ describe("push certificate callables: access", () => {
 
 describe("registerPushCertificate", () => {
   it("registers a key FCM accepts, after a validate_only send, and never returns or stores the key in clear", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     const res = await callOk("registerPushCertificate", { serviceAccount: JSON.stringify(sa), label: "chat app" }, admin);
     assert.equal(typeof res.certificateId, "number");
     assert.ok(Number.isInteger(res.certificateId) && res.certificateId > 0);
@@ -94,7 +106,7 @@ describe("registerPushCertificate", () => {
   });
 
   it("accepts the service account as an object too", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     const res = await callOk("registerPushCertificate", { serviceAccount: sa }, admin);
     assert.equal(res.projectId, sa.project_id);
   });
@@ -133,7 +145,7 @@ describe("registerPushCertificate", () => {
 
   for (const [what, build, field] of malformed) {
     it(`${what} -> invalid-argument naming ${field}, nothing stored, no key echoed`, async () => {
-      const sa = await fakeFcm.createServiceAccount();
+      const sa = await newServiceAccount();
       const before = (await certificateDocs()).length;
       const res = await call("registerPushCertificate", build(sa), admin);
       assert.equal(res.error?.status, "INVALID_ARGUMENT", JSON.stringify(res.error));
@@ -156,7 +168,7 @@ describe("registerPushCertificate", () => {
   });
 
   it("a key FCM refuses to send with -> failed-precondition with FCM's answer, nothing stored", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     await fakeFcm.addErrorRule({ projectId: sa.project_id, httpStatus: 403, status: "PERMISSION_DENIED", message: "Permission 'cloudmessaging.messages.create' denied" });
     const before = (await certificateDocs()).length;
     const res = await call("registerPushCertificate", { serviceAccount: sa }, admin);
@@ -168,7 +180,7 @@ describe("registerPushCertificate", () => {
   });
 
   it("20 concurrent registrations get 20 distinct IDs", async () => {
-    const accounts = await mapLimit(Array.from({ length: 20 }), 10, () => fakeFcm.createServiceAccount());
+    const accounts = await mapLimit(Array.from({ length: 20 }), 10, () => newServiceAccount());
     const results = await Promise.all(accounts.map((sa) => callOk("registerPushCertificate", { serviceAccount: sa }, admin)));
     const ids = results.map((r) => r.certificateId as number);
     assert.equal(new Set(ids).size, 20, `IDs: ${ids.join(",")}`);
@@ -181,9 +193,9 @@ describe("registerPushCertificate", () => {
 
 describe("updatePushCertificate / listPushCertificates / deletePushCertificate", () => {
   it("replaces the key (version up, takes effect at once) and relabels", async () => {
-    const first = await fakeFcm.createServiceAccount();
+    const first = await newServiceAccount();
     const { certificateId } = await callOk("registerPushCertificate", { serviceAccount: first }, admin);
-    const rotated = await fakeFcm.createServiceAccount(first.project_id);
+    const rotated = await newServiceAccount(first.project_id);
     const updated = await callOk("updatePushCertificate", { certificateId, serviceAccount: rotated, label: "rotated" }, admin);
     assert.equal(updated.privateKeyId, rotated.private_key_id);
     assert.equal(updated.version, 2);
@@ -199,7 +211,7 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
   });
 
   it("an update whose key fails validation leaves the old key in place", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     const { certificateId } = await callOk("registerPushCertificate", { serviceAccount: sa }, admin);
     const before = (await adminDb().doc(`pushCertificates/${certificateId}`).get()).data();
 
@@ -233,13 +245,13 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
   });
 
   it("unknown certificate IDs -> not-found", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     assert.equal((await call("updatePushCertificate", { certificateId: 999_999, serviceAccount: sa }, admin)).error?.status, "NOT_FOUND");
     assert.equal((await call("deletePushCertificate", { certificateId: 999_999 }, admin)).error?.status, "NOT_FOUND");
   });
 
   it("lists metadata only, and delete says how many tokens were bound; IDs are never reused", async () => {
-    const sa = await fakeFcm.createServiceAccount();
+    const sa = await newServiceAccount();
     const { certificateId } = await callOk("registerPushCertificate", { serviceAccount: sa, label: "to delete" }, admin);
     const { certificates } = await callOk("listPushCertificates", {}, admin);
     const listed = certificates.find((c: { certificateId: number }) => c.certificateId === certificateId);
@@ -258,7 +270,25 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
     const after = await callOk("listPushCertificates", {}, admin);
     assert.ok(!after.certificates.some((c: { certificateId: number }) => c.certificateId === certificateId));
 
-    const next = await callOk("registerPushCertificate", { serviceAccount: await fakeFcm.createServiceAccount() }, admin);
+    const next = await callOk("registerPushCertificate", { serviceAccount: await newServiceAccount() }, admin);
     assert.ok(next.certificateId > certificateId, "a deleted ID is not handed out again");
+  });
+});
+
+describe("logs", () => {
+  it("no log line of the functions contains any private key used above (firebase-debug.log)", async () => {
+    // The Firebase CLI writes every function log line to firebase-debug.log in the project folder.
+    const file = "firebase-debug.log";
+    assert.ok(existsSync(file), "firebase-debug.log exists (the tests run under firebase emulators:exec)");
+    const text = await eventually(async () => {
+      const t = readFileSync(file, "utf8");
+      return t.includes("push certificate") && t.includes("registered") ? t : undefined;
+    }, { what: "certificate log lines in firebase-debug.log" });
+    assert.ok(issued.length > 20, `checked ${issued.length} keys`);
+    for (const sa of issued) {
+      assert.ok(!text.includes(sa.private_key.slice(0, 80)), `the PEM of ${sa.private_key_id} is in a log`);
+      for (const fragment of secretFragments(sa)) assert.ok(!text.includes(fragment), `key material of ${sa.private_key_id} is in a log`);
+    }
+    assert.ok(!text.includes("PRIVATE KEY-----"), "no PEM in the logs");
   });
 });
