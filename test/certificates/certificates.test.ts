@@ -225,6 +225,24 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
     assert.deepEqual(after, before, "the stored certificate is untouched");
   });
 
+  it("a key of another Firebase project is refused unless allowProjectChange is given", async () => {
+    const sa = await newServiceAccount();
+    const { certificateId } = await callOk("registerPushCertificate", { serviceAccount: sa }, admin);
+    const before = (await adminDb().doc(`pushCertificates/${certificateId}`).get()).data();
+    const otherProject = await newServiceAccount();
+
+    const refused = await call("updatePushCertificate", { certificateId, serviceAccount: otherProject }, admin);
+    assert.equal(refused.error?.status, "FAILED_PRECONDITION");
+    assert.equal(refused.error?.details?.field, "serviceAccount.project_id");
+    assert.match(refused.error?.message ?? "", new RegExp(`${sa.project_id}.*${otherProject.project_id}`));
+    assert.deepEqual((await adminDb().doc(`pushCertificates/${certificateId}`).get()).data(), before);
+    assert.equal((await fakeFcm.requests({ projectId: otherProject.project_id })).length, 0, "refused before any FCM call");
+
+    const moved = await callOk("updatePushCertificate", { certificateId, serviceAccount: otherProject, allowProjectChange: true }, admin);
+    assert.equal(moved.projectId, otherProject.project_id);
+    assert.equal(moved.version, 2);
+  });
+
   it("validates its arguments", async () => {
     const cases: Array<[unknown, string]> = [
       [{ certificateId: "12" }, "certificateId"],
@@ -232,6 +250,7 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
       [{ certificateId: 1.5, label: "x" }, "certificateId"],
       [{ certificateId: 1 }, "serviceAccount"],
       [{ certificateId: 1, label: "x", extra: 1 }, "extra"],
+      [{ certificateId: 1, label: "x", allowProjectChange: "yes" }, "allowProjectChange"],
     ];
     for (const [data, field] of cases) {
       const res = await call("updatePushCertificate", data, admin);

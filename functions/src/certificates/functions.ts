@@ -1,5 +1,6 @@
 // Operator callables (custom claim `admin: true`) for push certificates: FCM service-account keys.
 import { callable } from "../common/callable";
+import { DomainError } from "../common/errors";
 import { keyEncryptionKey, keyEncryptionKeySecret } from "../config";
 import { logCertificateChange } from "./logs";
 import {
@@ -32,9 +33,17 @@ export const registerPushCertificate = callable(
 
 export const updatePushCertificate = callable(
   { name: "updatePushCertificate", access: "admin", schema: UpdateRequestSchema, secrets: [keyEncryptionKeySecret] },
-  async ({ certificateId, serviceAccount, label }, caller) => {
+  async ({ certificateId, serviceAccount, label, allowProjectChange }, caller) => {
     const kek = keyEncryptionKey();
-    await getCertificate(certificateId); // not-found before spending an FCM round trip
+    const current = await getCertificate(certificateId); // not-found before spending an FCM round trip
+    if (serviceAccount && serviceAccount.project_id !== current.projectId && !allowProjectChange) {
+      throw new DomainError(
+        "failed-precondition",
+        `serviceAccount.project_id: certificate ${certificateId} sends for project ${current.projectId}, this key is for ${serviceAccount.project_id}; ` +
+          "the app's tokens belong to the old project and would all be rejected and unbound. Register a new certificate, or pass allowProjectChange: true",
+        { field: "serviceAccount.project_id" },
+      );
+    }
     // A new key is verified first: a rejected update leaves the old key in use.
     if (serviceAccount) await verifyWithFcm(serviceAccount);
     const cert = await updateCertificate(certificateId, { serviceAccount, label }, kek);

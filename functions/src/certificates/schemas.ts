@@ -73,6 +73,11 @@ export const UpdateRequestSchema = z
     certificateId: CertificateIdSchema,
     serviceAccount: ServiceAccountSchema.optional(),
     label: LabelSchema.nullable().optional(),
+    /**
+     * A key of another Firebase project invalidates every token bound to this certificate (FCM
+     * answers SENDER_ID_MISMATCH and the tokens are unbound): only on explicit request.
+     */
+    allowProjectChange: z.boolean().optional(),
   })
   .refine((r) => r.serviceAccount !== undefined || r.label !== undefined, {
     message: "give serviceAccount and/or label to change",
