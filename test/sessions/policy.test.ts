@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
 import { sessionPolicy } from "../../functions/src/config.ts";
-import { devicesToKick } from "../../functions/src/sessions/policy.ts";
+import { devicesToKick, endedDevicesToDrop } from "../../functions/src/sessions/policy.ts";
 import { FcmTokenSchema, MAX_FCM_TOKEN_LENGTH, tokenHash, type Device } from "../../functions/src/sessions/schemas.ts";
 
 const t = Timestamp.fromMillis(0);
@@ -78,5 +78,24 @@ describe("FCM token validation", () => {
   it("hashes tokens to 64 hex characters, distinct per token", () => {
     assert.match(tokenHash("abc"), /^[0-9a-f]{64}$/);
     assert.notEqual(tokenHash("abc"), tokenHash("abd"));
+  });
+});
+
+describe("endedDevicesToDrop", () => {
+  const ended = [
+    { deviceId: "b", endedAtMs: 200 },
+    { deviceId: "now", endedAtMs: Infinity },
+    { deviceId: "a", endedAtMs: 100 },
+    { deviceId: "c", endedAtMs: 200 },
+  ];
+
+  it("drops the oldest beyond `keep`; a session ending now is the newest; ties by ID", () => {
+    assert.deepEqual(endedDevicesToDrop(ended, 2), ["c", "a"]);
+    assert.deepEqual(endedDevicesToDrop(ended, 4), []);
+  });
+
+  it("a keep of zero or less drops every ended device", () => {
+    assert.deepEqual(endedDevicesToDrop(ended, 0).sort(), ["a", "b", "c", "now"]);
+    assert.deepEqual(endedDevicesToDrop(ended, -3).length, 4);
   });
 });

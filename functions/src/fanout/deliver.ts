@@ -263,10 +263,9 @@ async function unbind(job: SendJob, ctx: SendContext): Promise<string> {
   ctx.cost.firestoreReads += 2;
   ctx.cost.firestoreWrites++;
   try {
-    const owner = await unbindToken(job.tokenHash);
-    if (!owner) return "the token was already unbound";
-    if (owner.uid === job.uid && owner.deviceId === job.deviceId) return "the token is unbound from this device";
-    return `the token is unbound (it had moved to ${owner.uid}/${owner.deviceId})`;
+    const owner = await unbindToken(job.tokenHash, { uid: job.uid, deviceId: job.deviceId, certificateId: job.certificateId });
+    if (!owner) return `the token was left as it is: it is no longer bound to this device with push certificate ${job.certificateId} (already removed, or re-reported since this send)`;
+    return "the token is unbound from this device";
   } catch (err) {
     logger.error("could not unbind a push token FCM refused", { uid: job.uid, deviceId: job.deviceId, error: String(err) });
     return `unbinding the token failed (${String(err)}); it will be tried again on the next failure`;

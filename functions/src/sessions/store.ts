@@ -9,7 +9,7 @@ import * as logger from "firebase-functions/logger";
 import type { SessionPolicy } from "../config";
 import { DomainError } from "../common/errors";
 import { db } from "../common/firestore";
-import { devicesToKick } from "./policy";
+import { MAX_DEVICES, MAX_ENDED_DEVICES, devicesToKick, endedDevicesToDrop } from "./policy";
 import {
   PUSH_TOKENS,
   PushTokenDocSchema,
@@ -59,17 +59,30 @@ function requireLoggedIn(devices: Record<string, Device>, deviceId: string): Dev
 
 /**
  * Writes collected during a transaction, applied at its end: one write per touched user document
- * (each changed device replaced whole, under a FieldPath because device IDs may contain dots).
+ * (each changed device replaced whole or removed, under a FieldPath because device IDs may contain dots).
  */
 class Changes {
-  private readonly users = new Map<string, { exists: boolean; devices: Map<string, DeviceWrite> }>();
+  private readonly users = new Map<string, { exists: boolean; devices: Map<string, DeviceWrite>; removed: Set<string> }>();
   private readonly tokenDeletes = new Set<string>();
   private readonly tokenSets = new Map<string, Record<string, unknown>>();
 
-  putDevice(uid: string, userExists: boolean, device: DeviceWrite): void {
-    const entry = this.users.get(uid) ?? { exists: userExists, devices: new Map() };
-    entry.devices.set(device.deviceId, device);
+  private user(uid: string, userExists: boolean) {
+    const entry = this.users.get(uid) ?? { exists: userExists, devices: new Map<string, DeviceWrite>(), removed: new Set<string>() };
     this.users.set(uid, entry);
+    return entry;
+  }
+
+  putDevice(uid: string, userExists: boolean, device: DeviceWrite): void {
+    const entry = this.user(uid, userExists);
+    entry.removed.delete(device.deviceId);
+    entry.devices.set(device.deviceId, device);
+  }
+
+  /** Only for a stored user document: a device of a document not yet written simply is not put. */
+  removeDevice(uid: string, deviceId: string): void {
+    const entry = this.user(uid, true);
+    entry.devices.delete(deviceId);
+    entry.removed.add(deviceId);
   }
 
   deleteToken(hash: string): void {
@@ -83,10 +96,11 @@ class Changes {
   }
 
   apply(tx: Transaction): void {
-    for (const [uid, { exists, devices }] of this.users) {
+    for (const [uid, { exists, devices, removed }] of this.users) {
       if (exists) {
         const pairs: unknown[] = [];
         for (const [id, device] of devices) pairs.push(new FieldPath("devices", id), device);
+        for (const id of removed) pairs.push(new FieldPath("devices", id), FieldValue.delete());
         tx.update(userRef(uid), "updatedAt", serverNow(), ...pairs);
       } else {
         tx.set(userRef(uid), { devices: Object.fromEntries(devices), updatedAt: serverNow() });
@@ -123,15 +137,27 @@ export interface LoginResult {
 }
 
 export async function login(uid: string, deviceId: string, platform: Platform, policy: SessionPolicy): Promise<LoginResult> {
-  const result = await db().runTransaction(async (tx) => {
+  const { result, dropped } = await db().runTransaction(async (tx) => {
     const snap = await tx.get(userRef(uid));
     const devices = parseUserDevices(snap.data());
     const current = devices[deviceId];
     const resumed = current?.session === "logged-in" && current.platform === platform;
     const kicked = devicesToKick(devices, deviceId, platform, policy);
+    const { dropped, loggedIn } = boundDevices(devices, deviceId, kicked);
+    if (current?.session !== "logged-in" && loggedIn > MAX_DEVICES) {
+      throw new DomainError(
+        "resource-exhausted",
+        `a user may have at most ${MAX_DEVICES} logged-in devices (MAX_DEVICES): log out one of the others before logging in on device ${deviceId}`,
+        { deviceId, limit: MAX_DEVICES },
+      );
+    }
     const ending = kicked.map((id) => devices[id] as Device);
     if (current && !resumed) ending.push(current);
-    const tokenDocs = await readTokenDocs(tx, ending.flatMap((d) => (d.token ? [d.token.tokenHash] : [])));
+    // Ended sessions hold no token (releaseToken clears it when they end); should one still hold
+    // a token, dropping the device must release it too, or its pushTokens doc would be orphaned.
+    const droppedWithToken = dropped.map((id) => devices[id] as Device).filter((d) => d.token && !kicked.includes(d.deviceId));
+    if (droppedWithToken.length) logger.error("ended sessions still held a token; released while dropping them", { uid, deviceIds: droppedWithToken.map((d) => d.deviceId) });
+    const tokenDocs = await readTokenDocs(tx, [...ending, ...droppedWithToken].flatMap((d) => (d.token ? [d.token.tokenHash] : [])));
 
     const changes = new Changes();
     for (const id of kicked) {
@@ -139,6 +165,9 @@ export async function login(uid: string, deviceId: string, platform: Platform, p
       releaseToken(changes, uid, device, tokenDocs);
       changes.putDevice(uid, snap.exists, { ...device, session: "kicked", endedAt: serverNow(), kickedByDeviceId: deviceId, token: null });
     }
+    for (const device of droppedWithToken) releaseToken(changes, uid, device, tokenDocs);
+    // After the kicks: a device kicked by this login may itself be among the oldest dropped.
+    for (const id of dropped) changes.removeDevice(uid, id);
     const now = serverNow();
     let sessionId: string;
     if (resumed && current) {
@@ -163,10 +192,30 @@ export async function login(uid: string, deviceId: string, platform: Platform, p
       });
     }
     changes.apply(tx);
-    return { deviceId, sessionId, resumed, kickedDeviceIds: kicked };
+    return { result: { deviceId, sessionId, resumed, kickedDeviceIds: kicked }, dropped };
   });
   if (result.kickedDeviceIds.length) logger.info("login kicked other sessions", { uid, deviceId, kicked: result.kickedDeviceIds });
+  if (dropped.length) logger.info("login dropped the oldest ended devices", { uid, deviceId, dropped });
   return result;
+}
+
+/**
+ * The device map as this login leaves it, bounded: how many devices are logged in afterwards, and
+ * which ended ones to drop so that at most MAX_ENDED_DEVICES remain and, with the logged-in ones,
+ * at most MAX_DEVICES in all.
+ */
+function boundDevices(devices: Record<string, Device>, deviceId: string, kicked: string[]): { dropped: string[]; loggedIn: number } {
+  const kickedNow = new Set(kicked);
+  let loggedIn = 1;
+  const ended = [];
+  for (const [id, device] of Object.entries(devices)) {
+    if (id === deviceId) continue;
+    if (kickedNow.has(id)) ended.push({ deviceId: id, endedAtMs: Infinity });
+    else if (device.session === "logged-in") loggedIn++;
+    else ended.push({ deviceId: id, endedAtMs: device.endedAt?.toMillis() ?? 0 });
+  }
+  const keep = Math.min(MAX_ENDED_DEVICES, MAX_DEVICES - loggedIn);
+  return { dropped: endedDevicesToDrop(ended, keep), loggedIn };
 }
 
 export interface SetTokenResult {
@@ -266,15 +315,26 @@ export async function logout(uid: string, deviceId: string): Promise<LogoutResul
   });
 }
 
+/** The binding a send used: FCM's verdict on that send is about this binding only. */
+export interface ExpectedBinding {
+  uid: string;
+  deviceId: string;
+  certificateId: number;
+}
+
 /**
- * For senders: removes a token FCM reports as no longer registered (UNREGISTERED, or
- * INVALID_ARGUMENT on the token), from both its ownership record and its device, so it is not
- * tried again. Returns the owner it was removed from, or null if nobody held it any more.
+ * For senders: removes a token FCM refused (UNREGISTERED, INVALID_ARGUMENT on the token,
+ * SENDER_ID_MISMATCH) from both its ownership record and its device, so it is not tried again.
+ * With `expected`, only if the token is still bound as it was when sent: while a send is in flight
+ * the app may re-report the token with another certificate (same hash) or the token may move to
+ * another device, and FCM's answer about the old send says nothing about that new binding.
+ * Returns the owner it was removed from, or null if nothing was removed.
  */
-export async function unbindToken(hash: string): Promise<{ uid: string; deviceId: string } | null> {
+export async function unbindToken(hash: string, expected?: ExpectedBinding): Promise<{ uid: string; deviceId: string } | null> {
   return db().runTransaction(async (tx) => {
     const owner = parseTokenDoc(await tx.get(tokenRef(hash)));
     if (!owner) return null;
+    if (expected && !(owner.uid === expected.uid && owner.deviceId === expected.deviceId && owner.certificateId === expected.certificateId)) return null;
     const ownerSnap = await tx.get(userRef(owner.uid));
     const device = parseUserDevices(ownerSnap.data())[owner.deviceId];
     const changes = new Changes();
