@@ -42,7 +42,7 @@ function deps(leaseMs: number): BatchDeps {
 function heldBatch(key: string, deliveryId: string, untilMs: number) {
   const now = Timestamp.now();
   return adminDb()
-    .doc(`pushLog/${batchLogId(key, 0)}`)
+    .doc(`pushLog/${batchLogId(key, 0, ["u1", "u2"])}`)
     .set({
       kind: "batch",
       msgKey: key,

@@ -5,12 +5,16 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
 import { fieldOf } from "../../functions/src/common/callable.ts";
+import { FCM_MAX_PAYLOAD_BYTES, fcmPayloadSize } from "../../functions/src/fcm/message.ts";
 import {
   DEFAULT_PLACEHOLDERS,
+  MAX_QUOTED_CHARS,
   buildFcmMessage,
   checkedFcmMessage,
   messageDecision,
   placeholdersFrom,
+  remainingTtlSeconds,
+  truncateToJsonBytes,
 } from "../../functions/src/fanout/message.ts";
 import { claimDecision, countOutcomes, entryKey, mergeEntries } from "../../functions/src/fanout/progress.ts";
 import { batchLogId, msgKeyId, recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
@@ -157,11 +161,132 @@ describe("recipients and batches", () => {
     assert.deepEqual(splitIntoBatches([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
   });
 
+  it("batch log IDs include a hash of the recipients: the same MsgKey to others is another batch, the same event the same batch", () => {
+    assert.equal(batchLogId("k", 0, ["bob", "carol"]), batchLogId("k", 0, ["bob", "carol"]));
+    assert.equal(batchLogId("k", 0, ["carol", "bob"]), batchLogId("k", 0, ["bob", "carol"]));
+    assert.notEqual(batchLogId("k", 0, ["bob"]), batchLogId("k", 0, ["carol"]));
+    assert.notEqual(batchLogId("k", 0, ["bob"]), batchLogId("k", 1, ["bob"]));
+    assert.notEqual(batchLogId("k", 0, ["a,b"]), batchLogId("k", 0, ["a", "b"]));
+  });
+
   it("log IDs: readable keys as they are, anything else hashed (no collision between the forms)", () => {
-    assert.equal(batchLogId("msg-123", 4), "msg-123__4");
+    assert.match(batchLogId("msg-123", 4, ["bob"]), /^msg-123__4__[0-9a-f]{16}$/);
     assert.match(msgKeyId("a/b"), /^~[0-9a-f]{64}$/);
     assert.match(msgKeyId("__x__"), /^~/);
     assert.notEqual(msgKeyId("a/b"), msgKeyId("a/c"));
+  });
+});
+
+describe("string bounds (an oversized event is rejected naming the field)", () => {
+  const base = { MsgKey: "k", From_Account: "a", To_Account: "b" };
+  const long = (n: number) => "x".repeat(n);
+  it("rejects each oversized field by name", () => {
+    const cases: Array<[unknown, string]> = [
+      [{ ...base, OfflinePushInfo: { AndroidInfo: { Sound: long(1_500_000) } } }, "OfflinePushInfo.AndroidInfo.Sound"],
+      [{ ...base, OfflinePushInfo: { AndroidInfo: { GoogleChannelID: long(257) } } }, "OfflinePushInfo.AndroidInfo.GoogleChannelID"],
+      [{ ...base, OfflinePushInfo: { Title: long(1_001) } }, "OfflinePushInfo.Title"],
+      [{ ...base, OfflinePushInfo: { Desc: long(12_001) } }, "OfflinePushInfo.Desc"],
+      [{ ...base, OfflinePushInfo: { Ext: long(4_097) } }, "OfflinePushInfo.Ext"],
+      [{ ...base, MsgKey: long(513) }, "MsgKey"],
+      [{ ...base, From_Account: long(129) }, "From_Account"],
+      [{ ...base, To_Account: ["b", long(129)] }, "To_Account.1"],
+      [{ ...base, MsgBody: [text(long(12_001))] }, "MsgBody.0.MsgContent.Text"],
+      [{ ...base, MsgBody: [{ MsgType: "TIMCustomElem", MsgContent: { Data: long(12_001) } }] }, "MsgBody.0.MsgContent.Data"],
+      [{ ...base, MsgBody: [{ MsgType: "TIMCustomElem", MsgContent: { Sound: long(257) } }] }, "MsgBody.0.MsgContent.Sound"],
+    ];
+    for (const [event, field] of cases) assert.equal(firstIssueField(event), field);
+  });
+
+  it("accepts a long chat message (12,000 characters) and the largest Ext", () => {
+    assert.ok(PushEventSchema.safeParse({ ...base, MsgBody: [text("字".repeat(12_000))], OfflinePushInfo: { Ext: long(4_096) } }).success);
+  });
+
+  it("a user-provided string quoted in the log is clipped", () => {
+    const d = messageDecision(content({ OfflinePushInfo: { AndroidInfo: { Sound: "s".repeat(256) } } }));
+    assert.equal(d.notes.length, 1);
+    assert.ok(d.notes[0]!.includes(`${"s".repeat(MAX_QUOTED_CHARS)}…`));
+    assert.ok(!d.notes[0]!.includes("s".repeat(MAX_QUOTED_CHARS + 1)));
+  });
+});
+
+describe("long texts are truncated to fit FCM's 4096 bytes", () => {
+  const token = `${"t".repeat(11)}:APA91b${"x".repeat(140)}`;
+  const cjk = "你好世界消息".repeat(834).slice(0, 5_000);
+
+  it("a 5,000-character CJK text: the body is a prefix with an ellipsis, the message fits, the log notes it", () => {
+    const c = content({ MsgBody: [text(cjk)], OfflinePushInfo: { Ext: '{"conv":"c2c_alice"}' } });
+    const d = messageDecision(c);
+    assert.ok(d.push);
+    assert.ok(d.body.endsWith("…"));
+    assert.ok(cjk.startsWith(d.body.slice(0, -1)));
+    assert.ok(d.body.length > 1_000, `${d.body.length} characters kept`);
+    assert.equal(d.title, "alice");
+    assert.deepEqual(d.notes, [`notification body truncated from 5000 to ${Array.from(d.body).length} characters to fit FCM's 4096-byte payload limit`]);
+    const checked = checkedFcmMessage(c, d, token);
+    assert.ok(checked.ok);
+    assert.ok(checked.bytes <= FCM_MAX_PAYLOAD_BYTES);
+    assert.equal(checked.message.notification?.body, d.body, "every device gets the text fitted once per message");
+    assert.equal(checked.message.data?.ext, '{"conv":"c2c_alice"}');
+  });
+
+  it("a long title too: it keeps at most a quarter of the room, the body the rest", () => {
+    const c = content({ MsgBody: [text(cjk)], OfflinePushInfo: { Title: "标".repeat(1_000) } });
+    const d = messageDecision(c);
+    assert.ok(d.push && d.title.endsWith("…") && d.body.endsWith("…"));
+    assert.ok(Buffer.byteLength(d.title) < Buffer.byteLength(d.body) / 2);
+    assert.equal(d.notes.length, 2);
+    const checked = checkedFcmMessage(c, d, token);
+    assert.ok(checked.ok && checked.bytes <= FCM_MAX_PAYLOAD_BYTES);
+  });
+
+  it("cuts on character boundaries (no split emoji), counting JSON escapes", () => {
+    const family = "👨‍👩‍👧";
+    const cut = truncateToJsonBytes(family.repeat(10), 40);
+    assert.ok(cut.endsWith("…"));
+    assert.equal(cut.slice(0, -1), family.repeat((cut.length - 1) / family.length));
+    assert.ok(Buffer.byteLength(JSON.stringify(cut)) - 2 <= 40);
+    const quotes = truncateToJsonBytes('"'.repeat(100), 21);
+    assert.equal(quotes, `${'"'.repeat(9)}…`, 'each " is 2 bytes in JSON');
+    assert.equal(truncateToJsonBytes("short", 40), "short");
+  });
+
+  it("a message that cannot fit even with a shortened text (a huge Ext, never truncated) is still skipped", () => {
+    const c = content({ MsgBody: [text(cjk)], OfflinePushInfo: { Ext: "e".repeat(4_000) } });
+    const d = messageDecision(c);
+    assert.ok(d.push);
+    const checked = checkedFcmMessage(c, d, token);
+    assert.equal(!checked.ok && checked.reason, "payload-too-large");
+    assert.match(!checked.ok ? checked.detail : "", /\d+ bytes, over FCM's 4096-byte limit even with a shortened title and body: shorten Ext/);
+  });
+
+  it("a token longer than the one the text was fitted for: fitted again for that device", () => {
+    const c = content({ MsgBody: [text(cjk)] });
+    const d = messageDecision(c);
+    assert.ok(d.push);
+    const checked = checkedFcmMessage(c, d, "t".repeat(600));
+    assert.ok(checked.ok);
+    assert.ok(fcmPayloadSize(checked.message) <= FCM_MAX_PAYLOAD_BYTES);
+    assert.ok((checked.message.notification?.body ?? "").length < d.body.length);
+  });
+});
+
+describe("ttl: what is left of MsgLifeTime", () => {
+  const token = "tok:APA91b-abc";
+  it("counts the time since publication off the lifetime, never below 0", () => {
+    assert.equal(remainingTtlSeconds(3600, 0), 3600);
+    assert.equal(remainingTtlSeconds(3600, 50 * 60_000), 600);
+    assert.equal(remainingTtlSeconds(3600, 50 * 60_000 + 1), 599, "never promises more than is left");
+    assert.equal(remainingTtlSeconds(3600, 2 * 3600_000), 0);
+    assert.equal(remainingTtlSeconds(undefined, 60_000), 604_740);
+    assert.equal(remainingTtlSeconds(3600, -5_000), 3600, "a publish time ahead of our clock gives no extra time");
+  });
+
+  it("a message processed 50 minutes late gets the 10 minutes left; an expired one \"0s\" (deliver now or drop)", () => {
+    const c = content({ MsgLifeTime: 3600 });
+    assert.equal(buildFcmMessage(c, { title: "a", body: "b" }, token, { ageMs: 50 * 60_000 }).android?.ttl, "600s");
+    const late = checkedFcmMessage(c, { title: "a", body: "b" }, token, { ageMs: 2 * 3600_000 });
+    assert.ok(late.ok);
+    assert.equal(late.message.android?.ttl, "0s");
   });
 });
 

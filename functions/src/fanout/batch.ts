@@ -53,7 +53,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const { settings } = deps;
   const cost = new CostCounter();
   const decision = messageDecision(content, deps.placeholders);
-  const logId = batchLogId(content.MsgKey, input.batchIndex);
+  const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
   const tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
 
   const identity = {
@@ -175,7 +175,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
       await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} could not be decrypted: ${unreadable}`));
       continue;
     }
-    const checked = checkedFcmMessage(content, text, token.token);
+    const checked = checkedFcmMessage(content, text, token.token, { ageMs: now() - input.publishTimeMs });
     if (!checked.ok) {
       if (checked.reason === "payload-too-large") {
         await progress.record({ outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() });

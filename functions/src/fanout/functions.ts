@@ -23,7 +23,7 @@ import {
   type FanoutSettings,
 } from "../config";
 import { processBatch, type BatchDeps } from "./batch";
-import { placeholdersFrom } from "./message";
+import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./progress";
 import { publishJson } from "./publish";
 import { recordRejected } from "./pushLog";
@@ -36,6 +36,7 @@ import {
   type BatchMessage,
   contentOf,
   type PushEvent,
+  type RejectedLog,
 } from "./schemas";
 
 function triggerOptions(topic: string): PubSubOptions {
@@ -68,30 +69,56 @@ function deps(settings: FanoutSettings): BatchDeps {
   return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey };
 }
 
+/** gRPC INVALID_ARGUMENT (3): Firestore refused the request itself (e.g. a document over 1 MiB). */
+const FIRESTORE_INVALID_ARGUMENT = 3;
+
+/** A Firestore error that the same write meets again on every retry: no point retrying for an hour. */
+export function isPermanentFirestoreError(err: unknown): boolean {
+  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === FIRESTORE_INVALID_ARGUMENT;
+}
+
+const describeError = (err: unknown): string => clip(err instanceof Error ? `${err.name}: ${err.message}` : String(err), 1_000);
+
 /**
  * Retries end: an error (a bug, an outage) makes Pub/Sub redeliver with backoff, but once the
- * event is older than the age limit it is acknowledged with an error log instead of looping.
+ * event is older than the age limit it is acknowledged with an error log instead of looping. An
+ * error that no retry can fix is acknowledged at once, recorded as far as Firestore lets us.
  */
 async function guarded(d: Delivery, settings: FanoutSettings, work: () => Promise<void>): Promise<void> {
   try {
     await work();
   } catch (err) {
+    if (isPermanentFirestoreError(err)) {
+      logger.error("offline push delivery failed for good: Firestore refused a write (INVALID_ARGUMENT); acknowledged, not retried", {
+        topic: d.topic,
+        eventId: d.eventId,
+        error: describeError(err),
+      });
+      try {
+        await reject(d, settings, "unprocessable", `Firestore refused a write that no retry can fix: ${describeError(err)}`);
+      } catch (recordErr) {
+        logger.error("the unprocessable event could not be recorded either", { topic: d.topic, eventId: d.eventId, error: describeError(recordErr) });
+      }
+      return;
+    }
     const expired = Date.now() - d.publishTimeMs > settings.maxEventAgeMs;
     if (err instanceof BatchBusyError) {
       logger.info(err.message, { eventId: d.eventId });
       if (expired) return;
       throw err;
     }
-    logger.error("offline push delivery failed", { topic: d.topic, eventId: d.eventId, error: err instanceof Error ? `${err.name}: ${err.message}` : String(err), willRetry: !expired });
+    logger.error("offline push delivery failed", { topic: d.topic, eventId: d.eventId, error: describeError(err), willRetry: !expired });
     if (!expired) throw err;
   }
 }
 
-async function reject(d: Delivery, settings: FanoutSettings, reason: "invalid-event" | "event-too-old", detail: string, extra: { issues?: Array<{ field: string; message: string }>; event?: Partial<PushEvent> } = {}) {
+async function reject(d: Delivery, settings: FanoutSettings, reason: RejectedLog["reason"], detail: string, extra: { issues?: Array<{ field: string; message: string }>; event?: Partial<PushEvent> } = {}) {
   const event = extra.event;
   const recipients = event?.To_Account !== undefined ? recipientsOf({ To_Account: event.To_Account }) : rawRecipients(d.json);
-  const rawKey = (d.json as { MsgKey?: unknown } | undefined)?.MsgKey;
-  const rawFrom = (d.json as { From_Account?: unknown } | undefined)?.From_Account;
+  // A batch message carries the event's fields in `content`.
+  const raw = ((d.json as { content?: unknown } | undefined)?.content ?? d.json) as { MsgKey?: unknown; From_Account?: unknown } | undefined;
+  const rawKey = raw?.MsgKey;
+  const rawFrom = raw?.From_Account;
   const id = await recordRejected(
     {
       reason,
@@ -101,18 +128,19 @@ async function reject(d: Delivery, settings: FanoutSettings, reason: "invalid-ev
       from: event?.From_Account ?? (typeof rawFrom === "string" ? rawFrom.slice(0, 128) : null),
       uids: recipients && recipients.length <= settings.batchSize ? recipients : [],
       recipientCount: recipients?.length ?? null,
-      issues: extra.issues ?? [],
-      detail,
+      // Bounded: whatever the event holds, the record must fit in its document.
+      issues: (extra.issues ?? []).map((i) => ({ field: clip(i.field, 200), message: clip(i.message, 300) })),
+      detail: clip(detail, 2_000),
       publishTime: new Date(d.publishTimeMs).toISOString(),
     },
     settings.pushLogTtlMs,
   );
-  logger.warn(`offline push event rejected: ${reason}`, { topic: d.topic, eventId: d.eventId, logId: id, detail, issues: extra.issues });
+  logger.warn(`offline push event rejected: ${reason}`, { topic: d.topic, eventId: d.eventId, logId: id, detail: clip(detail, 2_000), issues: extra.issues });
 }
 
 /** The accounts an invalid event was meant for, when they can be read: so "by user" queries find it. */
 function rawRecipients(json: unknown): string[] | null {
-  const to = (json as { To_Account?: unknown } | undefined)?.To_Account;
+  const to = (json as { To_Account?: unknown } | undefined)?.To_Account ?? (json as { uids?: unknown } | undefined)?.uids;
   const list = typeof to === "string" ? [to] : Array.isArray(to) ? to : null;
   if (!list) return null;
   return recipientsOf({ To_Account: list.filter((a): a is string => AccountSchema.safeParse(a).success) });

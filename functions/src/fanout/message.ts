@@ -52,6 +52,71 @@ export type MessageDecision =
 
 const nonEmpty = (s: string | undefined): string | undefined => (s !== undefined && s.trim() !== "" ? s : undefined);
 
+/** Longest user-provided text quoted in a log note or detail: the push log is for reading, not a copy of the event. */
+export const MAX_QUOTED_CHARS = 100;
+
+/** A user-provided string as quoted in the log: at most MAX_QUOTED_CHARS characters. */
+export function clip(s: string, max = MAX_QUOTED_CHARS): string {
+  const chars = Array.from(s);
+  return chars.length <= max ? s : `${chars.slice(0, max).join("")}…`;
+}
+
+const ELLIPSIS = "…";
+/**
+ * The room for title + body below which a truncated notification says nothing useful (about 20
+ * CJK characters): such a message (e.g. a huge Ext) is skipped as payload-too-large instead.
+ */
+export const MIN_NOTIFICATION_TEXT_BYTES = 60;
+/**
+ * The device token is part of the measured payload. Texts are fitted once per message with a
+ * token this long (real FCM tokens are ~160 characters), so every device gets the same text and
+ * the log notes the truncation once; a longer token is fitted again for its own message.
+ */
+const TOKEN_RESERVE = "x".repeat(256);
+
+const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
+/** A string's bytes inside the JSON payload (escapes included), the measure fcmPayloadSize uses. */
+const jsonBytes = (s: string): number => Buffer.byteLength(JSON.stringify(s), "utf8") - 2;
+
+/** Cut on a character (grapheme) boundary so that the result plus an ellipsis fits maxBytes of JSON. */
+export function truncateToJsonBytes(s: string, maxBytes: number): string {
+  if (jsonBytes(s) <= maxBytes) return s;
+  const room = maxBytes - jsonBytes(ELLIPSIS);
+  if (room < 0) return "";
+  let used = 0;
+  let end = 0;
+  for (const { segment, index } of segmenter.segment(s)) {
+    const size = jsonBytes(segment);
+    if (used + size > room) break;
+    used += size;
+    end = index + segment.length;
+  }
+  return `${s.slice(0, end).trimEnd()}${ELLIPSIS}`;
+}
+
+export type NotificationText = { title: string; body: string };
+export type FittedText =
+  | { ok: true; text: NotificationText; truncated: { title: boolean; body: boolean } }
+  | { ok: false; bytes: number };
+
+/**
+ * Shortens title and body (never Ext, which the app parses) until the message fits FCM's payload
+ * limit. The body carries the message: the title keeps at most a quarter of the room, unless the
+ * body needs less.
+ */
+export function fitNotificationText(content: PushContent, text: NotificationText, token: string, options: BuildOptions = {}): FittedText {
+  const bytes = fcmPayloadSize(buildFcmMessage(content, text, token, options));
+  if (bytes <= FCM_MAX_PAYLOAD_BYTES) return { ok: true, text, truncated: { title: false, body: false } };
+  const budget = FCM_MAX_PAYLOAD_BYTES - fcmPayloadSize(buildFcmMessage(content, { title: "", body: "" }, token, options));
+  if (budget < MIN_NOTIFICATION_TEXT_BYTES) return { ok: false, bytes };
+  const titleRoom = Math.min(jsonBytes(text.title), Math.max(Math.floor(budget / 4), budget - jsonBytes(text.body)));
+  const title = truncateToJsonBytes(text.title, titleRoom);
+  const body = truncateToJsonBytes(text.body, budget - jsonBytes(title));
+  const fitted = { title, body };
+  if (fcmPayloadSize(buildFcmMessage(content, fitted, token, options)) > FCM_MAX_PAYLOAD_BYTES) return { ok: false, bytes };
+  return { ok: true, text: fitted, truncated: { title: title !== text.title, body: body !== text.body } };
+}
+
 /** The decision that is the same for every recipient. */
 export function messageDecision(content: PushContent, placeholders: Placeholders = DEFAULT_PLACEHOLDERS): MessageDecision {
   const info = content.OfflinePushInfo;
@@ -76,7 +141,18 @@ export function messageDecision(content: PushContent, placeholders: Placeholders
     desc ??
     (firstText?.MsgType === "TIMTextElem" ? firstText.MsgContent.Text : undefined) ??
     (body[0] ? placeholders[body[0].MsgType] : placeholders.default);
-  return { push: true, title: nonEmpty(info?.Title) ?? content.From_Account, body: text, notes };
+  const full = { title: nonEmpty(info?.Title) ?? content.From_Account, body: text };
+  // Fitted here, once per message: every device gets the same text and the log says so once.
+  const fitted = fitNotificationText(content, full, TOKEN_RESERVE);
+  if (!fitted.ok) return { push: true, ...full, notes };
+  for (const field of ["title", "body"] as const) {
+    if (fitted.truncated[field]) {
+      notes.push(
+        `notification ${field} truncated from ${Array.from(full[field]).length} to ${Array.from(fitted.text[field]).length} characters to fit FCM's ${FCM_MAX_PAYLOAD_BYTES}-byte payload limit`,
+      );
+    }
+  }
+  return { push: true, ...fitted.text, notes };
 }
 
 function soundNotes(content: PushContent): string[] {
@@ -84,12 +160,12 @@ function soundNotes(content: PushContent): string[] {
   const sound = content.OfflinePushInfo?.AndroidInfo?.Sound;
   if (nonEmpty(sound) !== undefined) {
     notes.push(
-      `OfflinePushInfo.AndroidInfo.Sound ${JSON.stringify(sound)} is not applied: FCM does not support custom notification sounds, so the channel's sound plays`,
+      `OfflinePushInfo.AndroidInfo.Sound ${JSON.stringify(clip(sound ?? ""))} is not applied: FCM does not support custom notification sounds, so the channel's sound plays`,
     );
   }
   for (const e of content.MsgBody) {
     if (e.MsgType === "TIMCustomElem" && nonEmpty(e.MsgContent.Sound) !== undefined) {
-      notes.push(`TIMCustomElem Sound ${JSON.stringify(e.MsgContent.Sound)} is not applied: FCM does not support custom notification sounds`);
+      notes.push(`TIMCustomElem Sound ${JSON.stringify(clip(e.MsgContent.Sound ?? ""))} is not applied: FCM does not support custom notification sounds`);
       break;
     }
   }
@@ -101,15 +177,27 @@ export function collapseKey(content: PushContent): string {
   return `c2c_${content.From_Account}`;
 }
 
+export interface BuildOptions {
+  /** Time since the event was published (ms): counted off MsgLifeTime. */
+  ageMs?: number;
+}
+
+/** MsgLifeTime (default: the original service's 7 days) minus the time already spent, never negative. */
+export function remainingTtlSeconds(lifetimeSeconds: number | undefined, ageMs = 0): number {
+  return Math.max(0, (lifetimeSeconds ?? MAX_MSG_LIFETIME_SECONDS) - Math.ceil(Math.max(0, ageMs) / 1000));
+}
+
 /**
  * The FCM HTTP v1 message for one device.
  * - `data.ext` is `Ext` exactly: the app reads `getIntent().getExtras().getString("ext")` on tap.
  * - The sender is `data.sender`, not `data.from`: FCM reserves the data key "from".
+ * - `android.ttl` is what is left of MsgLifeTime: a message sent late after retries must not live
+ *   on FCM longer than the sender allowed ("0s": deliver now or drop).
  * - `android.notification.tag` is the message key: if the same message ever reaches a device twice
  *   (the crash window described in progress.ts), the second notification replaces the first
  *   instead of showing twice.
  */
-export function buildFcmMessage(content: PushContent, text: { title: string; body: string }, token: string): FcmMessage {
+export function buildFcmMessage(content: PushContent, text: NotificationText, token: string, options: BuildOptions = {}): FcmMessage {
   const info = content.OfflinePushInfo;
   const data: Record<string, string> = { msgKey: content.MsgKey, sender: content.From_Account };
   if (info?.Ext !== undefined) data.ext = info.Ext;
@@ -120,7 +208,7 @@ export function buildFcmMessage(content: PushContent, text: { title: string; bod
     data,
     android: {
       priority: "HIGH",
-      ttl: `${content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS}s`,
+      ttl: `${remainingTtlSeconds(content.MsgLifeTime, options.ageMs)}s`,
       collapse_key: collapseKey(content),
       notification: { ...(channelId !== undefined ? { channel_id: channelId } : {}), tag: content.MsgKey },
     },
@@ -129,17 +217,21 @@ export function buildFcmMessage(content: PushContent, text: { title: string; bod
 
 export type CheckedMessage = { ok: true; message: FcmMessage; bytes: number } | { ok: false; reason: "payload-too-large" | "invalid-message"; detail: string };
 
-/** Builds and checks the message: FCM's size limit, and the strict v1 schema (a bug here must not reach FCM). */
-export function checkedFcmMessage(content: PushContent, text: { title: string; body: string }, token: string): CheckedMessage {
-  const message = buildFcmMessage(content, text, token);
-  const bytes = fcmPayloadSize(message);
-  if (bytes > FCM_MAX_PAYLOAD_BYTES) {
+/**
+ * Builds and checks the message: FCM's size limit (title and body shortened if need be; a message
+ * that still does not fit is not sent), and the strict v1 schema (a bug here must not reach FCM).
+ */
+export function checkedFcmMessage(content: PushContent, text: NotificationText, token: string, options: BuildOptions = {}): CheckedMessage {
+  const fitted = fitNotificationText(content, text, token, options);
+  if (!fitted.ok) {
     return {
       ok: false,
       reason: "payload-too-large",
-      detail: `the FCM message would be ${bytes} bytes, over FCM's ${FCM_MAX_PAYLOAD_BYTES}-byte limit: shorten Title, Desc or Ext`,
+      detail: `the FCM message would be ${fitted.bytes} bytes, over FCM's ${FCM_MAX_PAYLOAD_BYTES}-byte limit even with a shortened title and body: shorten Ext`,
     };
   }
+  const message = buildFcmMessage(content, fitted.text, token, options);
+  const bytes = fcmPayloadSize(message);
   const parsed = fcmMessageSchema.safeParse(message);
   if (!parsed.success) {
     return { ok: false, reason: "invalid-message", detail: `the FCM message is invalid: ${parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; ")}` };

@@ -1,6 +1,6 @@
 // Exactly once per device, over at-least-once Pub/Sub deliveries and function retries.
 //
-// Each batch of a message has one push-log document (pushLog/{msgKeyId}__{batchIndex}) that is
+// Each batch of a message has one push-log document (pushLog/{msgKeyId}__{batchIndex}__{uidsHash}) that is
 // also its progress record: the outcome of every device handled so far, a state
 // (running/done) and a lease {owner, deliveryId, until}.
 //

@@ -1,9 +1,12 @@
 // The push log: what happened to each message on each device. Read by the troubleshooting tools.
-//   pushLog/{msgKeyId}__{batchIndex}  kind "batch": one batch of a message, one entry per device
+//   pushLog/{msgKeyId}__{batchIndex}__{uidsHash}
+//                                     kind "batch": one batch of a message, one entry per device
 //                                     (sent / skipped / failed, reason, FCM name or error), also the
-//                                     batch's progress record (progress.ts)
+//                                     batch's progress record (progress.ts). The recipients' hash:
+//                                     the same MsgKey published with other recipients is another batch
+//                                     (recipients.ts)
 //   pushLog/rejected__{eventId}       kind "rejected": an event acknowledged without any push
-//                                     (invalid, or older than MAX_EVENT_AGE_SECONDS)
+//                                     (invalid, older than MAX_EVENT_AGE_SECONDS, or unprocessable)
 // Every document has `msgKey` (query by message), `uids` (array-contains: query by user),
 // `createdAt` and `expireAt` (Firestore TTL policy on pushLog.expireAt deletes it).
 import { Timestamp } from "firebase-admin/firestore";

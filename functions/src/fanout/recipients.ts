@@ -29,8 +29,18 @@ export function msgKeyId(msgKey: string): string {
   return `~${createHash("sha256").update(msgKey, "utf8").digest("hex")}`;
 }
 
-export function batchLogId(msgKey: string, batchIndex: number): string {
-  return `${msgKeyId(msgKey)}__${batchIndex}`;
+/**
+ * A short hash of a batch's recipients. The IM backend may publish one MsgKey more than once with
+ * different recipients (e.g. one event per member of a group message): each is its own batch,
+ * while a redelivery of the same event (same recipients) finds its batch again. 64 bits: a
+ * collision would need two recipient lists of the same message and batch index.
+ */
+export function recipientsHash(uids: readonly string[]): string {
+  return createHash("sha256").update(JSON.stringify([...uids].sort()), "utf8").digest("hex").slice(0, 16);
+}
+
+export function batchLogId(msgKey: string, batchIndex: number, uids: readonly string[]): string {
+  return `${msgKeyId(msgKey)}__${batchIndex}__${recipientsHash(uids)}`;
 }
 
 /** Pub/Sub message IDs are digits in production and UUIDs in the emulator; hashed if anything else. */

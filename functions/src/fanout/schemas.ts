@@ -23,27 +23,48 @@ export const MAX_SEND_MESSAGE_RECIPIENTS = 500;
 /** The original service's MsgLifeTime bound (7 days), also its default. */
 export const MAX_MSG_LIFETIME_SECONDS = 604_800;
 
+// --- String bounds. Without them one oversized field (a 1.5 MB Sound) travels into the push log
+// and makes its write fail, and the event is retried for an hour. An event over a bound is
+// rejected as invalid-event naming the field. FCM's whole payload is 4 KB, so everything that is
+// copied into the notification is truncated to fit anyway (message.ts); these bounds only keep an
+// event within what any legitimate sender produces.
+/** Element texts: a chat message can be long; the original service allows a 12 KB message body. */
+export const MAX_TEXT_CHARS = 12_000;
+/** Title: a notification shows one line; longer is truncated to fit FCM anyway. */
+export const MAX_TITLE_CHARS = 1_000;
+/** Desc: often the message text copied by the IM backend, so the same bound as a text element. */
+export const MAX_DESC_CHARS = MAX_TEXT_CHARS;
+/**
+ * Ext is copied into data.ext exactly (the app parses it) and never truncated: more than FCM's
+ * whole 4096-byte payload can never be sent.
+ */
+export const MAX_EXT_CHARS = 4_096;
+/** Sound and GoogleChannelID are resource names / Android channel IDs: short identifiers. */
+export const MAX_IDENTIFIER_CHARS = 256;
+
+const boundedString = (max: number, error = "must be a string") => z.string({ error }).max(max, `is longer than ${max} characters`);
+
 // --- MsgBody elements (original names). Content objects are loose: fields we do not use pass through.
 const TextElemSchema = z.object({
   MsgType: z.literal("TIMTextElem"),
-  MsgContent: z.looseObject({ Text: z.string({ error: "must be a string" }) }),
+  MsgContent: z.looseObject({ Text: boundedString(MAX_TEXT_CHARS) }),
 });
 const CustomElemSchema = z.object({
   MsgType: z.literal("TIMCustomElem"),
   MsgContent: z.looseObject({
-    Data: z.string().optional(),
-    Desc: z.string().optional(),
-    Ext: z.string().optional(),
-    Sound: z.string().optional(),
+    Data: boundedString(MAX_TEXT_CHARS).optional(),
+    Desc: boundedString(MAX_DESC_CHARS).optional(),
+    Ext: boundedString(MAX_EXT_CHARS).optional(),
+    Sound: boundedString(MAX_IDENTIFIER_CHARS).optional(),
   }),
 });
 const LocationElemSchema = z.object({
   MsgType: z.literal("TIMLocationElem"),
-  MsgContent: z.looseObject({ Desc: z.string().optional(), Latitude: z.number().optional(), Longitude: z.number().optional() }),
+  MsgContent: z.looseObject({ Desc: boundedString(MAX_DESC_CHARS).optional(), Latitude: z.number().optional(), Longitude: z.number().optional() }),
 });
 const FaceElemSchema = z.object({
   MsgType: z.literal("TIMFaceElem"),
-  MsgContent: z.looseObject({ Index: z.number().optional(), Data: z.string().optional() }),
+  MsgContent: z.looseObject({ Index: z.number().optional(), Data: boundedString(MAX_TEXT_CHARS).optional() }),
 });
 const otherElem = <T extends string>(type: T) => z.object({ MsgType: z.literal(type), MsgContent: z.looseObject({}) });
 
@@ -83,19 +104,20 @@ export const MsgBodySchema = z.array(MsgElemSchema).max(100, "has more than 100 
 // and ApnsInfo are accepted and ignored: this backend pushes through FCM only.
 export const OfflinePushInfoSchema = z.looseObject({
   PushFlag: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (push) or 1 (no push)" }).optional(),
-  Title: z.string({ error: "must be a string" }).optional(),
-  Desc: z.string({ error: "must be a string" }).optional(),
-  Ext: z.string({ error: "must be a string (the app reads it as the intent extra \"ext\")" }).optional(),
+  Title: boundedString(MAX_TITLE_CHARS).optional(),
+  Desc: boundedString(MAX_DESC_CHARS).optional(),
+  Ext: boundedString(MAX_EXT_CHARS, "must be a string (the app reads it as the intent extra \"ext\")").optional(),
   AndroidInfo: z
     .looseObject({
-      GoogleChannelID: z.string({ error: "must be a string" }).optional(),
-      Sound: z.string({ error: "must be a string" }).optional(),
+      GoogleChannelID: boundedString(MAX_IDENTIFIER_CHARS).optional(),
+      Sound: boundedString(MAX_IDENTIFIER_CHARS).optional(),
     })
     .optional(),
   ApnsInfo: z.unknown().optional(),
 });
 export type OfflinePushInfo = z.output<typeof OfflinePushInfoSchema>;
 
+/** MsgKey: the original service's keys are short; 512 bounds the push-log document IDs and queries. */
 const MsgKeySchema = z.string({ error: "must be a string" }).min(1, "must not be empty").max(512, "is longer than 512 characters");
 const MsgLifeTimeSchema = z
   .number({ error: "must be a number of seconds" })
@@ -160,7 +182,7 @@ export const SendMessageRequestSchema = z.strictObject({
   ),
   /** MsgBody in the original element format, or a plain text (a single TIMTextElem). */
   body: z
-    .union([z.string().min(1, "must not be empty").max(12_000, "is longer than 12000 characters"), MsgBodySchema.min(1, "must not be empty")], {
+    .union([z.string().min(1, "must not be empty").max(MAX_TEXT_CHARS, `is longer than ${MAX_TEXT_CHARS} characters`), MsgBodySchema.min(1, "must not be empty")], {
       error: "must be a text or a MsgBody array",
     })
     .optional(),
@@ -251,7 +273,7 @@ export type CostCounts = z.output<typeof CostSchema>;
 
 export const OutcomeCountsSchema = z.object({ sent: z.number(), skipped: z.number(), failed: z.number() });
 
-/** pushLog/{msgKeyId}__{batchIndex}: one batch of one message, and its progress record. */
+/** pushLog/{msgKeyId}__{batchIndex}__{uidsHash}: one batch of one message, and its progress record. */
 export const BatchLogSchema = z.object({
   kind: z.literal("batch"),
   msgKey: z.string(),
@@ -284,7 +306,11 @@ export const RejectedLogSchema = z.object({
   kind: z.literal("rejected"),
   /** Always null: lets "by message key, ordered by batchIndex" queries include rejections. */
   batchIndex: z.null(),
-  reason: z.enum(["invalid-event", "event-too-old"]),
+  /**
+   * unprocessable: Firestore refused a write for good (INVALID_ARGUMENT, e.g. a document over
+   * 1 MiB), which no retry can fix: acknowledged instead of retried for MAX_EVENT_AGE_SECONDS.
+   */
+  reason: z.enum(["invalid-event", "event-too-old", "unprocessable"]),
   topic: z.string(),
   eventId: z.string(),
   msgKey: z.string().nullable(),

@@ -1,0 +1,130 @@
+// The review's findings, end to end: bounded event strings, exactly-once keyed by the recipients
+// too, long texts truncated to fit FCM, and Firestore errors that no retry can fix acknowledged.
+// (The remaining-ttl rule is a pure function: unit.test.ts; the ttl a send carries: fanout.test.ts.)
+import assert from "node:assert/strict";
+import { before, describe, it } from "node:test";
+import { Timestamp } from "firebase-admin/firestore";
+import { FCM_MAX_PAYLOAD_BYTES, fcmPayloadSize, type FcmMessage } from "../../functions/src/fcm/message.ts";
+import { batchLogId } from "../../functions/src/fanout/recipients.ts";
+import { adminDb, clearFirestore, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
+import { PUSH_TOPIC, entryFor, killedDevice, logDocs, msgKey, registerCertificate, sendsTo, waitForMessage, waitForRejected, type BatchDoc, type TestCertificate } from "../helpers/fanout.ts";
+
+let cert: TestCertificate;
+let alice: TestUser;
+
+before(async () => {
+  await clearFirestore();
+  cert = await registerCertificate(await createUser({ admin: true }));
+  alice = await createUser();
+});
+
+const textBody = (t: string) => [{ MsgType: "TIMTextElem", MsgContent: { Text: t } }];
+
+describe("oversized strings in the event", () => {
+  it("a 1.5 MB AndroidInfo.Sound: rejected as invalid-event naming the field, recorded (bounded), acknowledged, nothing sent", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey("big-sound");
+    await publish(PUSH_TOPIC, {
+      MsgKey: key,
+      From_Account: alice.uid,
+      To_Account: bob.uid,
+      MsgBody: textBody("hi"),
+      OfflinePushInfo: { Desc: "hi", AndroidInfo: { Sound: "s".repeat(1_500_000) } },
+    });
+    const rejected = await waitForRejected(key);
+    assert.equal(rejected.reason, "invalid-event");
+    assert.deepEqual(rejected.issues, [{ field: "OfflinePushInfo.AndroidInfo.Sound", message: "is longer than 256 characters" }]);
+    assert.deepEqual(rejected.uids, [bob.uid]);
+    assert.ok(rejected.detail.length < 2_100, "the record does not copy the oversized value");
+    assert.equal((await sendsTo(token)).length, 0);
+  });
+});
+
+describe("the same MsgKey published with different recipients", () => {
+  it("each event's recipients are pushed; the same event again is still a duplicate", async () => {
+    const [bob, carol] = [await createUser(), await createUser()];
+    const bobToken = await killedDevice(bob, cert.certificateId);
+    const carolToken = await killedDevice(carol, cert.certificateId);
+    const key = msgKey("group");
+    // One event per recipient of a group message, as some IM backends publish them.
+    const toBob = { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody("hello group") };
+    await publish(PUSH_TOPIC, toBob);
+    await publish(PUSH_TOPIC, { ...toBob, To_Account: carol.uid });
+    const docs = await eventually(
+      async () => {
+        const all = (await logDocs(key)).filter((d): d is BatchDoc => d.kind === "batch");
+        return all.length === 2 && all.every((d) => d.state === "done") ? all : undefined;
+      },
+      { what: "both events' batches to be done" },
+    );
+    assert.deepEqual(docs.map((d) => d.id).sort(), [batchLogId(key, 0, [bob.uid]), batchLogId(key, 0, [carol.uid])].sort());
+    assert.equal((await sendsTo(bobToken)).length, 1);
+    assert.equal((await sendsTo(carolToken)).length, 1, "the second event's recipient is pushed too");
+
+    await publish(PUSH_TOPIC, toBob);
+    await eventually(async () => {
+      const snap = await adminDb().doc(`pushLog/${batchLogId(key, 0, [bob.uid])}`).get();
+      return (snap.data()?.duplicates ?? 0) >= 1 ? true : undefined;
+    }, { what: "the redelivery to be recorded as a duplicate" });
+    assert.equal((await sendsTo(bobToken)).length, 1, "the same event again pushes nothing");
+    assert.equal((await sendsTo(carolToken)).length, 1);
+  });
+});
+
+describe("a long text", () => {
+  it("a 5,000-character CJK message arrives truncated to fit FCM's 4096 bytes, and the log notes it", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const key = msgKey("long");
+    const long = "今天的会议改到下午三点请大家准时参加".repeat(300).slice(0, 5_000);
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: bob.uid, MsgBody: textBody(long), OfflinePushInfo: { Ext: '{"conv":"c2c_alice"}' } });
+    const docs = await waitForMessage(key);
+    assert.equal(entryFor(docs, bob.uid).outcome, "sent");
+    const [send] = await sendsTo(token);
+    const message = send!.message as FcmMessage;
+    const body = message.notification?.body ?? "";
+    assert.ok(body.endsWith("…"), body.slice(-10));
+    assert.ok(long.startsWith(body.slice(0, -1)));
+    assert.ok(body.length > 1_000, `${body.length} characters kept`);
+    assert.ok(fcmPayloadSize(message) <= FCM_MAX_PAYLOAD_BYTES);
+    assert.equal(message.data?.ext, '{"conv":"c2c_alice"}', "Ext is never truncated");
+    assert.ok(docs[0]!.notes.some((n) => n.startsWith("notification body truncated from 5000 to")), JSON.stringify(docs[0]!.notes));
+  });
+});
+
+describe("a Firestore error no retry can fix", () => {
+  it("INVALID_ARGUMENT (the batch document would exceed 1 MiB): recorded as unprocessable and acknowledged", async () => {
+    const key = msgKey("too-large");
+    const uids = Array.from({ length: 20 }, (_, i) => `too-large-${i}`);
+    // A batch left running by a crashed delivery whose log is already near Firestore's 1 MiB
+    // limit: recording the other 19 recipients makes the write fail with INVALID_ARGUMENT.
+    const past = Timestamp.fromMillis(Date.now() - 60_000);
+    await adminDb().doc(`pushLog/${batchLogId(key, 0, uids)}`).set({
+      kind: "batch",
+      msgKey: key,
+      from: alice.uid,
+      batchIndex: 0,
+      batchCount: 1,
+      eventId: "crashed",
+      uids,
+      state: "running",
+      lease: { owner: "crashed", deliveryId: "crashed-message", until: past },
+      claims: 1,
+      duplicates: 0,
+      entries: [{ outcome: "skipped", uid: uids[0], deviceId: null, reason: "push-disabled", detail: "d".repeat(1_048_487 - 1_500), at: past }],
+      counts: { sent: 0, skipped: 1, failed: 0 },
+      notes: [],
+      cost: { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },
+      createdAt: past,
+      updatedAt: past,
+      completedAt: null,
+      expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
+    });
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: uids, MsgBody: textBody("x"), OfflinePushInfo: { PushFlag: 1 } });
+    const rejected = await waitForRejected(key);
+    assert.equal(rejected.reason, "unprocessable");
+    assert.match(rejected.detail, /Firestore refused a write that no retry can fix/);
+    assert.deepEqual(rejected.uids, uids, "found by user");
+  });
+});
