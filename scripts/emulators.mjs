@@ -196,33 +196,30 @@ function firebaseEnv() {
 
 const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 
-async function test(args) {
+/** Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM; exits with its code. */
+async function execUnderEmulators(argv, envDefaults = {}) {
   ensureLocalSecret();
   build();
-  const files = testFiles(args);
-  if (files.length === 0) fail("no test files found");
-  const env = firebaseEnv();
+  const env = { ...envDefaults, ...firebaseEnv() };
   await startFakeFcm(["--quiet"]);
-  // Test files run one at a time: they share the emulators, and the machines are small.
-  const command = [process.execPath, "--import", "tsx", "--test", "--test-concurrency=1", "--test-reporter=spec", ...files].map(shellQuote).join(" ");
+  const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
   const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
   process.exit(code);
 }
 
+async function test(args) {
+  const files = testFiles(args);
+  if (files.length === 0) fail("no test files found");
+  // Test files run one at a time: they share the emulators, and the machines are small.
+  await execUnderEmulators(["--test", "--test-concurrency=1", "--test-reporter=spec", ...files]);
+}
+
 async function bench(args) {
-  ensureLocalSecret();
-  build();
   // Each batch runs in its own Functions-emulator worker process; on a small machine 50 of them at
   // once measure the machine, not the code.
-  const env = { FUNCTIONS_EMULATOR_PARALLEL: "8", ...firebaseEnv() };
-  await startFakeFcm(["--quiet"]);
-  const command = [process.execPath, "--import", "tsx", "scripts/bench.ts", ...args].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
-  const code = await exitCode(exec);
-  stopAll();
-  process.exit(code);
+  await execUnderEmulators(["scripts/bench.ts", ...args], { FUNCTIONS_EMULATOR_PARALLEL: "8" });
 }
 
 async function start() {
