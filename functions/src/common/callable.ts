@@ -28,9 +28,14 @@ export function fieldOf(issue: z.core.$ZodIssue): string {
   return path.length ? path.join(".") : "(request)";
 }
 
-/** The first issue names the field; all issues are in details (messages only, never input values). */
+/** Each issue as the field it names and zod's message: never the input value. */
+export function zodIssues(error: z.ZodError): Array<{ field: string; message: string }> {
+  return error.issues.map((issue) => ({ field: fieldOf(issue), message: issue.message }));
+}
+
+/** The first issue names the field; all issues are in details. */
 export function zodToDomainError(error: z.ZodError): DomainError {
-  const issues = error.issues.map((issue) => ({ field: fieldOf(issue), message: issue.message }));
+  const issues = zodIssues(error);
   const first = issues[0] ?? { field: "(request)", message: "invalid" };
   return new DomainError("invalid-argument", `${first.field}: ${first.message}`, { field: first.field, issues });
 }

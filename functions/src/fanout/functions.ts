@@ -12,7 +12,7 @@ import * as logger from "firebase-functions/logger";
 import { onMessagePublished, type MessagePublishedData, type PubSubOptions } from "firebase-functions/v2/pubsub";
 import type { CloudEvent } from "firebase-functions/v2";
 import { z } from "zod";
-import { callable, fieldOf } from "../common/callable";
+import { callable, zodIssues } from "../common/callable";
 import {
   PUSH_BATCH_TOPIC,
   PUSH_TOPIC,
@@ -146,20 +146,24 @@ function rawRecipients(json: unknown): string[] | null {
   return recipientsOf({ To_Account: list.filter((a): a is string => AccountSchema.safeParse(a).success) });
 }
 
-function issuesOf(error: z.ZodError) {
-  return error.issues.slice(0, 20).map((issue) => ({ field: fieldOf(issue), message: issue.message }));
+/** The delivery's JSON parsed with `schema`, or undefined once it is recorded as an invalid event. */
+async function parsedOrRejected<S extends z.ZodType>(d: Delivery, settings: FanoutSettings, schema: S, what: string): Promise<z.output<S> | undefined> {
+  if (d.jsonError !== null) {
+    await reject(d, settings, "invalid-event", d.jsonError);
+    return undefined;
+  }
+  const parsed = schema.safeParse(d.json);
+  if (parsed.success) return parsed.data;
+  const issues = zodIssues(parsed.error).slice(0, 20);
+  await reject(d, settings, "invalid-event", `invalid ${what}: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
+  return undefined;
 }
 
 export async function handlePushEvent(d: Delivery): Promise<void> {
   const settings = fanoutSettings();
   await guarded(d, settings, async () => {
-    if (d.jsonError !== null) return reject(d, settings, "invalid-event", d.jsonError);
-    const parsed = PushEventSchema.safeParse(d.json);
-    if (!parsed.success) {
-      const issues = issuesOf(parsed.error);
-      return reject(d, settings, "invalid-event", `invalid offline-push event: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
-    }
-    const event = parsed.data;
+    const event = await parsedOrRejected(d, settings, PushEventSchema, "offline-push event");
+    if (!event) return;
     const ageMs = Date.now() - d.publishTimeMs;
     const recipients = recipientsOf(event);
     const batches = splitIntoBatches(recipients, settings.batchSize);
@@ -191,13 +195,8 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
 export async function handleBatchMessage(d: Delivery): Promise<void> {
   const settings = fanoutSettings();
   await guarded(d, settings, async () => {
-    if (d.jsonError !== null) return reject(d, settings, "invalid-event", d.jsonError);
-    const parsed = BatchMessageSchema.safeParse(d.json);
-    if (!parsed.success) {
-      const issues = issuesOf(parsed.error);
-      return reject(d, settings, "invalid-event", `invalid offline-push batch message: ${issues.map((i) => `${i.field}: ${i.message}`).join("; ")}`, { issues });
-    }
-    const m = parsed.data;
+    const m = await parsedOrRejected(d, settings, BatchMessageSchema, "offline-push batch message");
+    if (!m) return;
     await processBatch(
       { content: m.content, uids: m.uids, batchIndex: m.batchIndex, batchCount: m.batchCount, eventId: m.eventId, deliveryId: d.eventId, publishTimeMs: Date.parse(m.publishTime) },
       deps(settings),
