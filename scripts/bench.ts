@@ -10,7 +10,8 @@
 // default 50): on a small machine, `FUNCTIONS_EMULATOR_PARALLEL=8 npm run bench` keeps it civil.
 import { randomUUID } from "node:crypto";
 import { clearFirestore, createUser, publish } from "../test/helpers/emulators.ts";
-import { PUSH_TOPIC, costOf, msgKey, registerCertificate, sendsToProject, waitForMessage } from "../test/helpers/fanout.ts";
+import { PUSH_TOPIC, costOf, msgKey, sendsToProject, waitForMessage } from "../test/helpers/fanout.ts";
+import { registerCertificate } from "../test/helpers/certificates.ts";
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 import { seedRecipients } from "../test/helpers/fanoutSeed.ts";
 

@@ -47,6 +47,9 @@ function unknownServiceAccount(): ServiceAccountJson {
   return sa;
 }
 
+/** A PEM whose base64 body no longer decodes to a key. */
+const garbled = (pem: string) => pem.replace(/[A-Za-z]{12}/, "!!!!garbled!!");
+
 /** Key material that must never leave the server: the PEM's base64 body lines. */
 function secretFragments(sa: ServiceAccountJson): string[] {
   return sa.private_key
@@ -125,7 +128,7 @@ describe("registerPushCertificate", () => {
     ["missing token_uri", (sa) => ({ serviceAccount: { ...sa, token_uri: undefined } }), "serviceAccount.token_uri"],
     [
       "a garbled PEM",
-      (sa) => ({ serviceAccount: { ...sa, private_key: sa.private_key.replace(/[A-Za-z]{12}/, "!!!!garbled!!") } }),
+      (sa) => ({ serviceAccount: { ...sa, private_key: garbled(sa.private_key) } }),
       "serviceAccount.private_key",
     ],
     [
@@ -217,9 +220,9 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
 
     const rejected = await call("updatePushCertificate", { certificateId, serviceAccount: unknownServiceAccount() }, admin);
     assert.equal(rejected.error?.status, "FAILED_PRECONDITION");
-    const garbled = await call("updatePushCertificate", { certificateId, serviceAccount: { ...sa, private_key: "-----BEGIN PRIVATE KEY-----\nxx\n-----END PRIVATE KEY-----" } }, admin);
-    assert.equal(garbled.error?.status, "INVALID_ARGUMENT");
-    assert.equal(garbled.error?.details?.field, "serviceAccount.private_key");
+    const garbledRes = await call("updatePushCertificate", { certificateId, serviceAccount: { ...sa, private_key: garbled(sa.private_key) } }, admin);
+    assert.equal(garbledRes.error?.status, "INVALID_ARGUMENT");
+    assert.equal(garbledRes.error?.details?.field, "serviceAccount.private_key");
 
     const after = (await adminDb().doc(`pushCertificates/${certificateId}`).get()).data();
     assert.deepEqual(after, before, "the stored certificate is untouched");

@@ -5,7 +5,8 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { call, callOk, createUser, publish, type TestUser } from "../helpers/emulators.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
-import { entryFor, killedDevice, msgKey, PUSH_TOPIC, registerCertificate, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { entryFor, killedDevice, msgKey, PUSH_TOPIC, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 
 let admin: TestUser;
 let sender: TestUser;

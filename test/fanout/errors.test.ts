@@ -9,12 +9,11 @@ import {
   entryFor,
   killedDevice,
   msgKey,
-  registerCertificate,
   sendsTo,
   sendsToProject,
   waitForMessage,
-  type TestCertificate,
 } from "../helpers/fanout.ts";
+import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
 import { readDevice, readTokenOwner } from "../helpers/sessions.ts";
 

@@ -15,12 +15,12 @@ import {
   logDocs,
   msgKey,
   printCost,
-  registerCertificate,
+  seedRunningBatch,
   sendsTo,
   waitForMessage,
   waitForRejected,
-  type TestCertificate,
 } from "../helpers/fanout.ts";
+import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 
 let cert: TestCertificate;
 let alice: TestUser; // the sender, with a killed device of her own
@@ -222,26 +222,16 @@ describe("exactly once", () => {
     const key = msgKey();
     // What a crashed delivery leaves: the batch running, its lease expired, one device recorded as sent.
     const past = Timestamp.fromMillis(Date.now() - 60_000);
-    await adminDb().doc(`pushLog/${batchLogId(key, 0, [first!.uid, second!.uid])}`).set({
-      kind: "batch",
+    await seedRunningBatch({
       msgKey: key,
       from: alice.uid,
-      batchIndex: 0,
-      batchCount: 1,
-      eventId: "crashed-delivery",
       uids: [first!.uid, second!.uid],
-      state: "running",
-      lease: { owner: "crashed-delivery", deliveryId: "crashed-delivery-message", until: past },
-      claims: 1,
-      duplicates: 0,
+      owner: "crashed-delivery",
+      deliveryId: "crashed-delivery-message",
+      leaseUntilMs: past.toMillis(),
       entries: [{ outcome: "sent", uid: first!.uid, deviceId: "phone", reason: "sent", certificateId: cert.certificateId, fcmName: "projects/x/messages/1", attempts: 1, at: past }],
-      counts: { sent: 1, skipped: 0, failed: 0 },
-      notes: [],
       cost: { firestoreReads: 3, firestoreWrites: 2, fcmRequests: 1, publishes: 0 },
-      createdAt: past,
-      updatedAt: past,
-      completedAt: null,
-      expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
+      at: past,
     });
     await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: [first!.uid, second!.uid], MsgBody: textBody("resume") });
     const docs = await waitForMessage(key);
@@ -257,26 +247,14 @@ describe("exactly once", () => {
     const token = await killedDevice(bob, cert.certificateId);
     const key = msgKey();
     const now = Date.now();
-    await adminDb().doc(`pushLog/${batchLogId(key, 0, [bob.uid])}`).set({
-      kind: "batch",
+    await seedRunningBatch({
       msgKey: key,
       from: alice.uid,
-      batchIndex: 0,
-      batchCount: 1,
-      eventId: "other-delivery",
       uids: [bob.uid],
-      state: "running",
-      lease: { owner: "other-delivery", deliveryId: "another-pubsub-message", until: Timestamp.fromMillis(now + 600_000) },
-      claims: 1,
-      duplicates: 0,
-      entries: [],
-      counts: { sent: 0, skipped: 0, failed: 0 },
-      notes: [],
-      cost: { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },
-      createdAt: Timestamp.fromMillis(now),
-      updatedAt: Timestamp.fromMillis(now),
-      completedAt: null,
-      expireAt: Timestamp.fromMillis(now + 86_400_000),
+      owner: "other-delivery",
+      deliveryId: "another-pubsub-message",
+      leaseUntilMs: now + 600_000,
+      at: Timestamp.fromMillis(now),
     });
     // A control message published after it, to the same device: once it has arrived, the busy
     // delivery has been handled too (the trigger processes them in parallel, so wait for both).

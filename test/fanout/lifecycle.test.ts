@@ -12,10 +12,9 @@ import { processBatch, type BatchDeps } from "../../functions/src/fanout/batch.t
 import { handlePushEvent } from "../../functions/src/fanout/functions.ts";
 import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
 import { BatchBusyError } from "../../functions/src/fanout/progress.ts";
-import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
-import { adminDb, clearFirestore } from "../helpers/emulators.ts";
-import { logDocs, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+import { clearFirestore } from "../helpers/emulators.ts";
+import { logDocs, seedRunningBatch, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
 
 const DAY = 86_400_000;
 
@@ -40,30 +39,17 @@ function deps(leaseMs: number): BatchDeps {
 }
 
 function heldBatch(key: string, deliveryId: string, untilMs: number) {
-  const now = Timestamp.now();
-  return adminDb()
-    .doc(`pushLog/${batchLogId(key, 0, ["u1", "u2"])}`)
-    .set({
-      kind: "batch",
-      msgKey: key,
-      from: "sender",
-      batchIndex: 0,
-      batchCount: 1,
-      eventId: deliveryId,
-      uids: ["u1", "u2"],
-      state: "running",
-      lease: { owner: "first-attempt", deliveryId, until: Timestamp.fromMillis(untilMs) },
-      claims: 1,
-      duplicates: 0,
-      entries: [{ outcome: "skipped", uid: "u1", deviceId: null, reason: "push-disabled", detail: "recorded by the first attempt", at: now }],
-      counts: { sent: 0, skipped: 1, failed: 0 },
-      notes: [],
-      cost: { firestoreReads: 1, firestoreWrites: 2, fcmRequests: 0, publishes: 0 },
-      createdAt: now,
-      updatedAt: now,
-      completedAt: null,
-      expireAt: Timestamp.fromMillis(Date.now() + DAY),
-    });
+  return seedRunningBatch({
+    msgKey: key,
+    from: "sender",
+    uids: ["u1", "u2"],
+    owner: "first-attempt",
+    deliveryId,
+    eventId: deliveryId,
+    leaseUntilMs: untilMs,
+    entries: [{ outcome: "skipped", uid: "u1", deviceId: null, reason: "push-disabled", detail: "recorded by the first attempt", at: Timestamp.now() }],
+    cost: { firestoreReads: 1, firestoreWrites: 2, fcmRequests: 0, publishes: 0 },
+  });
 }
 
 function input(key: string, deliveryId: string) {

@@ -7,7 +7,8 @@ import { Timestamp } from "firebase-admin/firestore";
 import { FCM_MAX_PAYLOAD_BYTES, fcmPayloadSize, type FcmMessage } from "../../functions/src/fcm/message.ts";
 import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { adminDb, clearFirestore, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
-import { PUSH_TOPIC, entryFor, killedDevice, logDocs, msgKey, registerCertificate, sendsTo, waitForMessage, waitForRejected, type BatchDoc, type TestCertificate } from "../helpers/fanout.ts";
+import { PUSH_TOPIC, entryFor, killedDevice, logDocs, msgKey, seedRunningBatch, sendsTo, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 
 let cert: TestCertificate;
 let alice: TestUser;
@@ -100,26 +101,15 @@ describe("a Firestore error no retry can fix", () => {
     // A batch left running by a crashed delivery whose log is already near Firestore's 1 MiB
     // limit: recording the other 19 recipients makes the write fail with INVALID_ARGUMENT.
     const past = Timestamp.fromMillis(Date.now() - 60_000);
-    await adminDb().doc(`pushLog/${batchLogId(key, 0, uids)}`).set({
-      kind: "batch",
+    await seedRunningBatch({
       msgKey: key,
       from: alice.uid,
-      batchIndex: 0,
-      batchCount: 1,
-      eventId: "crashed",
       uids,
-      state: "running",
-      lease: { owner: "crashed", deliveryId: "crashed-message", until: past },
-      claims: 1,
-      duplicates: 0,
+      owner: "crashed",
+      deliveryId: "crashed-message",
+      leaseUntilMs: past.toMillis(),
       entries: [{ outcome: "skipped", uid: uids[0], deviceId: null, reason: "push-disabled", detail: "d".repeat(1_048_487 - 1_500), at: past }],
-      counts: { sent: 0, skipped: 1, failed: 0 },
-      notes: [],
-      cost: { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },
-      createdAt: past,
-      updatedAt: past,
-      completedAt: null,
-      expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
+      at: past,
     });
     await publish(PUSH_TOPIC, { MsgKey: key, From_Account: alice.uid, To_Account: uids, MsgBody: textBody("x"), OfflinePushInfo: { PushFlag: 1 } });
     const rejected = await waitForRejected(key);

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, describe, it } from "node:test";
 import { clearFirestore, createUser, publish } from "../helpers/emulators.ts";
-import { PUSH_TOPIC, entriesOf, msgKey, printCost, registerCertificate, sendsToProject, waitForMessage, type TestCertificate } from "../helpers/fanout.ts";
+import { PUSH_TOPIC, entriesOf, msgKey, printCost, sendsToProject, waitForMessage } from "../helpers/fanout.ts";
+import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { SEED_STATES, seedRecipients } from "../helpers/fanoutSeed.ts";
 
 const RECIPIENTS = 1000;

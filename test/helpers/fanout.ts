@@ -3,25 +3,15 @@
 // functions' own schemas) and from the requests the fake FCM recorded.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
+import { Timestamp } from "firebase-admin/firestore";
+import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { BatchLogSchema, RejectedLogSchema, type BatchLog, type PushLogEntry, type RejectedLog } from "../../functions/src/fanout/schemas.ts";
 import { adminDb, callOk, eventually, type TestUser } from "./emulators.ts";
-import { fakeFcm, type RecordedRequest, type ServiceAccountJson } from "./fakeFcm.ts";
+import { fakeFcm, type RecordedRequest } from "./fakeFcm.ts";
 import { fakeFcmToken } from "./sessions.ts";
 
 export const PUSH_TOPIC = "im-offline-push";
 export const PUSH_BATCH_TOPIC = "im-offline-push-batches";
-
-export interface TestCertificate {
-  certificateId: number;
-  sa: ServiceAccountJson;
-}
-
-/** A certificate registered the real way: the operator callable, checked against the fake FCM. */
-export async function registerCertificate(admin: TestUser, label = "fan-out test"): Promise<TestCertificate> {
-  const sa = await fakeFcm.createServiceAccount();
-  const res = await callOk<{ certificateId: number }>("registerPushCertificate", { serviceAccount: sa, label }, admin);
-  return { certificateId: res.certificateId, sa };
-}
 
 export const msgKey = (prefix = "msg") => `${prefix}-${randomUUID()}`;
 
@@ -117,4 +107,50 @@ export function printCost(label: string, docs: BatchDoc[], extra: Record<string,
       perBatch.map((l) => `[cost]   ${l}\n`).join(""),
   );
   return total;
+}
+
+type SeedEntry = Record<string, unknown> & { outcome: "sent" | "skipped" | "failed" };
+
+/**
+ * The push-log document (the batch's progress record) that a delivery leaves while it runs, or
+ * after it crashed: batch 0 of 1 claimed under a lease until `leaseUntilMs`, `entries` recorded.
+ */
+export async function seedRunningBatch(b: {
+  msgKey: string;
+  from: string;
+  uids: string[];
+  owner: string;
+  deliveryId: string;
+  leaseUntilMs: number;
+  eventId?: string;
+  entries?: SeedEntry[];
+  cost?: { firestoreReads: number; firestoreWrites: number; fcmRequests: number; publishes: number };
+  at?: Timestamp;
+}): Promise<void> {
+  const at = b.at ?? Timestamp.now();
+  const entries = b.entries ?? [];
+  const count = (outcome: SeedEntry["outcome"]) => entries.filter((e) => e.outcome === outcome).length;
+  await adminDb()
+    .doc(`pushLog/${batchLogId(b.msgKey, 0, b.uids)}`)
+    .set({
+      kind: "batch",
+      msgKey: b.msgKey,
+      from: b.from,
+      batchIndex: 0,
+      batchCount: 1,
+      eventId: b.eventId ?? b.owner,
+      uids: b.uids,
+      state: "running",
+      lease: { owner: b.owner, deliveryId: b.deliveryId, until: Timestamp.fromMillis(b.leaseUntilMs) },
+      claims: 1,
+      duplicates: 0,
+      entries,
+      counts: { sent: count("sent"), skipped: count("skipped"), failed: count("failed") },
+      notes: [],
+      cost: b.cost ?? { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },
+      createdAt: at,
+      updatedAt: at,
+      completedAt: null,
+      expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
+    });
 }

@@ -11,15 +11,7 @@ import {
   type Device,
   type PushTokenDoc,
 } from "../../functions/src/sessions/schemas.ts";
-import { adminDb, callOk, type TestUser } from "./emulators.ts";
-import { fakeFcm } from "./fakeFcm.ts";
-
-/** A certificate registered the real way (the operator callable, checked against the fake FCM). */
-export async function registerTestCertificate(admin: TestUser): Promise<number> {
-  const sa = await fakeFcm.createServiceAccount();
-  const res = await callOk<{ certificateId: number }>("registerPushCertificate", { serviceAccount: sa, label: "sessions test" }, admin);
-  return res.certificateId;
-}
+import { adminDb } from "./emulators.ts";
 
 /** A token shaped like FCM's: "<instance id>:APA91b<base64url>", unique per call. */
 export function fakeFcmToken(): string {

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { PROJECT, adminDb, call, callOk, clearFirestore, createUser, createUsers, type TestUser } from "../helpers/emulators.ts";
-import { fakeFcmToken, readDevice, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { fakeFcmToken, readDevice, readTokenOwner } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
 
 const callables = ["login", "setOfflinePushToken", "doBackground", "doForeground", "heartbeat", "logout"];
@@ -14,7 +15,7 @@ let user: TestUser;
 
 before(async () => {
   await clearFirestore();
-  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+  certificateId = (await registerCertificate(await createUser({ admin: true }))).certificateId;
   user = await createUser();
   await callOk("login", { deviceId: "d1", platform: "android" }, user);
 });

@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { call, callOk, clearFirestore, createUser, createUsers, mapLimit, type TestUser } from "../helpers/emulators.ts";
-import { assertSessionInvariants, fakeFcmToken, readDevice, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { assertSessionInvariants, fakeFcmToken, readDevice, readTokenOwner } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
 import { unbindToken } from "../../functions/src/sessions/store.ts";
 
@@ -11,7 +12,7 @@ let certificateId: number;
 
 before(async () => {
   await clearFirestore();
-  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+  certificateId = (await registerCertificate(await createUser({ admin: true }))).certificateId;
 });
 
 describe("concurrency", () => {

@@ -10,13 +10,14 @@ import { MAX_DEVICES, MAX_ENDED_DEVICES } from "../../functions/src/sessions/pol
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
 import * as store from "../../functions/src/sessions/store.ts";
 import { adminDb, callOk, clearFirestore, createUser } from "../helpers/emulators.ts";
-import { assertSessionInvariants, eligibilityAt, fakeFcmToken, readDevices, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { assertSessionInvariants, eligibilityAt, fakeFcmToken, readDevices, readTokenOwner } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 
 let certificateId: number;
 
 before(async () => {
   await clearFirestore();
-  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+  certificateId = (await registerCertificate(await createUser({ admin: true }))).certificateId;
 });
 
 const ids = (n: number, prefix: string) => Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(2, "0")}`);

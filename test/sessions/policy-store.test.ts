@@ -4,14 +4,15 @@
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { clearFirestore, createUser } from "../helpers/emulators.ts";
-import { assertSessionInvariants, fakeFcmToken, readDevices, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { assertSessionInvariants, fakeFcmToken, readDevices, readTokenOwner } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 import * as store from "../../functions/src/sessions/store.ts";
 
 let certificateId: number;
 
 before(async () => {
   await clearFirestore();
-  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+  certificateId = (await registerCertificate(await createUser({ admin: true }))).certificateId;
 });
 
 describe("session store with the multi-device policy", () => {

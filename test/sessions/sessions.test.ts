@@ -11,15 +11,15 @@ import {
   justAfterHeartbeat,
   readDevice,
   readTokenOwner,
-  registerTestCertificate,
 } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 import { tokenHash, type Device } from "../../functions/src/sessions/schemas.ts";
 
 let certificateId: number;
 
 before(async () => {
   await clearFirestore();
-  certificateId = await registerTestCertificate(await createUser({ admin: true }));
+  certificateId = (await registerCertificate(await createUser({ admin: true }))).certificateId;
 });
 
 async function device(user: TestUser, deviceId: string): Promise<Device> {

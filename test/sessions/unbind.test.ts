@@ -7,7 +7,8 @@ import { before, describe, it } from "node:test";
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
 import { unbindToken } from "../../functions/src/sessions/store.ts";
 import { callOk, clearFirestore, createUser, type TestUser } from "../helpers/emulators.ts";
-import { assertSessionInvariants, fakeFcmToken, readDevice, readTokenOwner, registerTestCertificate } from "../helpers/sessions.ts";
+import { assertSessionInvariants, fakeFcmToken, readDevice, readTokenOwner } from "../helpers/sessions.ts";
+import { registerCertificate } from "../helpers/certificates.ts";
 
 let cert1: number;
 let cert2: number;
@@ -15,8 +16,8 @@ let cert2: number;
 before(async () => {
   await clearFirestore();
   const admin = await createUser({ admin: true });
-  cert1 = await registerTestCertificate(admin);
-  cert2 = await registerTestCertificate(admin);
+  cert1 = (await registerCertificate(admin)).certificateId;
+  cert2 = (await registerCertificate(admin)).certificateId;
 });
 
 async function bound(user: TestUser, deviceId: string, certificateId: number, token = fakeFcmToken()): Promise<string> {
