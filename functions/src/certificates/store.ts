@@ -4,7 +4,7 @@
 import { FieldValue, Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
 import { z } from "zod";
 import { DomainError } from "../common/errors";
-import { db } from "../common/firestore";
+import { db, runBoundedTransaction } from "../common/firestore";
 import { decryptPrivateKey, encryptPrivateKey, EncryptedKeySchema } from "./keyEncryption";
 import { PublicCertificateSchema, type PublicCertificate, type ServiceAccount } from "./schemas";
 
@@ -58,7 +58,7 @@ const healthy = { state: "healthy" as const, reason: null, since: null };
 
 /** Allocates the next ID and stores the certificate in one transaction: concurrent registrations get distinct IDs. */
 export async function createCertificate(sa: ServiceAccount, label: string | null, kek: Buffer): Promise<PublicCertificate> {
-  const id = await db().runTransaction(async (tx) => {
+  const id = await runBoundedTransaction(async (tx) => {
     const allocator = db().doc(ID_ALLOCATOR);
     const lastId = ((await tx.get(allocator)).get("lastId") as number | undefined) ?? 0;
     const certificateId = lastId + 1;
@@ -100,7 +100,7 @@ export async function updateCertificate(
   change: { serviceAccount?: ServiceAccount; label?: string | null },
   kek: Buffer,
 ): Promise<PublicCertificate> {
-  await db().runTransaction(async (tx) => {
+  await runBoundedTransaction(async (tx) => {
     const snap = await tx.get(certRef(certificateId));
     if (!snap.exists) throw new DomainError("not-found", `certificateId: no push certificate ${certificateId}`, { field: "certificateId" });
     const current = parseStored(snap);
@@ -166,7 +166,7 @@ export async function loadCredentials(certificateIds: number[], kek: Buffer): Pr
 
 /** Flags a certificate FCM refused (401/403): operators see it in listPushCertificates. Only if still the same key. */
 export async function markCertificateUnhealthy(certificateId: number, version: number, reason: string): Promise<void> {
-  await db().runTransaction(async (tx) => {
+  await runBoundedTransaction(async (tx) => {
     const snap = await tx.get(certRef(certificateId));
     if (!snap.exists || snap.get("version") !== version) return;
     if (snap.get("health.state") === "unhealthy" && snap.get("health.reason") === reason) return;

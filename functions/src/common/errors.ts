@@ -8,6 +8,7 @@ export type ErrorKind =
   | "permission-denied"
   | "unauthenticated"
   | "resource-exhausted"
+  | "aborted"
   | "unavailable"
   | "internal";
 

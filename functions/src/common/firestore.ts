@@ -1,5 +1,6 @@
 import { getApps, initializeApp } from "firebase-admin/app";
-import { getFirestore, type Firestore } from "firebase-admin/firestore";
+import { getFirestore, type Firestore, type Transaction } from "firebase-admin/firestore";
+import { DomainError } from "./errors";
 
 let firestore: Firestore | undefined;
 
@@ -11,4 +12,58 @@ export function db(): Firestore {
     firestore.settings({ ignoreUndefinedProperties: true });
   }
   return firestore;
+}
+
+/** gRPC status codes Firestore answers with (the Admin SDK puts them in `err.code`). */
+export const GRPC = { DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, UNAVAILABLE: 14 } as const;
+
+export function grpcCode(err: unknown): number | undefined {
+  const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+  return typeof code === "number" ? code : undefined;
+}
+
+/**
+ * How long a request-path transaction may keep retrying under contention before the caller is
+ * told to retry. Well inside a callable's 60 s timeout: the app gets a clear ABORTED it can retry
+ * (the Firebase SDKs' callers do), never a request that hangs until the platform kills it.
+ */
+export const TRANSACTION_BUDGET_MS = 20_000;
+
+export class TransactionContentionError extends DomainError {
+  constructor(attempts: number, elapsedMs: number) {
+    super(
+      "aborted",
+      `too many concurrent changes to the same records: gave up after ${attempts} attempt(s) in ${Math.round(elapsedMs / 1000)} s; retry the call`,
+      { retryable: true, attempts },
+    );
+  }
+}
+
+/**
+ * `runTransaction` with a bound: no new attempt starts after `budgetMs`, and contention or an
+ * outage ends as a DomainError (`aborted` / `unavailable`) the caller can retry, instead of the
+ * Admin SDK's raw gRPC error (which callable.ts would have to call `internal`). The body must be
+ * safe to re-run, as any transaction body is.
+ */
+export async function runBoundedTransaction<T>(fn: (tx: Transaction) => Promise<T>, budgetMs = TRANSACTION_BUDGET_MS): Promise<T> {
+  const started = Date.now();
+  let attempts = 0;
+  try {
+    return await db().runTransaction(
+      async (tx) => {
+        if (attempts > 0 && Date.now() - started > budgetMs) throw new TransactionContentionError(attempts, Date.now() - started);
+        attempts++;
+        return fn(tx);
+      },
+      // The SDK backs off between attempts (exponential, capped); the budget is the real bound.
+      { maxAttempts: 10 },
+    );
+  } catch (err) {
+    const code = grpcCode(err);
+    if (code === GRPC.ABORTED) throw new TransactionContentionError(attempts, Date.now() - started);
+    if (code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED) {
+      throw new DomainError("unavailable", "the database is temporarily unavailable; retry the call", { retryable: true });
+    }
+    throw err;
+  }
 }

@@ -127,6 +127,7 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
         lease,
         claims: 1,
         duplicates: 0,
+        concurrentDeliveries: 0,
         entries: [],
         counts: { sent: 0, skipped: 0, failed: 0 },
         cost: addCost(zeroCost(), cost.deltaTo(total)),
@@ -150,6 +151,11 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
     if (decision.action === "done" && doc) {
       // Counted so that a duplicate is visible in the log (and tests can wait for it).
       tx.update(ref, { duplicates: doc.duplicates + 1, cost: addCost(doc.cost, cost.deltaTo(total)) });
+      return { decision, total, entries: [], claims: doc.claims, leaseUntil: 0, counts: doc.counts };
+    }
+    if (decision.action === "busy" && !decision.sameDelivery && doc) {
+      // Left to the holder and acknowledged: counted, so the log shows the concurrent delivery.
+      tx.update(ref, { concurrentDeliveries: doc.concurrentDeliveries + 1, cost: addCost(doc.cost, cost.deltaTo(total)) });
       return { decision, total, entries: [], claims: doc.claims, leaseUntil: 0, counts: doc.counts };
     }
     return { decision, total: null, entries: [], claims: doc?.claims ?? 0, leaseUntil: 0, counts: doc?.counts };

@@ -288,6 +288,8 @@ export const BatchLogSchema = z.object({
   claims: z.number(),
   /** Deliveries that found the batch already done and sent nothing (Pub/Sub redeliveries, republished events). */
   duplicates: z.number(),
+  /** Deliveries of another Pub/Sub message that found the batch held by a live lease and left it to the holder. */
+  concurrentDeliveries: z.number().default(0),
   entries: z.array(PushLogEntrySchema),
   counts: OutcomeCountsSchema,
   /** Message-wide remarks, e.g. a Sound that FCM cannot apply. */

@@ -8,7 +8,7 @@ import { FieldPath, FieldValue, type DocumentSnapshot, type Timestamp, type Tran
 import * as logger from "firebase-functions/logger";
 import type { SessionPolicy } from "../config";
 import { DomainError } from "../common/errors";
-import { db } from "../common/firestore";
+import { db, runBoundedTransaction } from "../common/firestore";
 import { MAX_DEVICES, MAX_ENDED_DEVICES, devicesToKick, endedDevicesToDrop } from "./policy";
 import {
   PUSH_TOKENS,
@@ -137,7 +137,7 @@ export interface LoginResult {
 }
 
 export async function login(uid: string, deviceId: string, platform: Platform, policy: SessionPolicy): Promise<LoginResult> {
-  const { result, dropped } = await db().runTransaction(async (tx) => {
+  const { result, dropped } = await runBoundedTransaction(async (tx) => {
     const snap = await tx.get(userRef(uid));
     const devices = parseUserDevices(snap.data());
     const current = devices[deviceId];
@@ -228,7 +228,7 @@ export interface SetTokenResult {
 /** The caller must have checked that the certificate exists (not-found is answered before any write). */
 export async function setOfflinePushToken(uid: string, deviceId: string, certificateId: number, token: string): Promise<SetTokenResult> {
   const hash = tokenHash(token);
-  const { result, movedFrom } = await db().runTransaction(async (tx) => {
+  const { result, movedFrom } = await runBoundedTransaction(async (tx) => {
     const [userSnap, tokenSnap] = await tx.getAll(userRef(uid), tokenRef(hash));
     if (!userSnap || !tokenSnap) throw new DomainError("internal", "transaction read returned no snapshot");
     const devices = parseUserDevices(userSnap.data());
@@ -272,7 +272,7 @@ export async function setOfflinePushToken(uid: string, deviceId: string, certifi
 
 /** Updates fields of a logged-in device: one read and one write. */
 async function updateLoggedIn(uid: string, deviceId: string, fields: Record<string, unknown>): Promise<void> {
-  await db().runTransaction(async (tx) => {
+  await runBoundedTransaction(async (tx) => {
     const snap = await tx.get(userRef(uid));
     requireLoggedIn(parseUserDevices(snap.data()), deviceId);
     const pairs: unknown[] = [];
@@ -300,7 +300,7 @@ export interface LogoutResult {
 }
 
 export async function logout(uid: string, deviceId: string): Promise<LogoutResult> {
-  return db().runTransaction(async (tx) => {
+  return runBoundedTransaction(async (tx) => {
     const snap = await tx.get(userRef(uid));
     const devices = parseUserDevices(snap.data());
     const device = devices[deviceId];
@@ -331,7 +331,7 @@ export interface ExpectedBinding {
  * Returns the owner it was removed from, or null if nothing was removed.
  */
 export async function unbindToken(hash: string, expected?: ExpectedBinding): Promise<{ uid: string; deviceId: string } | null> {
-  return db().runTransaction(async (tx) => {
+  return runBoundedTransaction(async (tx) => {
     const owner = parseTokenDoc(await tx.get(tokenRef(hash)));
     if (!owner) return null;
     if (expected && !(owner.uid === expected.uid && owner.deviceId === expected.deviceId && owner.certificateId === expected.certificateId)) return null;
