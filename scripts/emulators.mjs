@@ -196,7 +196,14 @@ function firebaseEnv() {
 
 const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 
-/** Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM; exits with its code. */
+// The Functions emulator starts one worker process per concurrent execution (up to 50 by
+// default). Fifty Node processes booting at once on a 2-core machine take longer than the
+// emulator's 30 s start-up limit, and the emulator then drops the request without answering (the
+// caller waits for its own timeout). So: at most 8 executions at a time (the rest queue inside the
+// emulator), and a longer start-up limit for a loaded machine. Both are the emulator's own knobs.
+const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCOVERY_TIMEOUT: "90" };
+
+/** Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM; resolves to its exit code. */
 async function execUnderEmulators(argv, envDefaults = {}) {
   ensureLocalSecret();
   build();
@@ -206,26 +213,53 @@ async function execUnderEmulators(argv, envDefaults = {}) {
   const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
-  process.exit(code);
+  return code;
+}
+
+/** The totals of node's TAP output (its last `# pass N` ... lines), for the closing line. */
+function tapTotals(file) {
+  const text = fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
+  const last = (name) => {
+    const all = [...text.matchAll(new RegExp(`^# ${name} (\\d+)$`, "gm"))];
+    return all.length ? Number(all[all.length - 1][1]) : 0;
+  };
+  return { pass: last("pass"), fail: last("fail") + last("cancelled"), skipped: last("skipped") + last("todo") };
+}
+
+function minutes(ms) {
+  const s = Math.round(ms / 1000);
+  return `${Math.floor(s / 60)} min ${s % 60} s`;
 }
 
 async function test(args) {
+  const started = Date.now();
   const files = testFiles(args);
   if (files.length === 0) fail("no test files found");
-  // Test files run one at a time: they share the emulators, and the machines are small.
-  await execUnderEmulators(["--test", "--test-concurrency=1", "--test-reporter=spec", ...files]);
+  const tap = path.join(root, ".emulators", "test-results.tap");
+  fs.mkdirSync(path.dirname(tap), { recursive: true });
+  fs.rmSync(tap, { force: true });
+  // Test files run one at a time: they share the emulators, and the machines are small. The spec
+  // reporter is for people; the TAP copy gives the totals printed last.
+  const code = await execUnderEmulators(
+    ["--test", "--test-concurrency=1", "--test-reporter=spec", "--test-reporter-destination=stdout", "--test-reporter=tap", `--test-reporter-destination=${tap}`, ...files],
+    EMULATOR_LOAD_LIMITS,
+  );
+  const t = tapTotals(tap);
+  log(`test suite wall time: ${minutes(Date.now() - started)} (build, emulators and ${files.length} test files; lint ran before)`);
+  process.stdout.write(`tests: ${t.pass} passed, ${t.fail} failed, ${t.skipped} skipped\n`);
+  process.exit(code !== 0 ? code : t.fail > 0 || t.pass === 0 ? 1 : 0);
 }
 
 async function bench(args) {
   // Each batch runs in its own Functions-emulator worker process; on a small machine 50 of them at
   // once measure the machine, not the code.
-  await execUnderEmulators(["scripts/bench.ts", ...args], { FUNCTIONS_EMULATOR_PARALLEL: "8" });
+  process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS));
 }
 
 async function start() {
   ensureLocalSecret();
   build();
-  const env = firebaseEnv();
+  const env = { ...EMULATOR_LOAD_LIMITS, ...firebaseEnv() };
   await startFakeFcm();
   const emulators = run(firebaseBin, ["emulators:start", "--project", PROJECT, "--only", EMULATORS], { env });
   emulators.on("exit", (code) => {

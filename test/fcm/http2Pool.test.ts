@@ -106,7 +106,13 @@ describe("Http2Pool against the fake FCM", () => {
   test("reconnects after the fake dropped the connection; an in-flight request fails as retryable", async () => {
     await env.ctl.addErrorRule({ token: "in-flight", delayMs: 2_000, times: 1 });
     const pending = env.send({ token: "in-flight" });
-    await sleep(100);
+    // Dropped only once the fake holds the request (its delay keeps the stream open for 2 s).
+    const streams = async () => (await env.ctl.stats()).activeStreams;
+    const until = Date.now() + 5_000;
+    while ((await streams()) < 1) {
+      if (Date.now() > until) throw new Error("the request never reached the fake");
+      await sleep(10);
+    }
     await env.ctl.closeSessions("destroy");
     const r = await pending;
     assertFailure(r);

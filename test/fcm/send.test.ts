@@ -217,9 +217,15 @@ describe("sendFcmMessage against the fake FCM over HTTP/2", () => {
     assert.equal((await env.send({ token: "fast" })).ok, true);
     const stats = await env.ctl.stats();
     assert.equal(stats.sessions, 0, "no new session was needed");
-    // The fake saw the cancellation: the answer to the slow request was never delivered.
-    await new Promise((r) => setTimeout(r, 1_500));
-    const slow = await env.ctl.requests({ token: "slow" });
+    // The fake saw the cancellation: the answer to the slow request was never delivered. It records
+    // the request when its 1.5 s delay ends and it tries to answer: poll for that record.
+    const until = Date.now() + 15_000;
+    let slow = await env.ctl.requests({ token: "slow" });
+    while (slow.length === 0) {
+      if (Date.now() > until) throw new Error("the fake never recorded the slow request");
+      await new Promise((r) => setTimeout(r, 50));
+      slow = await env.ctl.requests({ token: "slow" });
+    }
     assert.equal(slow.length, 1);
     assert.equal(slow[0]?.answeredStatus, null);
   });

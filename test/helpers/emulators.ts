@@ -23,9 +23,34 @@ export function adminDb(): Firestore {
   return firestore;
 }
 
+/**
+ * Every request the tests make has a deadline, so a request nobody answers fails the test in
+ * seconds with what it was, instead of waiting for undici's 300 s headers timeout. Longest
+ * legitimate answer: a cold Functions-emulator worker (seconds) plus a callable's bounded
+ * transaction under contention (TRANSACTION_BUDGET_MS, 20 s).
+ */
+export const REQUEST_DEADLINE_MS = 75_000;
+
 async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: any }> {
-  const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json", ...headers }, body: JSON.stringify(body) });
-  const text = await res.text();
+  let res: Response;
+  let text: string;
+  try {
+    res = await fetch(url, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
+    });
+    text = await res.text();
+  } catch (err) {
+    const timedOut = err instanceof Error && (err.name === "TimeoutError" || err.name === "AbortError");
+    const what = `POST ${new URL(url).pathname}`;
+    if (timedOut) {
+      // The Functions emulator answers nothing when it fails to start a worker (see firebase-debug.log).
+      throw new Error(`${what}: no answer within ${REQUEST_DEADLINE_MS / 1000} s (an emulator dropped the request; see firebase-debug.log)`, { cause: err });
+    }
+    throw new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
   let json: unknown;
   try {
     json = JSON.parse(text);
@@ -78,6 +103,21 @@ export async function call<T = any>(name: string, data: unknown, user?: TestUser
   return { httpStatus: status, result: json.result, error: json.error };
 }
 
+/**
+ * call(), retried the way an app retries: ABORTED (contention) and UNAVAILABLE are the answers
+ * our API documents as "try again", so concurrency tests retry them with backoff, a bounded number
+ * of times, and count how often they had to.
+ */
+export async function callRetrying<T = any>(name: string, data: unknown, user: TestUser, stats?: { retries: number }, maxAttempts = 5): Promise<CallResult<T>> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await call<T>(name, data, user);
+    const retryable = res.error?.status === "ABORTED" || res.error?.status === "UNAVAILABLE";
+    if (!retryable || attempt >= maxAttempts) return res;
+    if (stats) stats.retries++;
+    await new Promise((r) => setTimeout(r, 100 * 2 ** attempt * Math.random()));
+  }
+}
+
 /** Like call(), but fails the test with the server's error if the call did not succeed. */
 export async function callOk<T = any>(name: string, data: unknown, user?: TestUser | string): Promise<T> {
   const res = await call<T>(name, data, user);
@@ -95,7 +135,10 @@ export async function publish(topic: string, message: unknown, attributes?: Reco
 
 /** Deletes every Firestore document (between test files; not between tests that share users). */
 export async function clearFirestore(): Promise<void> {
-  const res = await fetch(`http://${FIRESTORE}/emulator/v1/projects/${PROJECT}/databases/(default)/documents`, { method: "DELETE" });
+  const res = await fetch(`http://${FIRESTORE}/emulator/v1/projects/${PROJECT}/databases/(default)/documents`, {
+    method: "DELETE",
+    signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
+  });
   if (!res.ok) throw new Error(`clearing Firestore failed: ${res.status}`);
 }
 

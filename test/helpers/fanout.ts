@@ -144,6 +144,7 @@ export async function seedRunningBatch(b: {
       lease: { owner: b.owner, deliveryId: b.deliveryId, until: Timestamp.fromMillis(b.leaseUntilMs) },
       claims: 1,
       duplicates: 0,
+      concurrentDeliveries: 0,
       entries,
       counts: { sent: count("sent"), skipped: count("skipped"), failed: count("failed") },
       notes: [],

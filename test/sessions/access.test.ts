@@ -3,7 +3,7 @@
 // that clients cannot read or write session data directly, with data the callables wrote.
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
-import { PROJECT, adminDb, call, callOk, clearFirestore, createUser, createUsers, type TestUser } from "../helpers/emulators.ts";
+import { PROJECT, REQUEST_DEADLINE_MS, adminDb, call, callOk, clearFirestore, createUser, createUsers, type TestUser } from "../helpers/emulators.ts";
 import { fakeFcmToken, readDevice, readTokenOwner } from "../helpers/sessions.ts";
 import { registerCertificate } from "../helpers/certificates.ts";
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
@@ -158,6 +158,7 @@ describe("Firestore rules: clients cannot read or write session data directly", 
       method,
       headers: { "content-type": "application/json", ...(idToken ? { authorization: `Bearer ${idToken}` } : {}) },
       body: body === undefined ? undefined : JSON.stringify(body),
+      signal: AbortSignal.timeout(REQUEST_DEADLINE_MS),
     });
 
   it("the owner cannot read her own user document or token record, nor list either collection", async () => {

@@ -105,6 +105,8 @@ export class FakeFcmClient {
       method,
       headers: body !== undefined ? { "content-type": "application/json" } : {},
       ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+      // The control API is local and answers at once: a deadline turns a hung fake into a clear failure.
+      signal: AbortSignal.timeout(30_000),
     });
     const text = await res.text();
     if (!okStatuses.includes(res.status)) throw new FakeFcmControlError(res.status, text);
