@@ -6,9 +6,11 @@ import type {
   RecordedRequest,
   RequestFilter,
   ServiceAccountJson,
+  TokenErrorRule,
+  TokenErrorRuleInput,
 } from "./types.js";
 
-export type { ErrorRule, ErrorRuleInput, FakeFcmStats, RecordedRequest, RequestFilter, ServiceAccountJson } from "./types.js";
+export type { ErrorRule, ErrorRuleInput, FakeFcmStats, RecordedRequest, RequestFilter, ServiceAccountJson, TokenErrorRule, TokenErrorRuleInput } from "./types.js";
 
 export class FakeFcmControlError extends Error {
   override readonly name = "FakeFcmControlError";
@@ -63,6 +65,11 @@ export class FakeFcmClient {
 
   addErrorRule(rule: ErrorRuleInput): Promise<ErrorRule> {
     return this.call("POST", "/control/errors", rule);
+  }
+
+  /** The OAuth token endpoint fails (429/5xx, optionally slow) for matching grants. Cleared by clearErrors. */
+  addTokenErrorRule(rule: TokenErrorRuleInput): Promise<TokenErrorRule> {
+    return this.call("POST", "/control/token-errors", rule);
   }
 
   errorRules(): Promise<ErrorRule[]> {

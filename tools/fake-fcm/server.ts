@@ -20,6 +20,7 @@ import {
   type ErrorPreset,
   type ErrorRule,
   type FakeFcmStats,
+  type TokenErrorRule,
   type RecordedRequest,
   type ServiceAccountJson,
 } from "./types.js";
@@ -110,6 +111,7 @@ const errorRuleSchema = z
     token: z.string().min(1).optional(),
     projectId: z.string().min(1).optional(),
     times: z.number().int().positive().optional(),
+    forMs: z.number().int().positive().max(3_600_000).optional(),
     preset: z.enum(ERROR_PRESETS).optional(),
     httpStatus: z.number().int().min(400).max(599).optional(),
     status: z.string().min(1).optional(),
@@ -125,6 +127,14 @@ const errorRuleSchema = z
     (r) => r.preset !== undefined || r.httpStatus !== undefined || r.resetStream === true || r.delayMs !== undefined,
     "give preset, httpStatus, resetStream or delayMs",
   );
+
+const tokenErrorRuleSchema = z.strictObject({
+  clientEmail: z.string().min(1).optional(),
+  httpStatus: z.number().int().min(400).max(599),
+  times: z.number().int().positive().optional(),
+  forMs: z.number().int().positive().max(3_600_000).optional(),
+  delayMs: z.number().int().min(0).max(600_000).optional(),
+});
 
 const keySchema = z.strictObject({
   clientEmail: z.email(),
@@ -191,6 +201,7 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
   const accounts = new Map<string, Account>();
   const tokens = new Map<string, IssuedToken>();
   let rules: ErrorRule[] = [];
+  let tokenRules: TokenErrorRule[] = [];
   let requests: RecordedRequest[] = [];
   let requestSeq = 0;
   let ruleSeq = 0;
@@ -428,7 +439,29 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     });
   }
 
+  /** Rules whose time window is over are gone. */
+  function pruneExpired(): void {
+    const now = Date.now();
+    rules = rules.filter((r) => r.expiresAt === undefined || r.expiresAt > now);
+    tokenRules = tokenRules.filter((r) => r.expiresAt === undefined || r.expiresAt > now);
+  }
+
+  function takeTokenRule(clientEmail: string | undefined): TokenErrorRule | undefined {
+    pruneExpired();
+    for (const rule of tokenRules) {
+      if (rule.clientEmail !== undefined && rule.clientEmail !== clientEmail) continue;
+      if (rule.remaining !== undefined) {
+        if (rule.remaining <= 0) continue;
+        rule.remaining--;
+        if (rule.remaining === 0) tokenRules = tokenRules.filter((r) => r !== rule);
+      }
+      return rule;
+    }
+    return undefined;
+  }
+
   function takeRule(projectId: string, token: string | undefined): ErrorRule | undefined {
+    pruneExpired();
     for (const rule of rules) {
       if (rule.projectId !== undefined && rule.projectId !== projectId) continue;
       if (rule.token !== undefined && rule.token !== token) continue;
@@ -556,8 +589,25 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     }
     if (path === "/control/errors" && method === "POST") {
       const body = await readJson(req, errorRuleSchema);
-      const rule: ErrorRule = { ...body, id: `rule-${++ruleSeq}`, ...(body.times !== undefined ? { remaining: body.times } : {}) };
+      const rule: ErrorRule = {
+        ...body,
+        id: `rule-${++ruleSeq}`,
+        ...(body.times !== undefined ? { remaining: body.times } : {}),
+        ...(body.forMs !== undefined ? { expiresAt: Date.now() + body.forMs } : {}),
+      };
       rules.push(rule);
+      sendJson(res, 200, rule);
+      return;
+    }
+    if (path === "/control/token-errors" && method === "POST") {
+      const body = await readJson(req, tokenErrorRuleSchema);
+      const rule: TokenErrorRule = {
+        ...body,
+        id: `token-rule-${++ruleSeq}`,
+        ...(body.times !== undefined ? { remaining: body.times } : {}),
+        ...(body.forMs !== undefined ? { expiresAt: Date.now() + body.forMs } : {}),
+      };
+      tokenRules.push(rule);
       sendJson(res, 200, rule);
       return;
     }
@@ -566,8 +616,9 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       return;
     }
     if (path === "/control/errors" && method === "DELETE") {
-      const cleared = rules.length;
+      const cleared = rules.length + tokenRules.length;
       rules = [];
+      tokenRules = [];
       sendJson(res, 200, { cleared });
       return;
     }
@@ -606,6 +657,7 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     if (path === "/control/reset" && method === "POST") {
       const body = await readJson(req, resetSchema);
       rules = [];
+      tokenRules = [];
       requests = [];
       if (!body.keepAccounts) {
         accounts.clear();
@@ -702,6 +754,14 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     }
     if (alg !== "RS256") {
       reject(400, "invalid_grant", "Invalid JWT Signature.");
+      return;
+    }
+    const outage = takeTokenRule(iss);
+    if (outage) {
+      if (outage.delayMs) await delay(outage.delayMs);
+      if (closing) return;
+      stats.grantsRejected++;
+      sendJson(res, outage.httpStatus, { error: outage.httpStatus === 429 ? "rate_limit_exceeded" : "backend_error", error_description: `injected HTTP ${outage.httpStatus}` });
       return;
     }
     const account = iss ? accounts.get(iss) : undefined;

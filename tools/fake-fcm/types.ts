@@ -35,6 +35,8 @@ export interface ErrorRuleInput {
   projectId?: string;
   /** Apply to the next N matching requests; default: until cleared. */
   times?: number;
+  /** Apply only to requests received within this many ms of the rule's creation ("503 for 15 s"). */
+  forMs?: number;
   /** Fills httpStatus/status/errorCode/message/fieldViolations like the real FCM (explicit fields win). */
   preset?: ErrorPreset;
   httpStatus?: number;
@@ -59,6 +61,26 @@ export interface ErrorRule extends ErrorRuleInput {
   id: string;
   /** Matches left when `times` was given. */
   remaining?: number;
+  /** Epoch ms after which the rule no longer applies, when `forMs` was given. */
+  expiresAt?: number;
+}
+
+/** `POST /control/token-errors` body: the OAuth token endpoint fails (an outage, not a verdict on the key). */
+export interface TokenErrorRuleInput {
+  /** Match only grants of this service account (the assertion's `iss`). */
+  clientEmail?: string;
+  /** HTTP status answered, e.g. 503 or 429. */
+  httpStatus: number;
+  times?: number;
+  forMs?: number;
+  /** Wait this long before answering (a slow endpoint: the client's timeout fires first). */
+  delayMs?: number;
+}
+
+export interface TokenErrorRule extends TokenErrorRuleInput {
+  id: string;
+  remaining?: number;
+  expiresAt?: number;
 }
 
 export interface RecordedRequest {
