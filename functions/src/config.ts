@@ -99,9 +99,11 @@ export const DEFAULT_MAX_EVENT_AGE_SECONDS = 3600;
 export const DEFAULT_FANOUT_LEASE_SECONDS = 120;
 export const DEFAULT_FANOUT_CHECKPOINT_EVERY = 100;
 export const DEFAULT_FCM_SEND_CONCURRENCY = 50;
-export const DEFAULT_FCM_MAX_ATTEMPTS = 4;
-export const DEFAULT_FCM_RETRY_BASE_DELAY_MS = 500;
-export const DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS = 10;
+export const DEFAULT_FCM_RETRY_BASE_DELAY_MS = 1000;
+export const DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS = 30;
+/** The triggers' timeout is 540 s: sends stop starting well before, leaving time to record and hand on. */
+export const DEFAULT_FANOUT_TIME_BUDGET_SECONDS = 420;
+export const MAX_FANOUT_TIME_BUDGET_SECONDS = 480;
 export const DEFAULT_PUSH_LOG_TTL_DAYS = 30;
 
 export const fanoutBatchSizeParam = defineInt("FANOUT_BATCH_SIZE", {
@@ -124,17 +126,17 @@ export const fcmSendConcurrencyParam = defineInt("FCM_SEND_CONCURRENCY", {
   default: DEFAULT_FCM_SEND_CONCURRENCY,
   description: "FCM requests in flight at once per batch (over one HTTP/2 connection)",
 });
-export const fcmMaxAttemptsParam = defineInt("FCM_MAX_ATTEMPTS", {
-  default: DEFAULT_FCM_MAX_ATTEMPTS,
-  description: "Attempts per device for retryable FCM answers (429, 5xx, timeouts, resets), including the first",
-});
 export const fcmRetryBaseDelayMsParam = defineInt("FCM_RETRY_BASE_DELAY_MS", {
   default: DEFAULT_FCM_RETRY_BASE_DELAY_MS,
-  description: "Exponential backoff base for FCM retries (full jitter); Retry-After wins when longer",
+  description: "Backoff base after an FCM 5xx, timeout or reset, or the OAuth token endpoint failing (doubles per consecutive failure, jittered); a Retry-After from FCM always wins",
 });
 export const fcmRetryMaxDelaySecondsParam = defineInt("FCM_RETRY_MAX_DELAY_SECONDS", {
   default: DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS,
-  description: "Longest single wait between FCM retries; a Retry-After beyond it records the device as failed",
+  description: "Longest backoff between retries during an FCM outage; retries go on (late rather than never) until the event passes MsgLifeTime or MAX_EVENT_AGE_SECONDS",
+});
+export const fanoutTimeBudgetSecondsParam = defineInt("FANOUT_TIME_BUDGET_SECONDS", {
+  default: DEFAULT_FANOUT_TIME_BUDGET_SECONDS,
+  description: `How long one invocation keeps a batch (throttled or during an outage) before it records what it has and hands the rest to a continuation (at most ${MAX_FANOUT_TIME_BUDGET_SECONDS}; the functions time out at 540)`,
 });
 export const pushLogTtlDaysParam = defineInt("PUSH_LOG_TTL_DAYS", {
   default: DEFAULT_PUSH_LOG_TTL_DAYS,
@@ -152,10 +154,10 @@ export interface FanoutSettings {
   leaseMs: number;
   checkpointEvery: number;
   sendConcurrency: number;
-  maxAttempts: number;
   retryBaseDelayMs: number;
   retryMaxDelayMs: number;
   pushLogTtlMs: number;
+  invocationBudgetMs: number;
 }
 
 export function fanoutSettings(): FanoutSettings {
@@ -165,10 +167,10 @@ export function fanoutSettings(): FanoutSettings {
     leaseMs: positiveOr(fanoutLeaseSecondsParam.value(), DEFAULT_FANOUT_LEASE_SECONDS) * 1000,
     checkpointEvery: positiveOr(fanoutCheckpointEveryParam.value(), DEFAULT_FANOUT_CHECKPOINT_EVERY),
     sendConcurrency: positiveOr(fcmSendConcurrencyParam.value(), DEFAULT_FCM_SEND_CONCURRENCY),
-    maxAttempts: positiveOr(fcmMaxAttemptsParam.value(), DEFAULT_FCM_MAX_ATTEMPTS),
     retryBaseDelayMs: positiveOr(fcmRetryBaseDelayMsParam.value(), DEFAULT_FCM_RETRY_BASE_DELAY_MS),
     retryMaxDelayMs: positiveOr(fcmRetryMaxDelaySecondsParam.value(), DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS) * 1000,
     pushLogTtlMs: positiveOr(pushLogTtlDaysParam.value(), DEFAULT_PUSH_LOG_TTL_DAYS) * 24 * 60 * 60 * 1000,
+    invocationBudgetMs: Math.min(positiveOr(fanoutTimeBudgetSecondsParam.value(), DEFAULT_FANOUT_TIME_BUDGET_SECONDS), MAX_FANOUT_TIME_BUDGET_SECONDS) * 1000,
   };
 }
 
@@ -176,3 +178,49 @@ export function fanoutSettings(): FanoutSettings {
 export function pushPlaceholderTextsRaw(): string {
   return pushPlaceholderTextsParam.value();
 }
+
+// --- sendMessage (the app-side shortcut) and App Check ------------------------------------------
+export const SEND_MESSAGE_POLICIES = ["off", "on"] as const;
+export type SendMessagePolicy = (typeof SEND_MESSAGE_POLICIES)[number];
+export const DEFAULT_SEND_MESSAGE_PER_MINUTE = 30;
+export const DEFAULT_SEND_MESSAGE_MAX_RECIPIENTS = 20;
+
+export const sendMessagePolicyParam = defineString("SEND_MESSAGE_POLICY", {
+  default: "off",
+  description:
+    "off: sendMessage answers PERMISSION_DENIED (a deployed project's IM backend publishes to Pub/Sub); on: apps may send, rate-limited, few recipients, titled with the sender",
+  input: { select: { options: SEND_MESSAGE_POLICIES.map((value) => ({ value })) } },
+});
+export const sendMessagePerMinuteParam = defineInt("SEND_MESSAGE_PER_MINUTE", {
+  default: DEFAULT_SEND_MESSAGE_PER_MINUTE,
+  description: "sendMessage calls one non-admin sender may make per minute (RESOURCE_EXHAUSTED beyond)",
+});
+export const sendMessageMaxRecipientsParam = defineInt("SEND_MESSAGE_MAX_RECIPIENTS", {
+  default: DEFAULT_SEND_MESSAGE_MAX_RECIPIENTS,
+  description: "Recipients one sendMessage call may name (a conversation, not a broadcast)",
+});
+
+export interface SendMessageSettings {
+  policy: SendMessagePolicy;
+  perMinute: number;
+  maxRecipients: number;
+}
+
+/** An unknown policy value refuses sends: a typo must never open the relay. */
+export function sendMessageSettings(): SendMessageSettings {
+  const raw = sendMessagePolicyParam.value().trim();
+  const parsed = z.enum(SEND_MESSAGE_POLICIES).safeParse(raw === "" ? "off" : raw);
+  return {
+    policy: parsed.success ? parsed.data : "off",
+    perMinute: positiveOr(sendMessagePerMinuteParam.value(), DEFAULT_SEND_MESSAGE_PER_MINUTE),
+    maxRecipients: positiveOr(sendMessageMaxRecipientsParam.value(), DEFAULT_SEND_MESSAGE_MAX_RECIPIENTS),
+  };
+}
+
+/**
+ * APP_CHECK=enforce: every app callable requires a valid App Check token (firebase-functions'
+ * enforceAppCheck). It is part of each function's deployed definition, so like the topic names it
+ * is a plain environment variable read when the code is loaded (functions/.env): redeploy after a
+ * change. Default off.
+ */
+export const APP_CHECK_ENFORCED = process.env.APP_CHECK?.trim() === "enforce";

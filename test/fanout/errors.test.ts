@@ -3,7 +3,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { tokenHash } from "../../functions/src/sessions/schemas.ts";
-import { callOk, clearFirestore, createUser, createUsers, publish, type TestUser } from "../helpers/emulators.ts";
+import { Timestamp } from "firebase-admin/firestore";
+import { adminDb, callOk, clearFirestore, createUser, createUsers, publish, type TestUser } from "../helpers/emulators.ts";
 import {
   PUSH_TOPIC,
   entryFor,
@@ -125,22 +126,36 @@ describe("a certificate FCM refuses", () => {
     }
   });
 
-  it("THIRD_PARTY_AUTH_ERROR: flagged unhealthy", async () => {
-    const refused = await registerCertificate(admin, "third party");
-    const user = await createUser();
-    await killedDevice(user, refused.certificateId);
-    const rule = await fakeFcm.addErrorRule({ projectId: refused.sa.project_id, preset: "third-party-auth" });
+  it("THIRD_PARTY_AUTH_ERROR for one token: that device fails, the certificate stays healthy, the other device is sent", async () => {
+    const [apns, android] = await createUsers(2);
+    const apnsToken = await killedDevice(apns!, cert.certificateId);
+    const androidToken = await killedDevice(android!, cert.certificateId);
+    const rule = await fakeFcm.addErrorRule({ token: apnsToken, preset: "third-party-auth" });
     try {
-      const docs = await send([user.uid]);
-      assert.equal(entryFor(docs, user.uid).reason, "certificate-auth");
-      assert.equal((await certificateHealth(refused.certificateId))?.state, "unhealthy");
+      const docs = await send([apns!.uid, android!.uid]);
+      const e = entryFor(docs, apns!.uid);
+      assert.equal(`${e.outcome}:${e.reason}`, "failed:third-party-auth");
+      assert.equal(entryFor(docs, android!.uid).outcome, "sent");
+      assert.equal((await sendsTo(androidToken)).filter((s) => s.answeredStatus === 200).length, 1);
+      assert.equal((await certificateHealth(cert.certificateId))?.state, "healthy");
+      await assertBound(apns!, apnsToken);
     } finally {
       await fakeFcm.removeErrorRule(rule.id);
     }
   });
+
+  it("a certificate flagged unhealthy becomes healthy again at its next successful send", async () => {
+    const flaky = await registerCertificate(admin, "flaky");
+    const user = await createUser();
+    await killedDevice(user, flaky.certificateId);
+    await adminDb().doc(`pushCertificates/${flaky.certificateId}`).update({ health: { state: "unhealthy", reason: "FCM refused sends: 403", since: Timestamp.now() } });
+    const docs = await send([user.uid]);
+    assert.equal(entryFor(docs, user.uid).outcome, "sent");
+    assert.equal((await certificateHealth(flaky.certificateId))?.state, "healthy");
+  });
 });
 
-describe("transient failures are retried with backoff, a bounded number of times", () => {
+describe("transient failures are retried with backoff while the event lives", () => {
   it("503 with Retry-After, twice: retried after waiting, then sent", async () => {
     const user = await createUser();
     const token = await killedDevice(user, cert.certificateId);
@@ -166,16 +181,24 @@ describe("transient failures are retried with backoff, a bounded number of times
     assert.equal(e.outcome === "sent" && e.attempts, 2);
   });
 
-  it("429 QUOTA_EXCEEDED every time: 4 attempts, then recorded as failed; the token is kept", async () => {
+  it("429 QUOTA_EXCEEDED every time: retried (the project paused between tries) until the event's MsgLifeTime ends, then failed as expired; the token is kept", async () => {
+    const own = await registerCertificate(admin, "always throttled");
     const user = await createUser();
-    const token = await killedDevice(user, cert.certificateId);
-    const rule = await fakeFcm.addErrorRule({ token, preset: "quota-exceeded" });
+    const token = await killedDevice(user, own.certificateId);
+    const rule = await fakeFcm.addErrorRule({ projectId: own.sa.project_id, preset: "quota-exceeded", retryAfterSeconds: 2 });
     try {
-      const docs = await send([user.uid]);
-      assert.equal((await sendsTo(token)).length, 4);
+      const key = msgKey();
+      await publish(PUSH_TOPIC, { MsgKey: key, From_Account: sender, To_Account: [user.uid], MsgLifeTime: 5, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi" } }] });
+      const docs = await waitForMessage(key);
+      const sends = await sendsTo(token);
+      assert.ok(sends.length >= 2 && sends.every((s) => s.answeredStatus === 429), `${sends.length} throttled requests`);
+      for (let i = 1; i < sends.length; i++) {
+        const gap = Date.parse(sends[i]!.receivedAt) - Date.parse(sends[i - 1]!.receivedAt);
+        assert.ok(gap >= 1_900, `Retry-After: 2 honoured between tries (${gap} ms)`);
+      }
       const e = entryFor(docs, user.uid);
-      assert.equal(`${e.outcome}:${e.reason}`, "failed:retries-exhausted");
-      assert.equal(e.outcome === "failed" && e.attempts, 4);
+      assert.equal(`${e.outcome}:${e.reason}`, "failed:expired");
+      assert.equal(e.outcome === "failed" && e.attempts, sends.length);
       assert.equal(e.outcome === "failed" && e.error?.errorCode, "QUOTA_EXCEEDED");
       await assertBound(user, token);
     } finally {
@@ -183,16 +206,19 @@ describe("transient failures are retried with backoff, a bounded number of times
     }
   });
 
-  it("a Retry-After longer than the longest allowed wait: failed at once, saying so", async () => {
+  it("a Retry-After beyond the event's MsgLifeTime: recorded as expired at once, not waited for", async () => {
+    const own = await registerCertificate(admin, "long pause");
     const user = await createUser();
-    const token = await killedDevice(user, cert.certificateId);
+    const token = await killedDevice(user, own.certificateId);
     const rule = await fakeFcm.addErrorRule({ token, preset: "unavailable", retryAfterSeconds: 600 });
     try {
-      const docs = await send([user.uid]);
+      const key = msgKey();
+      await publish(PUSH_TOPIC, { MsgKey: key, From_Account: sender, To_Account: [user.uid], MsgLifeTime: 60, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi" } }] });
+      const docs = await waitForMessage(key);
       assert.equal((await sendsTo(token)).length, 1);
       const e = entryFor(docs, user.uid);
-      assert.equal(e.reason, "retries-exhausted");
-      assert.match(e.outcome === "failed" ? e.detail : "", /asked to wait 600 s/);
+      assert.equal(e.reason, "expired");
+      assert.match(e.outcome === "failed" ? e.detail : "", /503/);
     } finally {
       await fakeFcm.removeErrorRule(rule.id);
     }

@@ -26,14 +26,17 @@ function deps(leaseMs: number): BatchDeps {
       leaseMs,
       checkpointEvery: 100,
       sendConcurrency: 10,
-      maxAttempts: 4,
       retryBaseDelayMs: 100,
       retryMaxDelayMs: 1000,
       pushLogTtlMs: DAY,
+      invocationBudgetMs: 60_000,
     },
     placeholders: DEFAULT_PLACEHOLDERS,
     kek: () => {
       throw new Error("no certificate is needed for a PushFlag 1 message");
+    },
+    handOn: () => {
+      throw new Error("a PushFlag 1 message is never handed on");
     },
   };
 }

@@ -16,7 +16,7 @@ import {
   remainingTtlSeconds,
   truncateToJsonBytes,
 } from "../../functions/src/fanout/message.ts";
-import { claimDecision, countOutcomes, entryKey, mergeEntries } from "../../functions/src/fanout/progress.ts";
+import { SHARD_ENTRIES, boundedEntry, claimDecision, countOutcomes } from "../../functions/src/fanout/progress.ts";
 import { batchLogId, msgKeyId, recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import {
   BatchMessageSchema,
@@ -155,8 +155,9 @@ describe("the FCM message", () => {
 });
 
 describe("recipients and batches", () => {
-  it("deduplicates in order and splits deterministically", () => {
-    assert.deepEqual(recipientsOf({ To_Account: ["b", "c", "b", "d", "c"] }), ["b", "c", "d"]);
+  it("deduplicates and sorts, so any order of the same recipients makes the same batches", () => {
+    assert.deepEqual(recipientsOf({ To_Account: ["d", "c", "b", "d", "c"] }), ["b", "c", "d"]);
+    assert.deepEqual(recipientsOf({ To_Account: ["c", "b", "d"] }), recipientsOf({ To_Account: ["b", "d", "c", "b"] }));
     assert.deepEqual(recipientsOf({ To_Account: "b" }), ["b"]);
     assert.deepEqual(splitIntoBatches([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
   });
@@ -295,14 +296,24 @@ describe("exactly-once bookkeeping", () => {
   const sent = (uid: string, deviceId: string): PushLogEntry => ({ outcome: "sent", uid, deviceId, reason: "sent", certificateId: 1, fcmName: "n", attempts: 1, at });
   const skipped = (uid: string, deviceId: string | null): PushLogEntry => ({ outcome: "skipped", uid, deviceId, reason: "foreground", detail: "d", at });
 
-  it("a device's first recorded outcome is final", () => {
-    const merged = mergeEntries([sent("u", "d1")], [skipped("u", "d1"), skipped("u", "d2"), skipped("u", null)]);
-    assert.deepEqual(merged.map((e) => [entryKey(e), e.outcome]), [
-      [entryKey({ uid: "u", deviceId: "d1" }), "sent"],
-      [entryKey({ uid: "u", deviceId: "d2" }), "skipped"],
-      [entryKey({ uid: "u", deviceId: null }), "skipped"],
-    ]);
-    assert.deepEqual(countOutcomes(merged), { sent: 1, skipped: 2, failed: 0 });
+  it("every free-text field of an entry is clipped, so a shard of SHARD_ENTRIES stays far below 1 MiB", () => {
+    const long = "x".repeat(100_000);
+    const failed: PushLogEntry = {
+      outcome: "failed",
+      uid: "u".repeat(128),
+      deviceId: "d".repeat(128),
+      reason: "fcm-error",
+      detail: long,
+      certificateId: 1,
+      error: { kind: long, httpStatus: 500, status: long, errorCode: long, message: long },
+      attempts: 1,
+      at,
+    };
+    const shard = Array.from({ length: SHARD_ENTRIES }, () => boundedEntry(failed));
+    const bytes = Buffer.byteLength(JSON.stringify(shard));
+    assert.ok(bytes < 250_000, `a full shard of worst-case entries is ${bytes} bytes`);
+    assert.equal(boundedEntry(sent("u", "d")).outcome, "sent");
+    assert.deepEqual(countOutcomes([sent("u", "d1"), skipped("u", "d2"), skipped("u", null)]), { sent: 1, skipped: 2, failed: 0 });
   });
 
   it("claims: create when new, done is final, a live lease is busy (ours or another message's), an expired one is taken over", () => {

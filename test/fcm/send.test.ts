@@ -117,7 +117,7 @@ describe("sendFcmMessage against the fake FCM over HTTP/2", () => {
     assert.equal(other.status, "PERMISSION_DENIED");
   });
 
-  test("401 (unknown access token) and THIRD_PARTY_AUTH_ERROR -> auth", async () => {
+  test("401 (unknown access token) -> auth; THIRD_PARTY_AUTH_ERROR -> third-party-auth (the token's, not the certificate's)", async () => {
     const r = await env.send({ token: "t" }, { accessToken: "ya29.not-issued" });
     assertFailure(r);
     assert.equal(r.kind, "auth");
@@ -130,7 +130,7 @@ describe("sendFcmMessage against the fake FCM over HTTP/2", () => {
     await env.ctl.addErrorRule({ token: "apns", preset: "third-party-auth" });
     const r2 = await env.send({ token: "apns" });
     assertFailure(r2);
-    assert.equal(r2.kind, "auth");
+    assert.equal(r2.kind, "third-party-auth");
     assert.equal(r2.errorCode, "THIRD_PARTY_AUTH_ERROR");
   });
 

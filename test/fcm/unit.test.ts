@@ -88,7 +88,7 @@ describe("classifyFcmResponse", () => {
       [res(403, rpc(403, "PERMISSION_DENIED", "SenderId mismatch", [fcmError("SENDER_ID_MISMATCH")])), "sender-mismatch"],
       [res(403, rpc(403, "PERMISSION_DENIED", "Permission denied", [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "IAM_PERMISSION_DENIED" }])), "auth"],
       [res(401, rpc(401, "UNAUTHENTICATED", "Request had invalid authentication credentials.")), "auth"],
-      [res(401, rpc(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", [fcmError("THIRD_PARTY_AUTH_ERROR")])), "auth"],
+      [res(401, rpc(401, "UNAUTHENTICATED", "Auth error from APNS or Web Push Service", [fcmError("THIRD_PARTY_AUTH_ERROR")])), "third-party-auth"],
       [res(429, rpc(429, "RESOURCE_EXHAUSTED", "quota", [fcmError("QUOTA_EXCEEDED")])), "retryable"],
       [res(500, rpc(500, "INTERNAL", "internal", [fcmError("INTERNAL")])), "retryable"],
       [res(503, rpc(503, "UNAVAILABLE", "unavailable", [fcmError("UNAVAILABLE")])), "retryable"],

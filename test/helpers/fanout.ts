@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
 import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { BatchLogSchema, RejectedLogSchema, type BatchLog, type PushLogEntry, type RejectedLog } from "../../functions/src/fanout/schemas.ts";
+import { readBatchEntries } from "../../functions/src/fanout/progress.ts";
 import { adminDb, callOk, eventually, type TestUser } from "./emulators.ts";
 import { fakeFcm, type RecordedRequest } from "./fakeFcm.ts";
 import { fakeFcmToken } from "./sessions.ts";
@@ -30,14 +31,18 @@ export async function killedDevice(user: TestUser, certificateId: number, device
   return token;
 }
 
-export type BatchDoc = BatchLog & { id: string };
+/** A batch document with the entries of its outcome shards, in the order they were recorded. */
+export type BatchDoc = BatchLog & { id: string; entries: PushLogEntry[] };
 
 export async function logDocs(key: string): Promise<Array<BatchDoc | (RejectedLog & { id: string })>> {
   const snaps = await adminDb().collection("pushLog").where("msgKey", "==", key).get();
-  return snaps.docs.map((d) => {
-    const data = d.data();
-    return data.kind === "rejected" ? { id: d.id, ...RejectedLogSchema.parse(data) } : { id: d.id, ...BatchLogSchema.parse(data) };
-  });
+  return Promise.all(
+    snaps.docs.map(async (d) => {
+      const data = d.data();
+      if (data.kind === "rejected") return { id: d.id, ...RejectedLogSchema.parse(data) };
+      return { id: d.id, ...BatchLogSchema.parse(data), entries: await readBatchEntries(d.ref) };
+    }),
+  );
 }
 
 /** Waits until every batch of the message is recorded as done; returns them in batch order. */
@@ -130,8 +135,12 @@ export async function seedRunningBatch(b: {
   const at = b.at ?? Timestamp.now();
   const entries = b.entries ?? [];
   const count = (outcome: SeedEntry["outcome"]) => entries.filter((e) => e.outcome === outcome).length;
-  await adminDb()
-    .doc(`pushLog/${batchLogId(b.msgKey, 0, b.uids)}`)
+  const ref = adminDb().doc(`pushLog/${batchLogId(b.msgKey, 0, b.uids)}`);
+  if (entries.length > 0) {
+    // As the crashed delivery's first checkpoint left them: one shard of its claim.
+    await ref.collection("outcomes").doc("1-0").set({ msgKey: b.msgKey, uids: [...new Set(entries.map((e) => e.uid as string))], entries, createdAt: at, expireAt: Timestamp.fromMillis(Date.now() + 86_400_000) });
+  }
+  await ref
     .set({
       kind: "batch",
       msgKey: b.msgKey,
@@ -145,7 +154,8 @@ export async function seedRunningBatch(b: {
       claims: 1,
       duplicates: 0,
       concurrentDeliveries: 0,
-      entries,
+      shards: entries.length > 0 ? 1 : 0,
+      lastWriteId: null,
       counts: { sent: count("sent"), skipped: count("skipped"), failed: count("failed") },
       notes: [],
       cost: b.cost ?? { firestoreReads: 1, firestoreWrites: 1, fcmRequests: 0, publishes: 0 },

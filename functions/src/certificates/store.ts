@@ -142,26 +142,53 @@ export interface CertificateCredentials {
   health: PublicCertificate["health"];
 }
 
-/** For senders: reads certificates (one getAll) and decrypts their keys; missing ones are absent from the map. */
-export async function loadCredentials(certificateIds: number[], kek: Buffer): Promise<Map<number, CertificateCredentials>> {
+export interface LoadedCredentials {
+  credentials: Map<number, CertificateCredentials>;
+  /** Certificates that exist but cannot be used (undecryptable key, malformed document): why, per ID. */
+  unreadable: Map<number, string>;
+}
+
+/**
+ * For senders: reads certificates (one getAll) and decrypts their keys, each on its own: one
+ * certificate that cannot be read or decrypted (a changed key-encryption key, a hand-edited
+ * document) is reported in `unreadable` and harms no other. Missing ones are in neither map.
+ * A Firestore error (transient) is thrown.
+ */
+export async function loadCredentials(certificateIds: number[], kek: () => Buffer): Promise<LoadedCredentials> {
   const ids = [...new Set(certificateIds)];
-  const result = new Map<number, CertificateCredentials>();
+  const result: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
   if (ids.length === 0) return result;
   const snaps = await db().getAll(...ids.map(certRef));
-  for (const snap of snaps) {
-    if (!snap.exists) continue;
-    const doc = parseStored(snap);
-    result.set(doc.certificateId, {
-      certificateId: doc.certificateId,
-      version: doc.version,
-      projectId: doc.projectId,
-      clientEmail: doc.clientEmail,
-      privateKeyId: doc.privateKeyId,
-      privateKey: decryptPrivateKey(doc.encryptedKey, kek, doc.certificateId),
-      health: toPublic(doc).health,
-    });
-  }
+  snaps.forEach((snap, i) => {
+    if (!snap.exists) return;
+    const id = ids[i] as number;
+    try {
+      const doc = parseStored(snap);
+      result.credentials.set(id, {
+        certificateId: doc.certificateId,
+        version: doc.version,
+        projectId: doc.projectId,
+        clientEmail: doc.clientEmail,
+        privateKeyId: doc.privateKeyId,
+        privateKey: decryptPrivateKey(doc.encryptedKey, kek(), doc.certificateId),
+        health: toPublic(doc).health,
+      });
+    } catch (err) {
+      // Never the error's own text for a decryption failure: say what an operator can act on.
+      const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof Error && err.name === "DomainError" ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
+      result.unreadable.set(id, why);
+    }
+  });
   return result;
+}
+
+/** A certificate flagged unhealthy that FCM accepted again: healthy. Only if it still has the key that worked. */
+export async function markCertificateHealthy(certificateId: number, version: number): Promise<void> {
+  await runBoundedTransaction(async (tx) => {
+    const snap = await tx.get(certRef(certificateId));
+    if (!snap.exists || snap.get("version") !== version || snap.get("health.state") !== "unhealthy") return;
+    tx.update(certRef(certificateId), { health: { state: "healthy", reason: null, since: FieldValue.serverTimestamp() } });
+  });
 }
 
 /** Flags a certificate FCM refused (401/403): operators see it in listPushCertificates. Only if still the same key. */

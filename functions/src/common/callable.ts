@@ -7,6 +7,7 @@ import * as logger from "firebase-functions/logger";
 import { z } from "zod";
 import { DomainError } from "./errors";
 import { GRPC, grpcCode } from "./firestore";
+import { APP_CHECK_ENFORCED } from "../config";
 
 export interface Caller {
   uid: string;
@@ -22,6 +23,9 @@ interface CallableOptions<S extends z.ZodType> {
   secrets?: SecretParam[];
   timeoutSeconds?: number;
 }
+
+/** Firebase Auth uids: 1-128 characters; here also a valid Firestore document ID (no "/", not "." or ".."). */
+const UID_PATTERN = /^(?!\.\.?$)(?!__.*__$)[^/]{1,128}$/;
 
 export function fieldOf(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String);
@@ -73,9 +77,16 @@ export function callable<S extends z.ZodType, R>(
     ...(options.secrets ? { secrets: options.secrets } : {}),
     ...(options.timeoutSeconds ? { timeoutSeconds: options.timeoutSeconds } : {}),
   };
-  return onCall({ ...runtime, cors: false }, async (request) => {
-    if (!request.auth) throw new HttpsError("unauthenticated", "sign in first: this function requires a Firebase ID token");
-    const caller: Caller = { uid: request.auth.uid, admin: request.auth.token.admin === true };
+  // App Check guards the app's callables (operators' tools carry no App Check token).
+  const appCheck = options.access === "user" && APP_CHECK_ENFORCED ? { enforceAppCheck: true } : {};
+  return onCall({ ...runtime, ...appCheck, cors: false }, async (request) => {
+    // A uid that cannot name a users/{uid} document is no identity: production verifies ID tokens,
+    // but the emulator decodes any bearer string ("Bearer abc" arrives with an empty uid).
+    const uid: unknown = request.auth?.uid;
+    if (!request.auth || typeof uid !== "string" || !UID_PATTERN.test(uid)) {
+      throw new HttpsError("unauthenticated", "sign in first: this function requires a valid Firebase ID token");
+    }
+    const caller: Caller = { uid, admin: request.auth.token?.admin === true };
     if (options.access === "admin" && !caller.admin) {
       throw new HttpsError("permission-denied", "this function requires the admin custom claim");
     }

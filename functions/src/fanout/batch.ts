@@ -4,13 +4,13 @@
 import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
-import { loadCredentials, type CertificateCredentials } from "../certificates/store";
+import { loadCredentials, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
 import type { FanoutSettings } from "../config";
 import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import { CostCounter } from "./cost";
-import { sendAll, type SendJob } from "./deliver";
+import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
 import { checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import { batchLogId } from "./recipients";
@@ -27,6 +27,9 @@ export interface BatchInput {
   deliveryId: string;
   /** Publication time of the original event (epoch ms). */
   publishTimeMs: number;
+  /** For a continuation: how many hand-ons so far, and the time before which FCM must not be asked. */
+  continuation?: number;
+  notBeforeMs?: number;
 }
 
 export interface BatchDeps {
@@ -34,6 +37,8 @@ export interface BatchDeps {
   placeholders: Placeholders;
   /** The key-encryption key; throws when the secret is missing or malformed. */
   kek: () => Buffer;
+  /** Publishes a continuation of the batch (its lease already released) to run after `notBeforeMs`. */
+  handOn: (input: BatchInput, notBeforeMs: number) => Promise<void>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -45,16 +50,36 @@ export type BatchResult =
   | { status: "done"; logId: string; counts: { sent: number; skipped: number; failed: number }; cost: ReturnType<CostCounter["snapshot"]> }
   | { status: "duplicate"; logId: string }
   | { status: "lease-lost"; logId: string }
+  | { status: "continued"; logId: string; open: number; notBefore: string }
   | { status: "in-progress-elsewhere"; logId: string };
+
+/** The last moment a retry may start: MsgLifeTime (if the sender set one) or MAX_EVENT_AGE_SECONDS, whichever ends first. */
+export function eventExpiresAt(content: PushContent, publishTimeMs: number, maxEventAgeMs: number): number {
+  const lifetimeMs = content.MsgLifeTime !== undefined ? content.MsgLifeTime * 1000 : Infinity;
+  return publishTimeMs + Math.min(maxEventAgeMs, lifetimeMs);
+}
 
 export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<BatchResult> {
   const now = deps.now ?? Date.now;
+  const startedAt = now();
   const { content } = input;
   const { settings } = deps;
   const cost = new CostCounter();
   const decision = messageDecision(content, deps.placeholders);
   const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
   const tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+
+  // A continuation waits out the pause FCM asked for before it claims the batch (holding no lease
+  // meanwhile); if even that is longer than this invocation may run, it hands on again, unclaimed.
+  if (input.notBeforeMs !== undefined && input.notBeforeMs > now() && !tooOld) {
+    const wait = input.notBeforeMs - now();
+    if (wait > settings.invocationBudgetMs) {
+      await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, input.notBeforeMs);
+      return { status: "continued", logId, open: -1, notBefore: new Date(input.notBeforeMs).toISOString() };
+    }
+    await sleep(wait);
+  }
 
   const identity = {
     msgKey: content.MsgKey,
@@ -72,8 +97,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     ttlMs: settings.pushLogTtlMs,
     checkpointEvery: settings.checkpointEvery,
     now,
+    sleep,
   };
-  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
   let claim = await claimBatch(logId, identity, leaseOptions, cost);
   const waitUntil = now() + maxBusyWaitMs(settings.leaseMs);
   // Our own message holds the batch (a redelivery after a crash, or a double delivery): wait for
@@ -94,7 +119,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   }
   const progress = claim.progress;
   if (claim.claims > 1) {
-    logger.info("offline push batch resumed", { logId, claims: claim.claims, alreadyRecorded: progress.previous.length, previousOwner: claim.previousOwner });
+    logger.info("offline push batch resumed", { logId, claims: claim.claims, alreadyRecorded: progress.previous.length, previousOwner: claim.previousOwner, continuation: input.continuation ?? 0 });
   }
   for (const note of decision.notes) logger.info(`offline push ${content.MsgKey}: ${note}`);
 
@@ -143,22 +168,14 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   }
 
   const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
-  let credentials = new Map<number, CertificateCredentials>();
-  let unreadable: string | null = null;
+  let loaded: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
   if (certificateIds.length > 0) {
-    try {
-      const kek = deps.kek();
-      cost.firestoreReads++;
-      credentials = await loadCredentials(certificateIds, kek);
-    } catch (err) {
-      // Firestore errors (gRPC, numeric code) are transient: the delivery is retried. Anything else
-      // is a configuration problem (secret missing, wrong key-encryption key): recorded per device.
-      if (typeof (err as { code?: unknown }).code === "number") throw err;
-      unreadable = err instanceof Error ? err.message : String(err);
-      logger.error("push certificates could not be decrypted: eligible devices are recorded as failed", { error: unreadable });
-    }
+    cost.firestoreReads++;
+    loaded = await loadCredentials(certificateIds, deps.kek);
+    for (const [id, why] of loaded.unreadable) logger.error("push certificate cannot be used: its devices are recorded as failed, the others are sent", { certificateId: id, why });
   }
-  const ctx = eligibilityConfig((id) => unreadable !== null || credentials.has(id));
+  const { credentials, unreadable } = loaded;
+  const ctx = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(now());
   const text = { title: decision.title, body: decision.body };
   const jobs: SendJob[] = [];
@@ -171,8 +188,9 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     }
     const token = device.token;
     if (!token) continue; // eligibility guarantees a token; narrows the type
-    if (unreadable !== null) {
-      await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} could not be decrypted: ${unreadable}`));
+    const why = unreadable.get(token.certificateId);
+    if (why !== undefined) {
+      await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`));
       continue;
     }
     const checked = checkedFcmMessage(content, text, token.token, { ageMs: now() - input.publishTimeMs });
@@ -184,21 +202,77 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
       }
       continue;
     }
-    jobs.push({ uid, deviceId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message });
+    jobs.push({ uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message });
   }
 
-  const { leaseLost } = await sendAll(jobs, {
+  const outcome = await sendAll(jobs, {
     credentials,
     settings,
     cost,
+    expiresAt: eventExpiresAt(content, input.publishTimeMs, settings.maxEventAgeMs),
+    budgetEndsAt: startedAt + settings.invocationBudgetMs,
     mayProceed: () => progress.mayProceed(),
     record: (entry) => progress.record(entry),
+    recheck: (retrying) => recheckDevices(retrying, ctx, now, cost),
+    now,
+    sleep,
   });
-  if (leaseLost || progress.lost) {
+  if (outcome.leaseLost || progress.lost) {
     logger.warn("offline push batch taken over by another delivery: stopping", { logId });
     return { status: "lease-lost", logId };
   }
+  if (outcome.open.length > 0) {
+    // Out of time with devices still open (FCM throttling or an outage): what is known is written,
+    // the lease released, and a continuation published; it claims the batch and goes on.
+    await progress.release();
+    if (progress.lost) return { status: "lease-lost", logId };
+    const notBeforeMs = outcome.notBefore ?? now();
+    cost.publishes++;
+    await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, notBeforeMs);
+    logger.warn("offline push batch handed to a continuation: its invocation's time is up", { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
+    return { status: "continued", logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() };
+  }
   return finish(progress, logId, cost);
+}
+
+/**
+ * Before a retry: the devices as stored now (one getAll). A device still gets the retry only if it
+ * is in the same session with the same token and certificate, and still eligible; otherwise the
+ * outcome says why (binding-changed, or the eligibility reason, e.g. it came to the foreground).
+ */
+async function recheckDevices(jobs: SendJob[], ctx: ReturnType<typeof eligibilityConfig>, now: () => number, cost: CostCounter): Promise<Map<string, Recheck>> {
+  const uids = [...new Set(jobs.map((j) => j.uid))];
+  cost.firestoreReads++;
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  const byUid = new Map<string, Record<string, Device>>();
+  for (const snap of snaps) {
+    try {
+      byUid.set(snap.id, parseUserDevices(snap.exists ? snap.data() : undefined));
+    } catch {
+      byUid.set(snap.id, {});
+    }
+  }
+  const result = new Map<string, Recheck>();
+  const nowDate = new Date(now());
+  for (const job of jobs) {
+    const device = byUid.get(job.uid)?.[job.deviceId];
+    const changed = (what: string): Recheck => ({
+      ok: false,
+      entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: "binding-changed", detail: `not retried: ${what} since the first attempt`, at: ts() },
+    });
+    if (!device || device.sessionId !== job.sessionId) result.set(jobKey(job), changed(`device ${job.deviceId} logged in again or was removed`));
+    else if (device.session !== "logged-in") result.set(jobKey(job), changed(`device ${job.deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`));
+    else if (device.token?.tokenHash !== job.tokenHash || device.token.certificateId !== job.certificateId) {
+      result.set(jobKey(job), changed(`the push token of device ${job.deviceId} was ${device.token ? "replaced" : "unbound (it moved to another account or device, or FCM refused it)"}`));
+    } else {
+      const eligibility = pushEligibility(device, nowDate, ctx);
+      result.set(
+        jobKey(job),
+        eligibility.eligible ? { ok: true } : { ok: false, entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: eligibility.reason, detail: `not retried: ${eligibility.detail}`, at: ts() } },
+      );
+    }
+  }
+  return result;
 }
 
 const ts = () => Timestamp.now();

@@ -3,44 +3,69 @@
 // bounded concurrency, each FCM answer with its documented reaction:
 //   UNREGISTERED / INVALID_ARGUMENT naming the token  -> that token is unbound
 //   SENDER_ID_MISMATCH                                -> the token is unbound, the log names the certificate
-//   401/403 / THIRD_PARTY_AUTH_ERROR                  -> certificate flagged unhealthy, its other sends here stop
-//   429 / 5xx / timeouts / resets                     -> retried (backoff, jitter, Retry-After), bounded, then failed
+//   THIRD_PARTY_AUTH_ERROR                            -> that token's failure (APNs / web push credentials)
+//   401/403, or the token endpoint refusing the key   -> certificate flagged unhealthy, its other sends here stop
+//   429                                               -> the project's sends pause for Retry-After (or a minute)
+//   5xx / timeouts / resets / token endpoint down     -> the project's sends back off, then resume
+// Nothing retryable is ever recorded as failed while the event is young: devices still open go on
+// in waves. Before each wave after the first, the devices' bindings are read again, and a device
+// that logged out, was kicked or whose token moved in the meantime is dropped: a retry never
+// reaches the next owner of a phone. When the invocation's time is up, the devices still open are
+// returned to the caller, which hands the batch to a continuation.
 import * as logger from "firebase-functions/logger";
 import { Timestamp } from "firebase-admin/firestore";
-import { markCertificateUnhealthy, type CertificateCredentials } from "../certificates/store";
+import { markCertificateHealthy, markCertificateUnhealthy, type CertificateCredentials } from "../certificates/store";
 import { fcmEndpoints } from "../fcm/endpoints";
 import { FcmAuthError, FcmTokenEndpointError, type FcmSendFailure, type FcmSendResult } from "../fcm/errors";
 import type { FcmMessage } from "../fcm/message";
 import { cachedAccessToken, dropAccessToken, fcmPool } from "../fcm/runtime";
-import { sendFcmMessage, sendWithRetry } from "../fcm/send";
+import { sendFcmMessage } from "../fcm/send";
 import { unbindToken } from "../sessions/store";
 import type { CostCounter } from "./cost";
+import { pacerFor, type PacingSettings } from "./pacer";
 import type { FailReason, FcmErrorRecord, PushLogEntry } from "./schemas";
 
 export interface SendJob {
   uid: string;
   deviceId: string;
+  /** The session the device was in when it was found eligible: a retry requires the same one. */
+  sessionId: string;
   certificateId: number;
   tokenHash: string;
   message: FcmMessage;
 }
 
-export interface SendSettings {
+export interface SendSettings extends PacingSettings {
   sendConcurrency: number;
-  maxAttempts: number;
-  retryBaseDelayMs: number;
-  retryMaxDelayMs: number;
 }
+
+/** What a fresh read of a device says about a job that is about to be retried. */
+export type Recheck = { ok: true } | { ok: false; entry: PushLogEntry };
 
 export interface SendContext {
   credentials: Map<number, CertificateCredentials>;
   settings: SendSettings;
   cost: CostCounter;
+  /** No attempt starts after this (epoch ms): the event's MsgLifeTime or MAX_EVENT_AGE_SECONDS. */
+  expiresAt: number;
+  /** No wave starts after this (epoch ms): the invocation's time budget. */
+  budgetEndsAt: number;
   /** Checked before every FCM request (the batch lease); false stops the sends. */
   mayProceed: () => Promise<boolean>;
   /** Receives each device's outcome as soon as it is known. */
   record: (entry: PushLogEntry) => Promise<void>;
+  /** Reads the jobs' devices again (one read) before a retry wave; keyed by `jobKey`. */
+  recheck: (jobs: SendJob[]) => Promise<Map<string, Recheck>>;
+  now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+}
+
+export interface SendOutcome {
+  leaseLost: boolean;
+  /** Devices without an outcome because the invocation's time ran out: to continue later. */
+  open: SendJob[];
+  /** With `open`: the earliest time FCM may be asked again. */
+  notBefore: number | null;
 }
 
 /** The batch lease was lost: the device is left without an outcome for the delivery that took over. */
@@ -48,18 +73,21 @@ export class LeaseLostError extends Error {
   override readonly name = "LeaseLostError";
 }
 
+export const jobKey = (j: { uid: string; deviceId: string }): string => `${j.uid}\u0000${j.deviceId}`;
+
 /** One certificate's sends in this batch: its access token, and whether FCM refused it. */
 class CertificateSender {
   refused: string | null = null;
   private refusing: Promise<void> | null = null;
+  private healed = false;
 
   constructor(
     readonly cred: CertificateCredentials,
     private readonly cost: CostCounter,
   ) {}
 
-  async accessToken(): Promise<string> {
-    return (await cachedAccessToken(this.cred)).accessToken;
+  accessToken(): Promise<string> {
+    return cachedAccessToken(this.cred).then((t) => t.accessToken);
   }
 
   dropAccessToken(): void {
@@ -86,6 +114,20 @@ class CertificateSender {
     })();
     return this.refusing;
   }
+
+  /** A certificate flagged unhealthy that FCM accepts again is healthy again: once per batch. */
+  async accepted(): Promise<void> {
+    if (this.healed || this.cred.health.state !== "unhealthy") return;
+    this.healed = true;
+    this.cost.firestoreReads++;
+    this.cost.firestoreWrites++;
+    try {
+      await markCertificateHealthy(this.cred.certificateId, this.cred.version);
+      logger.info("push certificate accepted by FCM again: healthy", { certificateId: this.cred.certificateId });
+    } catch (err) {
+      logger.error("could not mark the push certificate healthy", { certificateId: this.cred.certificateId, error: String(err) });
+    }
+  }
 }
 
 function errorRecord(f: FcmSendFailure): FcmErrorRecord {
@@ -96,120 +138,208 @@ function describe(f: FcmSendFailure): string {
   return [f.httpStatus || "no response", f.status, f.errorCode, f.message].filter(Boolean).join(" ");
 }
 
-/** Sends every job; outcomes go to `ctx.record`. Resolves when all are handled or the lease is lost. */
-export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<{ leaseLost: boolean }> {
+/** One attempt's result for a job: an outcome to record, or "try again later" (with why). */
+type Attempt = { done: PushLogEntry } | { retry: FcmSendFailure | null; requested: boolean; tokenEndpoint?: string };
+
+interface OpenJob {
+  job: SendJob;
+  /** FCM requests made for it so far. */
+  attempts: number;
+  /** It was tried and must be tried again: its device is read again before the next try. */
+  tried: boolean;
+  last: FcmSendFailure | null;
+  lastTokenEndpointError: string | null;
+}
+
+const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Sends every job in waves until each has an outcome, the lease is lost, or the invocation's time is up. */
+export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOutcome> {
+  const now = ctx.now ?? Date.now;
+  const sleep = ctx.sleep ?? defaultSleep;
   const senders = new Map<number, CertificateSender>();
   for (const [id, cred] of ctx.credentials) senders.set(id, new CertificateSender(cred, ctx.cost));
-  const groups = new Map<number, SendJob[]>();
-  for (const job of jobs) groups.set(job.certificateId, [...(groups.get(job.certificateId) ?? []), job]);
+  const pacerOf = (job: SendJob) => pacerFor(ctx.credentials.get(job.certificateId)?.projectId ?? `certificate-${job.certificateId}`);
 
+  let open: OpenJob[] = jobs.map((job) => ({ job, attempts: 0, tried: false, last: null, lastTokenEndpointError: null }));
   let stop = false;
   let leaseLost = false;
   let firstError: unknown;
-  const run = async (job: SendJob) => {
-    if (stop) return;
-    try {
-      await ctx.record(await sendOne(job, senders.get(job.certificateId), ctx));
-    } catch (err) {
-      stop = true;
-      if (err instanceof LeaseLostError) leaseLost = true;
-      else firstError ??= err;
+  let firstWave = true;
+  const expireAll = async () => {
+    for (const o of open) await ctx.record(expiredEntry(o, ctx.expiresAt));
+    open = [];
+  };
+
+  while (open.length > 0 && !stop) {
+    const t = now();
+    // The first wave always goes (a MsgLifeTime of 0 means "now or never"); retries only while the event lives.
+    if (!firstWave && t >= ctx.expiresAt) {
+      await expireAll();
+      break;
     }
-  };
-  // Each certificate's first send goes alone (all certificates in parallel): it fetches the access
-  // token and proves FCM accepts the certificate, so a refused certificate costs one request per
-  // batch, not one per device in flight.
-  await Promise.all([...groups.values()].map((group) => run(group[0] as SendJob)));
-  const rest = [...groups.values()].flatMap((group) => group.slice(1));
-  let next = 0;
-  const worker = async () => {
-    while (!stop && next < rest.length) await run(rest[next++] as SendJob);
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.settings.sendConcurrency, rest.length)) }, worker));
+    const ready = open.filter((o) => pacerOf(o.job).openAt() <= t);
+    if (ready.length === 0) {
+      // Every project with open devices is paused: wait for the first to reopen.
+      const wake = Math.min(...open.map((o) => pacerOf(o.job).openAt()));
+      if (wake >= ctx.expiresAt) {
+        // FCM asked to wait past the event's end: recorded now rather than after a pointless wait.
+        await expireAll();
+        break;
+      }
+      if (wake > ctx.budgetEndsAt) return { leaseLost: false, open: open.map((o) => o.job), notBefore: wake };
+      // In slices, renewing the lease, so that a long pause never lets it lapse.
+      while (now() < wake) {
+        await sleep(Math.min(wake - now(), 15_000));
+        if (!(await ctx.mayProceed())) return { leaseLost: true, open: [], notBefore: null };
+      }
+      continue;
+    }
+    if (t > ctx.budgetEndsAt) return { leaseLost: false, open: open.map((o) => o.job), notBefore: t };
+
+    // A retry goes out seconds or minutes after the devices were read: read them again first.
+    let wave = ready;
+    const retries = ready.filter((o) => o.tried);
+    if (retries.length > 0) {
+      const fresh = await ctx.recheck(retries.map((o) => o.job));
+      const dropped = new Set<OpenJob>();
+      for (const o of retries) {
+        const r = fresh.get(jobKey(o.job));
+        if (r && !r.ok) {
+          await ctx.record(r.entry);
+          dropped.add(o);
+        }
+      }
+      if (dropped.size > 0) {
+        wave = ready.filter((o) => !dropped.has(o));
+        open = open.filter((o) => !dropped.has(o));
+      }
+    }
+    const inWave = new Set(wave);
+    const next: OpenJob[] = open.filter((o) => !inWave.has(o));
+
+    const run = async (o: OpenJob) => {
+      // Stopped, or paused by an answer earlier in this wave: left for later, unsent.
+      if (stop || pacerOf(o.job).openAt() > now()) {
+        next.push(o);
+        return;
+      }
+      try {
+        const a = await attemptOne(o, senders.get(o.job.certificateId), ctx, now);
+        if ("done" in a) await ctx.record(a.done);
+        else {
+          next.push({
+            job: o.job,
+            attempts: o.attempts + (a.requested ? 1 : 0),
+            tried: true,
+            last: a.retry ?? o.last,
+            lastTokenEndpointError: a.tokenEndpoint ?? o.lastTokenEndpointError,
+          });
+        }
+      } catch (err) {
+        stop = true;
+        next.push(o);
+        if (err instanceof LeaseLostError) leaseLost = true;
+        else firstError ??= err;
+      }
+    };
+    // Each certificate's first send of the batch goes alone (all certificates in parallel): it
+    // fetches the access token and proves FCM accepts the certificate, so a refused certificate
+    // costs one request per batch, not one per device in flight.
+    const probes = new Set<OpenJob>();
+    if (firstWave) {
+      const seen = new Set<number>();
+      for (const o of wave) {
+        if (seen.has(o.job.certificateId)) continue;
+        seen.add(o.job.certificateId);
+        probes.add(o);
+      }
+    }
+    firstWave = false;
+    await Promise.all([...probes].map(run));
+    const rest = wave.filter((o) => !probes.has(o));
+    let i = 0;
+    const worker = async () => {
+      while (i < rest.length) await run(rest[i++] as OpenJob);
+    };
+    await Promise.all(Array.from({ length: Math.max(1, Math.min(ctx.settings.sendConcurrency, rest.length)) }, worker));
+    open = next;
+  }
   if (firstError !== undefined) throw firstError;
-  return { leaseLost };
+  return { leaseLost, open: leaseLost ? [] : open.map((o) => o.job), notBefore: null };
 }
 
-async function sendOne(job: SendJob, sender: CertificateSender | undefined, ctx: SendContext): Promise<PushLogEntry> {
-  const at = () => Timestamp.now();
-  const failed = (reason: FailReason, detail: string, error: FcmErrorRecord | null, attempts: number): PushLogEntry => ({
+function expiredEntry(o: OpenJob, expiresAt: number): PushLogEntry {
+  const last = o.last ? `; FCM's last answer: ${describe(o.last)}` : o.lastTokenEndpointError ? `; Google's token endpoint: ${o.lastTokenEndpointError}` : "";
+  return {
     outcome: "failed",
-    uid: job.uid,
-    deviceId: job.deviceId,
-    reason,
-    detail,
-    certificateId: job.certificateId,
-    error,
-    attempts,
-    at: at(),
+    uid: o.job.uid,
+    deviceId: o.job.deviceId,
+    reason: "expired",
+    detail: `not accepted by FCM before the event's end (${new Date(expiresAt).toISOString()}, MsgLifeTime or MAX_EVENT_AGE_SECONDS) after ${o.attempts} attempt(s)${last}`,
+    certificateId: o.job.certificateId,
+    error: o.last ? errorRecord(o.last) : null,
+    attempts: o.attempts,
+    at: Timestamp.now(),
+  };
+}
+
+async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx: SendContext, now: () => number): Promise<Attempt> {
+  const { job } = o;
+  const at = () => Timestamp.now();
+  const failed = (reason: FailReason, detail: string, error: FcmErrorRecord | null, attempts: number): { done: PushLogEntry } => ({
+    done: { outcome: "failed", uid: job.uid, deviceId: job.deviceId, reason, detail, certificateId: job.certificateId, error, attempts, at: at() },
   });
   if (!sender) {
     // The caller only makes jobs for certificates it loaded; kept total for safety.
-    return failed("certificate-unreadable", `push certificate ${job.certificateId} could not be loaded`, null, 0);
+    return failed("certificate-unreadable", `push certificate ${job.certificateId} could not be loaded`, null, o.attempts);
   }
   const refusedEarlier = () =>
-    failed("certificate-unhealthy", `not sent: FCM refused push certificate ${job.certificateId} earlier in this batch (${sender.refused})`, null, 0);
+    failed("certificate-unhealthy", `not sent: FCM refused push certificate ${job.certificateId} earlier in this batch (${sender.refused})`, null, o.attempts);
   if (sender.refused !== null) return refusedEarlier();
+  const pacer = pacerFor(sender.cred.projectId);
 
-  const { apiOrigin } = fcmEndpoints();
-  let refreshed = false;
   let accessToken: string;
   try {
     accessToken = await sender.accessToken();
   } catch (err) {
-    return tokenGrantFailure(err, job, sender, failed);
+    return tokenGrantFailure(err, o, sender, failed, pacer, ctx, now);
   }
-  let grantError: unknown;
-  const { result, attempts } = await sendWithRetry(
-    async (): Promise<FcmSendResult> => {
-      if (sender.refused !== null) return { ok: false, kind: "auth", httpStatus: 0, message: "refused earlier in this batch" };
-      if (!(await ctx.mayProceed())) throw new LeaseLostError("the batch lease was lost");
-      ctx.cost.fcmRequests++;
-      let res = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
-      // A 401 may only mean our cached access token was revoked: one fresh token, one more try.
-      if (!res.ok && res.httpStatus === 401 && res.errorCode !== "THIRD_PARTY_AUTH_ERROR" && !refreshed) {
-        refreshed = true;
-        sender.dropAccessToken();
-        try {
-          accessToken = await sender.accessToken();
-        } catch (err) {
-          grantError = err;
-          return res;
-        }
-        ctx.cost.fcmRequests++;
-        res = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
-      }
-      return res;
-    },
-    {
-      maxAttempts: ctx.settings.maxAttempts,
-      baseDelayMs: ctx.settings.retryBaseDelayMs,
-      maxDelayMs: ctx.settings.retryMaxDelayMs,
-      ...(ctx.sleep ? { sleep: ctx.sleep } : {}),
-    },
-  );
-  if (grantError !== undefined) return tokenGrantFailure(grantError, job, sender, failed);
+  if (!(await ctx.mayProceed())) throw new LeaseLostError("the batch lease was lost");
+  const { apiOrigin } = fcmEndpoints();
+  ctx.cost.fcmRequests++;
+  let res: FcmSendResult = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
+  // A 401 may only mean our cached access token was revoked: one fresh token, one more try.
+  if (!res.ok && res.httpStatus === 401 && res.errorCode !== "THIRD_PARTY_AUTH_ERROR") {
+    sender.dropAccessToken();
+    try {
+      accessToken = await sender.accessToken();
+    } catch (err) {
+      return tokenGrantFailure(err, o, sender, failed, pacer, ctx, now);
+    }
+    ctx.cost.fcmRequests++;
+    res = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
+  }
+  const attempts = o.attempts + 1;
 
-  if (result.ok) {
-    return {
-      outcome: "sent",
-      uid: job.uid,
-      deviceId: job.deviceId,
-      reason: "sent",
-      certificateId: job.certificateId,
-      fcmName: result.name,
-      attempts,
-      at: at(),
-    };
+  if (res.ok) {
+    pacer.succeeded();
+    await sender.accepted();
+    return { done: { outcome: "sent", uid: job.uid, deviceId: job.deviceId, reason: "sent", certificateId: job.certificateId, fcmName: res.name, attempts, at: at() } };
   }
-  if (result.httpStatus === 0 && result.kind === "auth") return refusedEarlier();
-  const error = errorRecord(result);
-  switch (result.kind) {
+  if (res.kind === "retryable") {
+    if (res.httpStatus === 429) pacer.throttled(res.retryAfterMs, now());
+    else pacer.failed(res.retryAfterMs, now(), ctx.settings);
+    return { retry: res, requested: true };
+  }
+  pacer.succeeded();
+  const error = errorRecord(res);
+  switch (res.kind) {
     case "token-unregistered":
     case "token-invalid": {
       const unbound = await unbind(job, ctx);
-      const what = result.kind === "token-unregistered" ? "FCM no longer knows this token (app uninstalled or token expired)" : "FCM says this is not a valid registration token";
-      return failed(result.kind, `${what}: ${describe(result)}; ${unbound}`, error, attempts);
+      const what = res.kind === "token-unregistered" ? "FCM no longer knows this token (app uninstalled or token expired)" : "FCM says this is not a valid registration token";
+      return failed(res.kind, `${what}: ${describe(res)}; ${unbound}`, error, attempts);
     }
     case "sender-mismatch": {
       const unbound = await unbind(job, ctx);
@@ -220,40 +350,49 @@ async function sendOne(job: SendJob, sender: CertificateSender | undefined, ctx:
         attempts,
       );
     }
+    case "third-party-auth":
+      return failed(
+        "third-party-auth",
+        `THIRD_PARTY_AUTH_ERROR for this token: FCM could not deliver through APNs or web push (an iOS or web token; check the APNs key or web push credentials of project ${sender.cred.projectId}); the certificate and the other devices are not affected: ${describe(res)}`,
+        error,
+        attempts,
+      );
     case "auth": {
-      await sender.refuse(`FCM refused sends: ${describe(result)}`);
-      return failed("certificate-auth", `FCM refused push certificate ${job.certificateId} (project ${sender.cred.projectId}): ${describe(result)}; the certificate is flagged unhealthy`, error, attempts);
-    }
-    case "retryable": {
-      const wait = result.retryAfterMs !== undefined && result.retryAfterMs > ctx.settings.retryMaxDelayMs ? `; FCM asked to wait ${Math.ceil(result.retryAfterMs / 1000)} s, longer than the ${Math.ceil(ctx.settings.retryMaxDelayMs / 1000)} s allowed` : "";
-      return failed("retries-exhausted", `FCM did not accept the message after ${attempts} attempt(s): ${describe(result)}${wait}`, error, attempts);
+      await sender.refuse(`FCM refused sends: ${describe(res)}`);
+      return failed("certificate-auth", `FCM refused push certificate ${job.certificateId} (project ${sender.cred.projectId}): ${describe(res)}; the certificate is flagged unhealthy`, error, attempts);
     }
     case "invalid-message":
-      return failed("invalid-message", `FCM rejected the message: ${describe(result)}`, error, attempts);
+      return failed("invalid-message", `FCM rejected the message: ${describe(res)}`, error, attempts);
     default:
-      return failed("fcm-error", `FCM answered ${describe(result)}`, error, attempts);
+      return failed("fcm-error", `FCM answered ${describe(res)}`, error, attempts);
   }
 }
 
 function tokenGrantFailure(
   err: unknown,
-  job: SendJob,
+  o: OpenJob,
   sender: CertificateSender,
-  failed: (reason: FailReason, detail: string, error: FcmErrorRecord | null, attempts: number) => PushLogEntry,
-): Promise<PushLogEntry> | PushLogEntry {
+  failed: (reason: FailReason, detail: string, error: FcmErrorRecord | null, attempts: number) => { done: PushLogEntry },
+  pacer: ReturnType<typeof pacerFor>,
+  ctx: SendContext,
+  now: () => number,
+): Promise<Attempt> | Attempt {
   if (err instanceof FcmAuthError) {
     const reason = `Google's token endpoint refused the key: ${err.message}`;
     return sender.refuse(reason).then(() =>
       failed(
         "certificate-auth",
-        `no access token for push certificate ${job.certificateId} (${sender.cred.clientEmail}): ${err.message}; the certificate is flagged unhealthy`,
+        `no access token for push certificate ${o.job.certificateId} (${sender.cred.clientEmail}): ${err.message}; the certificate is flagged unhealthy`,
         { kind: "auth", httpStatus: err.httpStatus, status: null, errorCode: err.oauthError, message: err.message },
-        0,
+        o.attempts,
       ),
     );
   }
   if (err instanceof FcmTokenEndpointError) {
-    return failed("token-endpoint-unavailable", `no access token for push certificate ${job.certificateId}: ${err.message}`, null, 0);
+    // An outage of Google's token endpoint (429/5xx/timeout) says nothing about the key: the
+    // certificate is not flagged, and the project's sends back off like any other outage.
+    pacer.failed(undefined, now(), ctx.settings);
+    return { retry: null, requested: false, tokenEndpoint: err.message };
   }
   throw err;
 }

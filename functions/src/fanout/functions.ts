@@ -20,9 +20,12 @@ import {
   keyEncryptionKey,
   keyEncryptionKeySecret,
   pushPlaceholderTextsRaw,
+  sendMessageSettings,
   type FanoutSettings,
 } from "../config";
-import { processBatch, type BatchDeps } from "./batch";
+import { DomainError, invalidArgument } from "../common/errors";
+import { takeSendAllowance } from "./sendLimit";
+import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./progress";
 import { publishJson } from "./publish";
@@ -57,16 +60,39 @@ function delivery(topic: string, event: CloudEvent<MessagePublishedData>): Deliv
   const publishTimeMs = Date.parse(message.publishTime ?? event.time);
   let json: unknown;
   let jsonError: string | null = null;
+  const text = Buffer.from(message.data ?? "", "base64").toString("utf8");
   try {
-    json = JSON.parse(Buffer.from(message.data ?? "", "base64").toString("utf8"));
-  } catch (err) {
-    jsonError = `the message data is not JSON (${err instanceof Error ? err.message : String(err)})`;
+    json = JSON.parse(text);
+  } catch {
+    // Not the parser's message: it quotes the input, and message content never goes into logs.
+    jsonError = `the message data is not JSON (${text.length} characters)`;
   }
   return { topic, eventId: message.messageId, publishTimeMs: Number.isNaN(publishTimeMs) ? Date.now() : publishTimeMs, json, jsonError };
 }
 
 function deps(settings: FanoutSettings): BatchDeps {
-  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey };
+  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey, handOn: publishContinuation };
+}
+
+/**
+ * A batch whose invocation ran out of time goes on in a new Pub/Sub message on the batch topic
+ * (the same batch identity, so it claims the same progress record). Not left to Pub/Sub
+ * redelivery: the Functions emulator never redelivers, and production would redeliver only after
+ * a failure, with backoff we do not choose.
+ */
+async function publishContinuation(input: BatchInput, notBeforeMs: number): Promise<void> {
+  const message: BatchMessage = {
+    v: 1,
+    content: input.content,
+    batchIndex: input.batchIndex,
+    batchCount: input.batchCount,
+    uids: input.uids,
+    publishTime: new Date(input.publishTimeMs).toISOString(),
+    eventId: input.eventId,
+    continuation: input.continuation ?? 1,
+    notBefore: new Date(notBeforeMs).toISOString(),
+  };
+  await publishJson(PUSH_BATCH_TOPIC, message);
 }
 
 /** gRPC INVALID_ARGUMENT (3): Firestore refused the request itself (e.g. a document over 1 MiB). */
@@ -198,7 +224,17 @@ export async function handleBatchMessage(d: Delivery): Promise<void> {
     const m = await parsedOrRejected(d, settings, BatchMessageSchema, "offline-push batch message");
     if (!m) return;
     await processBatch(
-      { content: m.content, uids: m.uids, batchIndex: m.batchIndex, batchCount: m.batchCount, eventId: m.eventId, deliveryId: d.eventId, publishTimeMs: Date.parse(m.publishTime) },
+      {
+        content: m.content,
+        uids: m.uids,
+        batchIndex: m.batchIndex,
+        batchCount: m.batchCount,
+        eventId: m.eventId,
+        deliveryId: d.eventId,
+        publishTimeMs: Date.parse(m.publishTime),
+        ...(m.continuation !== undefined ? { continuation: m.continuation } : {}),
+        ...(m.notBefore !== undefined ? { notBeforeMs: Date.parse(m.notBefore) } : {}),
+      },
       deps(settings),
     );
   });
@@ -212,17 +248,32 @@ export const offlinePushBatch = onMessagePublished(triggerOptions(PUSH_BATCH_TOP
 
 /**
  * The original SDK's setOfflinePushSettings + sendMessage: the app publishes the event the IM
- * backend would publish, with itself as From_Account and a generated MsgKey.
+ * backend would publish, with itself as From_Account and a generated MsgKey. Not an open relay:
+ * off unless SEND_MESSAGE_POLICY=on, and then, for non-admins, rate-limited per sender, a few
+ * recipients per call, and titled with the sender's account whatever Title says (no "System").
  */
 export const sendMessage = callable({ name: "sendMessage", access: "user", schema: SendMessageRequestSchema }, async ({ to, body, offlinePushInfo }, caller) => {
+  const limits = sendMessageSettings();
+  if (limits.policy !== "on") {
+    throw new DomainError(
+      "permission-denied",
+      "sendMessage is off in this project (SEND_MESSAGE_POLICY=off): the IM backend publishes offline-push events to Pub/Sub",
+    );
+  }
+  const recipients = recipientsOf({ To_Account: to });
+  if (!caller.admin && recipients.length > limits.maxRecipients) {
+    throw invalidArgument("to", `names ${recipients.length} accounts; an app may send to at most ${limits.maxRecipients} per call (SEND_MESSAGE_MAX_RECIPIENTS)`);
+  }
+  if (!caller.admin) await takeSendAllowance(caller.uid, limits.perMinute);
+  const info = offlinePushInfo !== undefined && !caller.admin ? { ...offlinePushInfo, Title: caller.uid } : offlinePushInfo;
   const msgKey = `app-${Date.now()}-${randomUUID()}`;
   const event = PushEventSchema.parse({
     MsgKey: msgKey,
     From_Account: caller.uid,
     To_Account: to,
     MsgBody: typeof body === "string" ? [{ MsgType: "TIMTextElem", MsgContent: { Text: body } }] : (body ?? []),
-    ...(offlinePushInfo !== undefined ? { OfflinePushInfo: offlinePushInfo } : {}),
+    ...(info !== undefined ? { OfflinePushInfo: info } : {}),
   });
   const messageId = await publishJson(PUSH_TOPIC, event);
-  return { msgKey, messageId, recipients: recipientsOf(event).length };
+  return { msgKey, messageId, recipients: recipients.length };
 });

@@ -1,8 +1,10 @@
 // Exactly once per device, over at-least-once Pub/Sub deliveries and function retries.
 //
 // Each batch of a message has one push-log document (pushLog/{msgKeyId}__{batchIndex}__{uidsHash}) that is
-// also its progress record: the outcome of every device handled so far, a state
-// (running/done) and a lease {owner, deliveryId, until}.
+// also its progress record: a state (running/done), a lease {owner, deliveryId, until} and the
+// outcome counts. The outcomes themselves (one entry per device) are in shard documents under it,
+// pushLog/{logId}/outcomes/{claim}-{seq}, at most SHARD_ENTRIES each, so that no batch, however
+// many devices its users have, can outgrow Firestore's 1 MiB document limit.
 //
 // - A delivery first claims the batch in a transaction: it creates the document, or takes over a
 //   running one whose lease has expired (the previous delivery crashed or timed out), or finds it
@@ -20,7 +22,11 @@
 //   its lease gets short), each a transaction that also checks it still holds the lease and
 //   extends it. A retry or takeover reads the recorded outcomes and handles only the devices
 //   without one: it continues where the first attempt stopped.
-// - Writes are per checkpoint, not per device.
+// - Writes are per checkpoint, not per device: one transaction that creates the new shard(s) and
+//   updates the counts and the lease. A checkpoint that fails transiently is retried; outcomes not
+//   yet written are never dropped (a takeover would send those devices again).
+// - A delivery that runs out of its invocation's time with devices still open releases the lease
+//   (state stays running) and publishes a continuation of the batch, which claims it and goes on.
 //
 // The remaining window: a delivery that dies after FCM accepted a request but before the
 // checkpoint recording it was committed (a crash, an instance kill, a timeout) leaves that device
@@ -30,25 +36,49 @@
 // android.notification.tag (the message key), so on the device it replaces the first
 // notification instead of adding a second one.
 import { Timestamp, type DocumentReference } from "firebase-admin/firestore";
-import { db } from "../common/firestore";
+import { db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
-import { BatchLogSchema, type BatchLog, type PushLogEntry } from "./schemas";
-import { PUSH_LOG } from "./pushLog";
+import { clip } from "./message";
+import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type PushLogEntry } from "./schemas";
+import { OUTCOMES, PUSH_LOG } from "./pushLog";
+
+/**
+ * Entries per shard document. Worst case of one entry, with every string at its bound (uid and
+ * deviceId 128 characters each by their schemas, the rest clipped by boundedEntry): about 1.8 KB
+ * with field names, so a full shard is under 200 KB and its `uids` list under 14 KB: a fifth of
+ * Firestore's 1 MiB. The batch document itself holds no entries: at most 500 uids of 128
+ * characters (65 KB), its notes (clipped) and counters.
+ */
+export const SHARD_ENTRIES = 100;
+const MAX_DETAIL_CHARS = 600;
+const MAX_ERROR_MESSAGE_CHARS = 300;
+const MAX_SHORT_CHARS = 256;
+
+/** The entry with every free-text field clipped to its bound (see SHARD_ENTRIES). */
+export function boundedEntry(e: PushLogEntry): PushLogEntry {
+  switch (e.outcome) {
+    case "sent":
+      return { ...e, fcmName: clip(e.fcmName, MAX_SHORT_CHARS) };
+    case "skipped":
+      return { ...e, detail: clip(e.detail, MAX_DETAIL_CHARS) };
+    case "failed":
+      return {
+        ...e,
+        detail: clip(e.detail, MAX_DETAIL_CHARS),
+        error: e.error
+          ? {
+              kind: clip(e.error.kind, 64),
+              httpStatus: e.error.httpStatus,
+              status: e.error.status === null ? null : clip(e.error.status, 64),
+              errorCode: e.error.errorCode === null ? null : clip(e.error.errorCode, 64),
+              message: clip(e.error.message, MAX_ERROR_MESSAGE_CHARS),
+            }
+          : null,
+      };
+  }
+}
 
 export const entryKey = (e: { uid: string; deviceId: string | null }): string => `${e.uid}\u0000${e.deviceId ?? ""}`;
-
-/** Existing outcomes win: a device's first recorded outcome is final. */
-export function mergeEntries(existing: PushLogEntry[], added: PushLogEntry[]): PushLogEntry[] {
-  const seen = new Set(existing.map(entryKey));
-  const merged = [...existing];
-  for (const e of added) {
-    const key = entryKey(e);
-    if (seen.has(key)) continue;
-    seen.add(key);
-    merged.push(e);
-  }
-  return merged;
-}
 
 export function countOutcomes(entries: PushLogEntry[]): { sent: number; skipped: number; failed: number } {
   const counts = { sent: 0, skipped: 0, failed: 0 };
@@ -92,6 +122,7 @@ export interface LeaseOptions {
   ttlMs: number;
   checkpointEvery: number;
   now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
 }
 
 export type ClaimResult =
@@ -106,6 +137,20 @@ export class BatchBusyError extends Error {
 
 export function batchRef(id: string): DocumentReference {
   return db().collection(PUSH_LOG).doc(id);
+}
+
+/** Shard IDs are `{claim}-{seq}`: sorting by both numbers gives the order outcomes were recorded in. */
+function shardOrder(id: string): [number, number] {
+  const [claim, seq] = id.split("-").map(Number);
+  return [claim ?? 0, seq ?? 0];
+}
+
+/** Every outcome recorded for a batch (one query), in the order they were recorded. */
+export async function readBatchEntries(ref: DocumentReference): Promise<PushLogEntry[]> {
+  const snaps = await ref.collection(OUTCOMES).get();
+  const shards = snaps.docs.map((d) => ({ order: shardOrder(d.id), entries: OutcomeShardSchema.parse(d.data()).entries }));
+  shards.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1]);
+  return shards.flatMap((s) => s.entries);
 }
 
 export async function claimBatch(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimResult> {
@@ -123,12 +168,14 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
       const created: BatchLog = {
         kind: "batch",
         ...batch,
+        notes: batch.notes.slice(0, 10).map((n) => clip(n, 300)),
         state: "running",
         lease,
         claims: 1,
         duplicates: 0,
         concurrentDeliveries: 0,
-        entries: [],
+        shards: 0,
+        lastWriteId: null,
         counts: { sent: 0, skipped: 0, failed: 0 },
         cost: addCost(zeroCost(), cost.deltaTo(total)),
         createdAt: Timestamp.fromMillis(nowMs),
@@ -137,7 +184,7 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
         expireAt: Timestamp.fromMillis(nowMs + options.ttlMs),
       };
       tx.create(ref, created);
-      return { decision, total, entries: [] as PushLogEntry[], claims: 1, leaseUntil: lease.until.toMillis() };
+      return { decision, total, claims: 1, leaseUntil: lease.until.toMillis(), counts: created.counts, shards: 0 };
     }
     if (decision.action === "take-over" && doc) {
       tx.update(ref, {
@@ -146,19 +193,19 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
         cost: addCost(doc.cost, cost.deltaTo(total)),
         updatedAt: Timestamp.fromMillis(nowMs),
       });
-      return { decision, total, entries: doc.entries, claims: doc.claims + 1, leaseUntil: lease.until.toMillis() };
+      return { decision, total, claims: doc.claims + 1, leaseUntil: lease.until.toMillis(), counts: doc.counts, shards: doc.shards };
     }
     if (decision.action === "done" && doc) {
       // Counted so that a duplicate is visible in the log (and tests can wait for it).
       tx.update(ref, { duplicates: doc.duplicates + 1, cost: addCost(doc.cost, cost.deltaTo(total)) });
-      return { decision, total, entries: [], claims: doc.claims, leaseUntil: 0, counts: doc.counts };
+      return { decision, total, claims: doc.claims, leaseUntil: 0, counts: doc.counts, shards: doc.shards };
     }
     if (decision.action === "busy" && !decision.sameDelivery && doc) {
       // Left to the holder and acknowledged: counted, so the log shows the concurrent delivery.
       tx.update(ref, { concurrentDeliveries: doc.concurrentDeliveries + 1, cost: addCost(doc.cost, cost.deltaTo(total)) });
-      return { decision, total, entries: [], claims: doc.claims, leaseUntil: 0, counts: doc.counts };
+      return { decision, total, claims: doc.claims, leaseUntil: 0, counts: doc.counts, shards: doc.shards };
     }
-    return { decision, total: null, entries: [], claims: doc?.claims ?? 0, leaseUntil: 0, counts: doc?.counts };
+    return { decision, total: null, claims: doc?.claims ?? 0, leaseUntil: 0, counts: doc?.counts, shards: doc?.shards ?? 0 };
   });
   const { decision } = result;
   if (result.total) {
@@ -167,9 +214,22 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
   }
   if (decision.action === "done") return { status: "done", counts: result.counts ?? { sent: 0, skipped: 0, failed: 0 } };
   if (decision.action === "busy") return { status: "busy", owner: decision.owner, until: new Date(decision.untilMs), sameDelivery: decision.sameDelivery };
-  const progress = new BatchProgress(ref, options, result.entries, result.leaseUntil, cost);
+  // Our lease is committed: no earlier owner can write another shard now (every write checks the
+  // lease in its transaction), so what we read here is all that was recorded before us.
+  let previous: PushLogEntry[] = [];
+  if (decision.action === "take-over" && result.shards > 0) {
+    cost.firestoreReads++;
+    previous = await readBatchEntries(ref);
+  }
+  const progress = new BatchProgress(ref, batch, options, previous, result.claims, result.leaseUntil, result.counts ?? { sent: 0, skipped: 0, failed: 0 }, cost);
   return { status: "claimed", progress, claims: result.claims, previousOwner: decision.action === "take-over" ? decision.previousOwner : null };
 }
+
+/** gRPC codes after which the same checkpoint may well succeed: it is tried again, a few times. */
+const TRANSIENT_CODES = new Set([2, 4, 8, 10, 13, 14]);
+const CHECKPOINT_ATTEMPTS = 5;
+
+type WriteMode = "checkpoint" | "finish" | "release";
 
 /**
  * The owner's side of a claimed batch: collects outcomes and writes them in checkpoints. Safe to
@@ -181,21 +241,27 @@ export class BatchProgress {
   private chain: Promise<void> = Promise.resolve();
   private leaseUntil: number;
   private finished = false;
-  private recordedCounts = { sent: 0, skipped: 0, failed: 0 };
+  private recordedCounts: { sent: number; skipped: number; failed: number };
   private queuedCheckpoint: Promise<void> | null = null;
+  private shardSeq = 0;
+  private writeSeq = 0;
   /** Another delivery took the batch over (our lease had expired): stop sending at once. */
   lost = false;
 
   constructor(
     private readonly ref: DocumentReference,
+    private readonly batch: BatchIdentity,
     private readonly options: LeaseOptions,
     /** Outcomes recorded by earlier deliveries. */
     readonly previous: PushLogEntry[],
+    private readonly claimNumber: number,
     leaseUntil: number,
+    counts: { sent: number; skipped: number; failed: number },
     private readonly cost: CostCounter,
   ) {
     this.known = new Set(previous.map(entryKey));
     this.leaseUntil = leaseUntil;
+    this.recordedCounts = { ...counts };
   }
 
   private now(): number {
@@ -212,7 +278,7 @@ export class BatchProgress {
     const key = entryKey(entry);
     if (this.known.has(key)) return;
     this.known.add(key);
-    this.pending.push(entry);
+    this.pending.push(boundedEntry(entry));
     if (this.pending.length >= this.options.checkpointEvery) await this.checkpoint();
   }
 
@@ -233,62 +299,106 @@ export class BatchProgress {
 
   /** Coalesced: concurrent senders crossing the threshold together share one write. */
   checkpoint(): Promise<void> {
-    this.queuedCheckpoint ??= this.enqueue(false);
+    this.queuedCheckpoint ??= this.enqueue("checkpoint");
     return this.queuedCheckpoint;
   }
 
   /** The last write: remaining outcomes, state done, lease released. */
   finish(): Promise<void> {
-    return this.enqueue(true);
+    return this.enqueue("finish");
   }
 
-  private enqueue(final: boolean): Promise<void> {
-    const run = this.chain.then(() => this.write(final));
+  /** Outcomes so far, the lease given up, the batch still running: a continuation takes it from here. */
+  release(): Promise<void> {
+    return this.enqueue("release");
+  }
+
+  private enqueue(mode: WriteMode): Promise<void> {
+    const run = this.chain.then(() => this.write(mode));
     this.chain = run.catch(() => undefined);
     return run;
   }
 
-  private async write(final: boolean): Promise<void> {
+  private async write(mode: WriteMode): Promise<void> {
     // Outcomes recorded from here on need another checkpoint.
-    if (!final) this.queuedCheckpoint = null;
+    if (mode === "checkpoint") this.queuedCheckpoint = null;
     if (this.lost || this.finished) return;
     // Nothing new and the lease still long: no write. A renewal with nothing new is still written:
     // it keeps the lease while a slow send retries.
-    if (!final && this.pending.length === 0 && this.leaseUntil - this.now() >= this.options.leaseMs / 2) return;
+    if (mode === "checkpoint" && this.pending.length === 0 && this.leaseUntil - this.now() >= this.options.leaseMs / 2) return;
     const batch = this.pending;
     this.pending = [];
+    const shards: Array<{ id: string; entries: PushLogEntry[] }> = [];
+    for (let i = 0; i < batch.length; i += SHARD_ENTRIES) shards.push({ id: `${this.claimNumber}-${this.shardSeq++}`, entries: batch.slice(i, i + SHARD_ENTRIES) });
+    // Identifies this write: a commit whose answer was lost (DEADLINE_EXCEEDED after it applied) is
+    // recognised on the retry instead of counted twice.
+    const writeId = `${this.options.owner}:${this.writeSeq++}`;
     try {
-      const outcome = await db().runTransaction(async (tx) => {
-        this.cost.firestoreReads++;
-        const snap = await tx.get(this.ref);
-        const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
-        if (!doc || doc.lease?.owner !== this.options.owner) return { wrote: false as const };
-        const nowMs = this.now();
-        const entries = mergeEntries(doc.entries, batch);
-        const total = this.cost.withPendingWrite();
-        const until = Timestamp.fromMillis(nowMs + this.options.leaseMs);
-        tx.update(this.ref, {
-          entries,
-          counts: countOutcomes(entries),
-          cost: addCost(doc.cost, this.cost.deltaTo(total)),
-          updatedAt: Timestamp.fromMillis(nowMs),
-          ...(final ? { state: "done", lease: null, completedAt: Timestamp.fromMillis(nowMs) } : { lease: { owner: this.options.owner, deliveryId: this.options.deliveryId, until } }),
-        });
-        return { wrote: true as const, total, until: until.toMillis(), counts: countOutcomes(entries) };
-      });
-      if (!outcome.wrote) {
-        this.lost = true;
-        return;
+      for (let attempt = 1; ; attempt++) {
+        try {
+          await this.commit(mode, batch, shards, writeId);
+          return;
+        } catch (err) {
+          const code = grpcCode(err);
+          if (attempt >= CHECKPOINT_ATTEMPTS || code === undefined || !TRANSIENT_CODES.has(code)) throw err;
+          await (this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(250 * 2 ** (attempt - 1));
+        }
       }
-      this.cost.firestoreWrites++;
-      this.cost.markSaved(outcome.total);
-      this.leaseUntil = outcome.until;
-      this.recordedCounts = outcome.counts;
-      if (final) this.finished = true;
     } catch (err) {
       // Not recorded: keep the outcomes for the next write (the devices are not sent again by us).
       this.pending = [...batch, ...this.pending];
       throw err;
     }
+  }
+
+  private async commit(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string): Promise<void> {
+    const outcome = await db().runTransaction(async (tx) => {
+      this.cost.firestoreReads++;
+      const snap = await tx.get(this.ref);
+      const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
+      if (doc?.lastWriteId === writeId) return { wrote: true as const, already: true as const, counts: doc.counts, until: doc.lease?.until.toMillis() ?? 0 };
+      if (!doc || doc.lease?.owner !== this.options.owner) return { wrote: false as const };
+      const nowMs = this.now();
+      const added = countOutcomes(batch);
+      const counts = { sent: doc.counts.sent + added.sent, skipped: doc.counts.skipped + added.skipped, failed: doc.counts.failed + added.failed };
+      const total = this.cost.withPendingWrite();
+      const until = Timestamp.fromMillis(nowMs + this.options.leaseMs);
+      const expireAt = Timestamp.fromMillis(nowMs + this.options.ttlMs);
+      for (const shard of shards) {
+        tx.create(this.ref.collection(OUTCOMES).doc(shard.id), {
+          msgKey: this.batch.msgKey,
+          uids: [...new Set(shard.entries.map((e) => e.uid))],
+          entries: shard.entries,
+          createdAt: Timestamp.fromMillis(nowMs),
+          expireAt,
+        });
+      }
+      const leaseFields =
+        mode === "finish"
+          ? { state: "done", lease: null, completedAt: Timestamp.fromMillis(nowMs) }
+          : mode === "release"
+            ? { lease: null }
+            : { lease: { owner: this.options.owner, deliveryId: this.options.deliveryId, until } };
+      tx.update(this.ref, {
+        counts,
+        shards: doc.shards + shards.length,
+        lastWriteId: writeId,
+        cost: addCost(doc.cost, this.cost.deltaTo(total)),
+        updatedAt: Timestamp.fromMillis(nowMs),
+        ...leaseFields,
+      });
+      return { wrote: true as const, already: false as const, total, until: until.toMillis(), counts };
+    });
+    if (!outcome.wrote) {
+      this.lost = true;
+      return;
+    }
+    if (!outcome.already) {
+      this.cost.firestoreWrites++;
+      this.cost.markSaved(outcome.total);
+    }
+    this.leaseUntil = outcome.until;
+    this.recordedCounts = outcome.counts;
+    if (mode !== "checkpoint") this.finished = true;
   }
 }

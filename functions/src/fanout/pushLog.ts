@@ -1,8 +1,10 @@
 // The push log: what happened to each message on each device. Read by the troubleshooting tools.
 //   pushLog/{msgKeyId}__{batchIndex}__{uidsHash}
-//                                     kind "batch": one batch of a message, one entry per device
-//                                     (sent / skipped / failed, reason, FCM name or error), also the
-//                                     batch's progress record (progress.ts). The recipients' hash:
+//                                     kind "batch": one batch of a message, its counts, also the
+//                                     batch's progress record (progress.ts)
+//   pushLog/{logId}/outcomes/{claim}-{seq}
+//                                     up to 100 device outcomes of the batch each (sent / skipped /
+//                                     failed, reason, FCM name or error), with their uids. The recipients' hash:
 //                                     the same MsgKey published with other recipients is another batch
 //                                     (recipients.ts)
 //   pushLog/rejected__{eventId}       kind "rejected": an event acknowledged without any push
@@ -13,6 +15,7 @@ import { Timestamp } from "firebase-admin/firestore";
 import { db } from "../common/firestore";
 import {
   BatchLogSchema,
+  OutcomeShardSchema,
   RejectedLogSchema,
   type BatchLog,
   type PushLogEntry,
@@ -21,6 +24,8 @@ import {
 import { rejectedLogId } from "./recipients";
 
 export const PUSH_LOG = "pushLog";
+/** Each batch's outcome shards: pushLog/{logId}/outcomes/{claim}-{seq} (progress.ts). */
+export const OUTCOMES = "outcomes";
 
 export type RejectedInput = Omit<RejectedLog, "kind" | "batchIndex" | "createdAt" | "expireAt">;
 
@@ -64,11 +69,20 @@ export interface UserPushLogItem {
 /** The latest messages that concerned a user, newest first (index: uids CONTAINS, createdAt DESC). */
 export async function pushLogForUser(uid: string, limit = 20): Promise<UserPushLogItem[]> {
   const snaps = await db().collection(PUSH_LOG).where("uids", "array-contains", uid).orderBy("createdAt", "desc").limit(limit).get();
-  return snaps.docs.map((d) => {
+  const items: UserPushLogItem[] = snaps.docs.map((d) => {
     const doc = parseLogDoc(d.id, d.data());
     if (doc.kind === "rejected") {
       return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: { reason: doc.reason, detail: doc.detail } };
     }
-    return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: doc.entries.filter((e) => e.uid === uid), rejected: null };
+    return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: null };
   });
+  // The user's own outcomes of each batch: its shards that name the user (one query per batch).
+  await Promise.all(
+    items.map(async (item) => {
+      if (item.rejected) return;
+      const shards = await db().collection(PUSH_LOG).doc(item.logId).collection(OUTCOMES).where("uids", "array-contains", uid).get();
+      item.entries = shards.docs.flatMap((d) => OutcomeShardSchema.parse(d.data()).entries.filter((e) => e.uid === uid));
+    }),
+  );
+  return items;
 }

@@ -4,10 +4,14 @@
 import { createHash } from "node:crypto";
 import type { PushEvent } from "./schemas";
 
-/** To_Account as a list, duplicates removed, first occurrence order kept. */
+/**
+ * To_Account as a list, duplicates removed, sorted (by UTF-16 code units, the same everywhere).
+ * Sorted before splitting: the same event republished with its recipients in another order, or
+ * with repeats, yields the same batches with the same IDs, so nobody is pushed twice.
+ */
 export function recipientsOf(event: Pick<PushEvent, "To_Account">): string[] {
   const to = typeof event.To_Account === "string" ? [event.To_Account] : event.To_Account;
-  return [...new Set(to)];
+  return [...new Set(to)].sort();
 }
 
 export function splitIntoBatches<T>(items: T[], batchSize: number): T[][] {

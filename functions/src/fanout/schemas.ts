@@ -147,11 +147,50 @@ export const PushEventSchema = PushContentSchema.extend({
 });
 export type PushEvent = z.output<typeof PushEventSchema>;
 
-/** The event without its recipients (which can be 100,000 accounts): what each batch carries. */
+/** Copies only the fields named, and only those present. */
+function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Pick<T, K> {
+  const out = {} as Pick<T, K>;
+  for (const k of keys) if (obj[k] !== undefined) out[k] = obj[k];
+  return out;
+}
+
+/** The parts of a MsgBody element the push reads; anything else an element carries stays behind. */
+function knownElem(e: MsgElem): MsgElem {
+  switch (e.MsgType) {
+    case "TIMTextElem":
+      return { MsgType: e.MsgType, MsgContent: { Text: e.MsgContent.Text } };
+    case "TIMCustomElem":
+      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Data", "Desc", "Ext", "Sound"] as const) };
+    case "TIMLocationElem":
+      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Desc", "Latitude", "Longitude"] as const) };
+    case "TIMFaceElem":
+      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Index", "Data"] as const) };
+    default:
+      return { MsgType: e.MsgType, MsgContent: {} };
+  }
+}
+
+/**
+ * What each batch carries: the event without its recipients (which can be 100,000 accounts) and
+ * with only the fields the push reads. Unknown fields are dropped, not copied into every batch: no
+ * amplification, and nothing that parsed but cannot be serialized again travels further.
+ */
 export function contentOf(event: PushEvent): PushContent {
-  const content: Record<string, unknown> = { ...event };
-  delete content.To_Account;
-  return content as PushContent;
+  const info = event.OfflinePushInfo;
+  return {
+    MsgKey: event.MsgKey,
+    From_Account: event.From_Account,
+    MsgBody: event.MsgBody.map(knownElem),
+    ...(event.MsgLifeTime !== undefined ? { MsgLifeTime: event.MsgLifeTime } : {}),
+    ...(info
+      ? {
+          OfflinePushInfo: {
+            ...pick(info, ["PushFlag", "Title", "Desc", "Ext"] as const),
+            ...(info.AndroidInfo ? { AndroidInfo: pick(info.AndroidInfo, ["GoogleChannelID", "Sound"] as const) } : {}),
+          },
+        }
+      : {}),
+  };
 }
 
 /** One batch of a large fan-out, on the batch topic. Only our own code publishes these. */
@@ -165,6 +204,10 @@ export const BatchMessageSchema = z.strictObject({
   publishTime: z.iso.datetime(),
   /** Pub/Sub message ID of the original event, for the log. */
   eventId: z.string(),
+  /** A continuation: how many times the batch was handed on because its delivery ran out of time. */
+  continuation: z.number().int().min(1).max(10_000).optional(),
+  /** A continuation sends nothing before this time (FCM asked to wait that long). */
+  notBefore: z.iso.datetime().optional(),
 });
 export type BatchMessage = z.output<typeof BatchMessageSchema>;
 
@@ -202,6 +245,7 @@ export const SkipReasonSchema = z.union([
     "payload-too-large", // the FCM message would exceed FCM's 4096-byte limit
     "event-too-old", // the event was published longer ago than MAX_EVENT_AGE_SECONDS
     "invalid-device-record", // the user's stored document does not parse
+    "binding-changed", // between attempts the device logged out, was kicked, or its token moved: not retried
   ]),
 ]);
 export type SkipReason = z.output<typeof SkipReasonSchema>;
@@ -214,7 +258,9 @@ export const FailReasonSchema = z.enum([
   "certificate-unhealthy", // not sent: the certificate was refused earlier in this batch
   "certificate-unreadable", // the stored key could not be decrypted (key-encryption key?)
   "token-endpoint-unavailable", // Google's token endpoint did not answer
-  "retries-exhausted", // 429/5xx/timeouts/resets after the bounded retries
+  "retries-exhausted", // (older logs) 429/5xx/timeouts/resets after a bounded number of retries
+  "expired", // still throttled or failing when the event passed MsgLifeTime or MAX_EVENT_AGE_SECONDS
+  "third-party-auth", // FCM: THIRD_PARTY_AUTH_ERROR for this token (APNs/web push credentials): this token's failure
   "invalid-message", // FCM rejected the message itself
   "fcm-error", // any other FCM answer
 ]);
@@ -290,7 +336,10 @@ export const BatchLogSchema = z.object({
   duplicates: z.number(),
   /** Deliveries of another Pub/Sub message that found the batch held by a live lease and left it to the holder. */
   concurrentDeliveries: z.number().default(0),
-  entries: z.array(PushLogEntrySchema),
+  /** Outcome shard documents under it (pushLog/{logId}/outcomes/{claim}-{seq}). */
+  shards: z.number().default(0),
+  /** The last progress write applied: a retried write whose first commit did land is recognised. */
+  lastWriteId: z.string().nullable().default(null),
   counts: OutcomeCountsSchema,
   /** Message-wide remarks, e.g. a Sound that FCM cannot apply. */
   notes: z.array(z.string()),
@@ -302,6 +351,17 @@ export const BatchLogSchema = z.object({
   expireAt: TimestampSchema,
 });
 export type BatchLog = z.output<typeof BatchLogSchema>;
+
+/** pushLog/{logId}/outcomes/{claim}-{seq}: up to SHARD_ENTRIES device outcomes of one batch. */
+export const OutcomeShardSchema = z.object({
+  msgKey: z.string(),
+  /** The accounts with an entry here: "by user" queries (array-contains). */
+  uids: z.array(z.string()),
+  entries: z.array(PushLogEntrySchema),
+  createdAt: TimestampSchema,
+  expireAt: TimestampSchema,
+});
+export type OutcomeShard = z.output<typeof OutcomeShardSchema>;
 
 /** pushLog/rejected__{eventId}: an event that was acknowledged without any push. */
 export const RejectedLogSchema = z.object({

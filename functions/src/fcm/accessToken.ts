@@ -105,7 +105,8 @@ export async function fetchAccessToken(
   // Whatever the endpoint (or a proxy in front of it) answers is shown only after
   // redaction: an echo of the request must not put the assertion into an error message.
   const clean = (s: string) => truncate(redact(s, assertion), 200);
-  if (response.status >= 400 && response.status < 500) {
+  // 408 and 429 are the endpoint being busy or slow, not a verdict on the key: an outage.
+  if (response.status >= 400 && response.status < 500 && response.status !== 408 && response.status !== 429) {
     const oauth = oauthErrorSchema.safeParse(body);
     if (oauth.success) {
       const description = oauth.data.error_description;

@@ -53,7 +53,9 @@ export class FcmTokenEndpointError extends Error {
  * - `token-invalid`: the token is not a valid FCM registration token: unbind it.
  * - `sender-mismatch`: the token belongs to another Firebase project than the
  *   certificate's service account (wrong certificateId reported by the app).
- * - `auth`: the service account cannot send (401, 403, THIRD_PARTY_AUTH_ERROR).
+ * - `auth`: the service account cannot send (401, 403).
+ * - `third-party-auth`: THIRD_PARTY_AUTH_ERROR: FCM could not pass this message on to APNs or web
+ *   push (an iOS or web token whose project lacks valid credentials there): this token's failure.
  * - `retryable`: 429/5xx, timeouts, connection failures: retry with backoff.
  * - `invalid-message`: the message itself was rejected (bug on our side or too big).
  * - `other`: anything else.
@@ -63,6 +65,7 @@ export type FcmErrorKind =
   | "token-invalid"
   | "sender-mismatch"
   | "auth"
+  | "third-party-auth"
   | "retryable"
   | "invalid-message"
   | "other";

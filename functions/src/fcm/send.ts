@@ -159,7 +159,7 @@ function classify(
 ): FcmErrorKind {
   if (errorCode === "UNREGISTERED") return "token-unregistered";
   if (errorCode === "SENDER_ID_MISMATCH") return "sender-mismatch";
-  if (errorCode === "THIRD_PARTY_AUTH_ERROR") return "auth";
+  if (errorCode === "THIRD_PARTY_AUTH_ERROR") return "third-party-auth";
   if (errorCode !== undefined && RETRYABLE_ERROR_CODES.has(errorCode)) return "retryable";
   if (http === 404) {
     // Only a Google error body means "token not found". A bare 404 (HTML from a proxy,
