@@ -71,14 +71,15 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   // A continuation waits out the pause FCM asked for before it claims the batch (holding no lease
-  // meanwhile); if even that is longer than this invocation may run, it hands on again, unclaimed.
+  // meanwhile). Pub/Sub cannot delay a message, so a pause longer than this invocation may run is
+  // waited out in hops of one budget each (a 10-minute Retry-After: two hops), never a hot loop.
   if (input.notBeforeMs !== undefined && input.notBeforeMs > now() && !tooOld) {
     const wait = input.notBeforeMs - now();
-    if (wait > settings.invocationBudgetMs) {
+    await sleep(Math.min(wait, settings.invocationBudgetMs));
+    if (input.notBeforeMs > now()) {
       await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, input.notBeforeMs);
       return { status: "continued", logId, open: -1, notBefore: new Date(input.notBeforeMs).toISOString() };
     }
-    await sleep(wait);
   }
 
   const identity = {
