@@ -5,6 +5,9 @@ import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
 import { pushLogForMessage, pushLogForUser } from "../../functions/src/fanout/pushLog.ts";
+import { sendAsApp } from "../../functions/src/fanout/functions.ts";
+import { toHttpsError } from "../../functions/src/common/callable.ts";
+import { sendMessageSettings } from "../../functions/src/config.ts";
 import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { adminDb, call, callOk, clearFirestore, createUser, createUsers, eventually, publish, type TestUser } from "../helpers/emulators.ts";
 import {
@@ -328,5 +331,59 @@ describe("sendMessage (the app publishes for itself)", () => {
     assert.equal(badFlag.error?.details?.field, "offlinePushInfo.PushFlag");
     const anonymous = await call("sendMessage", { to: "bob", body: "x" });
     assert.equal(anonymous.error?.status, "UNAUTHENTICATED");
+  });
+});
+
+describe("sendMessage is not an open relay", () => {
+  it("a non-admin cannot impersonate: Title \"System\" arrives titled with the sender's account; Ext and the text pass through", async () => {
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const res = await callOk<{ msgKey: string }>("sendMessage", { to: bob.uid, body: "your account is locked", offlinePushInfo: { Title: "System", Ext: "x" } }, alice);
+    await waitForMessage(res.msgKey);
+    const [send] = await sendsTo(token);
+    assert.deepEqual((send!.message as { notification: unknown }).notification, { title: alice.uid, body: "your account is locked" });
+    assert.equal((send!.message as { data: { ext: string } }).data.ext, "x");
+  });
+
+  it("an operator (admin claim) may set the title", async () => {
+    const admin = await createUser({ admin: true });
+    const bob = await createUser();
+    const token = await killedDevice(bob, cert.certificateId);
+    const res = await callOk<{ msgKey: string }>("sendMessage", { to: bob.uid, body: "maintenance tonight", offlinePushInfo: { Title: "System" } }, admin);
+    await waitForMessage(res.msgKey);
+    const [send] = await sendsTo(token);
+    assert.equal((send!.message as { notification: { title: string } }).notification.title, "System");
+  });
+
+  it("more recipients than SEND_MESSAGE_MAX_RECIPIENTS (20): INVALID_ARGUMENT naming to, nothing published", async () => {
+    const to = Array.from({ length: 21 }, (_, i) => `many-${i}`);
+    const res = await call("sendMessage", { to, body: "spam" }, await createUser());
+    assert.equal(res.error?.status, "INVALID_ARGUMENT");
+    assert.equal(res.error?.details?.field, "to");
+    assert.match(res.error?.message ?? "", /at most 20/);
+  });
+
+  it("more than SEND_MESSAGE_PER_MINUTE (30) calls in a minute: RESOURCE_EXHAUSTED saying when to retry; one limiter document per sender", async () => {
+    const spammer = await createUser();
+    for (let i = 0; i < 30; i++) await callOk("sendMessage", { to: "nobody-at-all", body: `m${i}` }, spammer);
+    const res = await call("sendMessage", { to: "nobody-at-all", body: "one too many" }, spammer);
+    assert.equal(res.error?.status, "RESOURCE_EXHAUSTED");
+    assert.match(res.error?.message ?? "", /30 calls a minute.*retry in \d+ s/);
+    const limiter = await adminDb().doc(`sendLimits/${spammer.uid}`).get();
+    assert.equal(limiter.get("count"), 30);
+    const other = await call("sendMessage", { to: "nobody-at-all", body: "another sender is not limited" }, await createUser());
+    assert.equal(other.error, undefined);
+  });
+
+  it("with SEND_MESSAGE_POLICY=off (a deployed project's default) it answers PERMISSION_DENIED and publishes nothing", async () => {
+    // The emulated project runs with the demo's policy (on); the handler is the same function.
+    const off = await sendAsApp({ to: "bob" }, { uid: alice.uid, admin: false }, { policy: "off", perMinute: 30, maxRecipients: 20 }).then(
+      () => null,
+      (err: unknown) => err,
+    );
+    const answer = toHttpsError(off, "sendMessage");
+    assert.equal(answer.code, "permission-denied");
+    assert.match(answer.message, /SEND_MESSAGE_POLICY=off/);
+    assert.equal(sendMessageSettings().policy, "off", "unset, the policy is off");
   });
 });

@@ -22,6 +22,8 @@ before(async () => {
     await setDoc(doc(db, "users/alice"), { devices: { d1: { state: "logged-in" } } });
     await setDoc(doc(db, "pushTokens/abc"), { uid: "alice", deviceId: "d1" });
     await setDoc(doc(db, "pushLog/m1"), { uid: "alice" });
+    await setDoc(doc(db, "pushLog/m1/outcomes/1-0"), { uids: ["alice"], entries: [] });
+    await setDoc(doc(db, "sendLimits/alice"), { count: 1 });
   });
 });
 
@@ -30,8 +32,8 @@ after(async () => {
   await env.cleanup();
 });
 
-const documents = ["pushCertificates/1", "meta/pushCertificateIds", "users/alice", "users/bob", "pushTokens/abc", "pushLog/m1", "anything/else"];
-const collections = ["pushCertificates", "meta", "users", "pushTokens", "pushLog"];
+const documents = ["pushCertificates/1", "meta/pushCertificateIds", "users/alice", "users/bob", "pushTokens/abc", "pushLog/m1", "pushLog/m1/outcomes/1-0", "sendLimits/alice", "anything/else"];
+const collections = ["pushCertificates", "meta", "users", "pushTokens", "pushLog", "pushLog/m1/outcomes", "sendLimits"];
 
 const clients = {
   unauthenticated: () => env.unauthenticatedContext().firestore(),

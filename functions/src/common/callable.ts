@@ -30,7 +30,8 @@ const UID_PATTERN = /^(?!\.\.?$)(?!__.*__$)[^/]{1,128}$/;
 export function fieldOf(issue: z.core.$ZodIssue): string {
   const path = issue.path.map(String);
   if (issue.code === "unrecognized_keys" && issue.keys.length > 0) path.push(issue.keys[0] as string);
-  return path.length ? path.join(".") : "(request)";
+  // An empty key ({"": 0}) must still name something a person can see.
+  return path.length ? path.map((p) => (p === "" ? '""' : p)).join(".") : "(request)";
 }
 
 /** Each issue as the field it names and zod's message: never the input value. */
@@ -68,6 +69,12 @@ export function toHttpsError(err: unknown, name: string): HttpsError {
   return new HttpsError("internal", "internal error");
 }
 
+/** A callable's data parsed with its schema, or the error its caller gets (`invalid-argument` naming the field). */
+export function parseRequest<S extends z.ZodType>(schema: S, data: unknown, name: string): { ok: true; data: z.output<S> } | { ok: false; error: HttpsError } {
+  const parsed = schema.safeParse(data ?? {});
+  return parsed.success ? { ok: true, data: parsed.data } : { ok: false, error: toHttpsError(parsed.error, name) };
+}
+
 export function callable<S extends z.ZodType, R>(
   options: CallableOptions<S>,
   handler: (data: z.output<S>, caller: Caller, request: CallableRequest) => Promise<R>,
@@ -90,8 +97,8 @@ export function callable<S extends z.ZodType, R>(
     if (options.access === "admin" && !caller.admin) {
       throw new HttpsError("permission-denied", "this function requires the admin custom claim");
     }
-    const parsed = options.schema.safeParse(request.data ?? {});
-    if (!parsed.success) throw toHttpsError(parsed.error, options.name);
+    const parsed = parseRequest(options.schema, request.data, options.name);
+    if (!parsed.ok) throw parsed.error;
     try {
       return await handler(parsed.data, caller, request);
     } catch (err) {

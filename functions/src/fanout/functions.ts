@@ -12,7 +12,7 @@ import * as logger from "firebase-functions/logger";
 import { onMessagePublished, type MessagePublishedData, type PubSubOptions } from "firebase-functions/v2/pubsub";
 import type { CloudEvent } from "firebase-functions/v2";
 import { z } from "zod";
-import { callable, zodIssues } from "../common/callable";
+import { callable, zodIssues, type Caller } from "../common/callable";
 import {
   PUSH_BATCH_TOPIC,
   PUSH_TOPIC,
@@ -22,6 +22,7 @@ import {
   pushPlaceholderTextsRaw,
   sendMessageSettings,
   type FanoutSettings,
+  type SendMessageSettings,
 } from "../config";
 import { DomainError, invalidArgument } from "../common/errors";
 import { takeSendAllowance } from "./sendLimit";
@@ -37,6 +38,7 @@ import {
   PushEventSchema,
   SendMessageRequestSchema,
   type BatchMessage,
+  type SendMessageRequest,
   contentOf,
   type PushEvent,
   type RejectedLog,
@@ -55,7 +57,8 @@ export interface Delivery {
   jsonError: string | null;
 }
 
-function delivery(topic: string, event: CloudEvent<MessagePublishedData>): Delivery {
+/** The Pub/Sub message as the handlers see it (exported for the fuzz tests). */
+export function delivery(topic: string, event: CloudEvent<MessagePublishedData>): Delivery {
   const message = event.data.message;
   const publishTimeMs = Date.parse(message.publishTime ?? event.time);
   let json: unknown;
@@ -252,8 +255,11 @@ export const offlinePushBatch = onMessagePublished(triggerOptions(PUSH_BATCH_TOP
  * off unless SEND_MESSAGE_POLICY=on, and then, for non-admins, rate-limited per sender, a few
  * recipients per call, and titled with the sender's account whatever Title says (no "System").
  */
-export const sendMessage = callable({ name: "sendMessage", access: "user", schema: SendMessageRequestSchema }, async ({ to, body, offlinePushInfo }, caller) => {
-  const limits = sendMessageSettings();
+export const sendMessage = callable({ name: "sendMessage", access: "user", schema: SendMessageRequestSchema }, (request, caller) =>
+  sendAsApp(request, caller, sendMessageSettings()),
+);
+
+export async function sendAsApp({ to, body, offlinePushInfo }: SendMessageRequest, caller: Caller, limits: SendMessageSettings): Promise<{ msgKey: string; messageId: string; recipients: number }> {
   if (limits.policy !== "on") {
     throw new DomainError(
       "permission-denied",
@@ -276,4 +282,4 @@ export const sendMessage = callable({ name: "sendMessage", access: "user", schem
   });
   const messageId = await publishJson(PUSH_TOPIC, event);
   return { msgKey, messageId, recipients: recipients.length };
-});
+}
