@@ -142,30 +142,22 @@ describe("never to the wrong person", () => {
 });
 
 describe("the connection misbehaves in the middle of a batch", () => {
-  it("an HTTP/2 GOAWAY while requests are in flight: every device pushed exactly once", async () => {
-    const cert = await registerCertificate(admin, "goaway");
-    const { users, tokens } = await devicesOn(cert, 12);
-    // Slow answers keep requests in flight while the fake closes its sessions.
-    await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, delayMs: 1_500, times: 6 });
+  /** Slow answers keep requests in flight while the fake closes its sessions (GOAWAY) or drops them. */
+  async function closedInFlight(mode: "goaway" | "destroy", devices: number): Promise<void> {
+    const cert = await registerCertificate(admin, mode);
+    const { users, tokens } = await devicesOn(cert, devices);
+    await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, delayMs: 1_500, times: devices / 2 });
     const key = await publishTo(users.map((u) => u.uid));
     await eventually(async () => ((await fakeFcm.stats()).activeStreams >= 1 ? true : undefined), { intervalMs: 20, what: "requests in flight" });
-    await fakeFcm.closeSessions("goaway");
+    await fakeFcm.closeSessions(mode);
     const docs = await waitForMessage(key, 90_000);
     await assertExactlyOnce(tokens, key);
-    assert.equal(entriesOf(docs).filter((e) => e.outcome === "sent").length, 12);
-  });
+    assert.equal(entriesOf(docs).filter((e) => e.outcome === "sent").length, devices);
+  }
 
-  it("connections reset while requests are in flight: retried, every device pushed exactly once", async () => {
-    const cert = await registerCertificate(admin, "reset");
-    const { users, tokens } = await devicesOn(cert, 8);
-    await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, delayMs: 2_000, times: 4 });
-    const key = await publishTo(users.map((u) => u.uid));
-    await eventually(async () => ((await fakeFcm.stats()).activeStreams >= 1 ? true : undefined), { intervalMs: 20, what: "requests in flight" });
-    await fakeFcm.closeSessions("destroy");
-    const docs = await waitForMessage(key, 90_000);
-    await assertExactlyOnce(tokens, key);
-    assert.equal(entriesOf(docs).filter((e) => e.outcome === "sent").length, 8);
-  });
+  it("an HTTP/2 GOAWAY while requests are in flight: every device pushed exactly once", () => closedInFlight("goaway", 12));
+
+  it("connections reset while requests are in flight: retried, every device pushed exactly once", () => closedInFlight("destroy", 8));
 
   it("an answer slower than the request timeout (10 s): the request is abandoned and retried; accepted exactly once", async () => {
     const cert = await registerCertificate(admin, "slow");

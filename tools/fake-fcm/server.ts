@@ -439,40 +439,28 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     });
   }
 
-  /** Rules whose time window is over are gone. */
-  function pruneExpired(): void {
+  /**
+   * The first live rule that matches, with one use counted off it. A rule whose `times` are used
+   * up or whose `forMs` window is over no longer matches (and is dropped).
+   */
+  function take<R extends { remaining?: number; expiresAt?: number }>(list: R[], matches: (rule: R) => boolean): { rule: R | undefined; list: R[] } {
     const now = Date.now();
-    rules = rules.filter((r) => r.expiresAt === undefined || r.expiresAt > now);
-    tokenRules = tokenRules.filter((r) => r.expiresAt === undefined || r.expiresAt > now);
+    const live = list.filter((r) => (r.expiresAt === undefined || r.expiresAt > now) && (r.remaining === undefined || r.remaining > 0));
+    const rule = live.find(matches);
+    if (rule?.remaining !== undefined) rule.remaining--;
+    return { rule, list: live.filter((r) => r.remaining === undefined || r.remaining > 0) };
   }
 
   function takeTokenRule(clientEmail: string | undefined): TokenErrorRule | undefined {
-    pruneExpired();
-    for (const rule of tokenRules) {
-      if (rule.clientEmail !== undefined && rule.clientEmail !== clientEmail) continue;
-      if (rule.remaining !== undefined) {
-        if (rule.remaining <= 0) continue;
-        rule.remaining--;
-        if (rule.remaining === 0) tokenRules = tokenRules.filter((r) => r !== rule);
-      }
-      return rule;
-    }
-    return undefined;
+    const taken = take(tokenRules, (r) => r.clientEmail === undefined || r.clientEmail === clientEmail);
+    tokenRules = taken.list;
+    return taken.rule;
   }
 
   function takeRule(projectId: string, token: string | undefined): ErrorRule | undefined {
-    pruneExpired();
-    for (const rule of rules) {
-      if (rule.projectId !== undefined && rule.projectId !== projectId) continue;
-      if (rule.token !== undefined && rule.token !== token) continue;
-      if (rule.remaining !== undefined) {
-        if (rule.remaining <= 0) continue;
-        rule.remaining--;
-        if (rule.remaining === 0) rules = rules.filter((r) => r !== rule);
-      }
-      return rule;
-    }
-    return undefined;
+    const taken = take(rules, (r) => (r.projectId === undefined || r.projectId === projectId) && (r.token === undefined || r.token === token));
+    rules = taken.list;
+    return taken.rule;
   }
 
   function ruleError(rule: ErrorRule): GoogleError | undefined {

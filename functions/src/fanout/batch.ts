@@ -14,7 +14,7 @@ import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
 import { checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import { batchLogId } from "./recipients";
-import type { PushContent, PushLogEntry, SkipReason } from "./schemas";
+import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
 
 export interface BatchInput {
   content: PushContent;
@@ -67,7 +67,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const cost = new CostCounter();
   const decision = messageDecision(content, deps.placeholders);
   const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
-  const tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
+  let tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
 
   // A continuation waits out the pause FCM asked for before it claims the batch (holding no lease
@@ -80,6 +80,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
       await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, input.notBeforeMs);
       return { status: "continued", logId, open: -1, notBefore: new Date(input.notBeforeMs).toISOString() };
     }
+    tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   }
 
   const identity = {
@@ -130,7 +131,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   if (tooOld) {
     const age = Math.round((now() - input.publishTimeMs) / 1000);
     for (const uid of input.uids) {
-      if (!progress.has({ uid, deviceId: null })) {
+      // Only recipients with no outcome at all (a continuation may find some devices done).
+      if (!progress.hasAny(uid)) {
         await skipUser(uid, "event-too-old", `the event was published ${age} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s): dropped rather than pushed late`);
       }
     }
@@ -179,6 +181,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const ctx = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(now());
   const text = { title: decision.title, body: decision.body };
+  const lifetimeEndsAt = input.publishTimeMs + (content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   const jobs: SendJob[] = [];
   for (const { uid, device } of devices) {
     const deviceId = device.deviceId;
@@ -203,7 +206,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
       }
       continue;
     }
-    jobs.push({ uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message });
+    jobs.push({ uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message, lifetimeEndsAt });
   }
 
   const outcome = await sendAll(jobs, {
@@ -211,6 +214,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     settings,
     cost,
     expiresAt: eventExpiresAt(content, input.publishTimeMs, settings.maxEventAgeMs),
+    continuation: input.continuation !== undefined,
     budgetEndsAt: startedAt + settings.invocationBudgetMs,
     mayProceed: () => progress.mayProceed(),
     record: (entry) => progress.record(entry),

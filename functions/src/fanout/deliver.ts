@@ -33,6 +33,14 @@ export interface SendJob {
   certificateId: number;
   tokenHash: string;
   message: FcmMessage;
+  /** When the message's lifetime (MsgLifeTime) ends, epoch ms: a late attempt carries only what is left. */
+  lifetimeEndsAt: number;
+}
+
+/** The message with android.ttl counted down to the time of this attempt. */
+function withRemainingTtl(message: FcmMessage, lifetimeEndsAt: number, nowMs: number): FcmMessage {
+  if (!message.android) return message;
+  return { ...message, android: { ...message.android, ttl: `${Math.max(0, Math.floor((lifetimeEndsAt - nowMs) / 1000))}s` } };
 }
 
 export interface SendSettings extends PacingSettings {
@@ -48,6 +56,11 @@ export interface SendContext {
   cost: CostCounter;
   /** No attempt starts after this (epoch ms): the event's MsgLifeTime or MAX_EVENT_AGE_SECONDS. */
   expiresAt: number;
+  /**
+   * A continuation: its first wave is no first attempt, so an expired event sends nothing. (A first
+   * attempt always goes: a MsgLifeTime of 0 means "now or never", and now is allowed.)
+   */
+  continuation: boolean;
   /** No wave starts after this (epoch ms): the invocation's time budget. */
   budgetEndsAt: number;
   /** Checked before every FCM request (the batch lease); false stops the sends. */
@@ -173,8 +186,8 @@ export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOu
 
   while (open.length > 0 && !stop) {
     const t = now();
-    // The first wave always goes (a MsgLifeTime of 0 means "now or never"); retries only while the event lives.
-    if (!firstWave && t >= ctx.expiresAt) {
+    // The first wave of a new batch always goes (see `continuation`); retries only while the event lives.
+    if ((!firstWave || ctx.continuation) && t >= ctx.expiresAt) {
       await expireAll();
       break;
     }
@@ -197,13 +210,13 @@ export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOu
     }
     if (t > ctx.budgetEndsAt) return { leaseLost: false, open: open.map((o) => o.job), notBefore: t };
 
-    // A retry goes out seconds or minutes after the devices were read: read them again first.
+    // Any wave after the first goes out seconds or minutes after the devices were read (a retry, or
+    // a device held back by a pause): read them again first.
     let wave = ready;
-    const retries = ready.filter((o) => o.tried);
-    if (retries.length > 0) {
-      const fresh = await ctx.recheck(retries.map((o) => o.job));
+    if (!firstWave) {
+      const fresh = await ctx.recheck(ready.map((o) => o.job));
       const dropped = new Set<OpenJob>();
-      for (const o of retries) {
+      for (const o of ready) {
         const r = fresh.get(jobKey(o.job));
         if (r && !r.ok) {
           await ctx.record(r.entry);
@@ -243,17 +256,15 @@ export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOu
         else firstError ??= err;
       }
     };
-    // Each certificate's first send of the batch goes alone (all certificates in parallel): it
-    // fetches the access token and proves FCM accepts the certificate, so a refused certificate
-    // costs one request per batch, not one per device in flight.
+    // Each certificate's first send of a wave goes alone (all certificates in parallel): it fetches
+    // the access token and proves FCM accepts the certificate and is not throttling it, so a refused
+    // or throttled certificate costs one request per wave, not one per device in flight.
     const probes = new Set<OpenJob>();
-    if (firstWave) {
-      const seen = new Set<number>();
-      for (const o of wave) {
-        if (seen.has(o.job.certificateId)) continue;
-        seen.add(o.job.certificateId);
-        probes.add(o);
-      }
+    const seen = new Set<number>();
+    for (const o of wave) {
+      if (seen.has(o.job.certificateId)) continue;
+      seen.add(o.job.certificateId);
+      probes.add(o);
     }
     firstWave = false;
     await Promise.all([...probes].map(run));
@@ -307,8 +318,10 @@ async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx
   }
   if (!(await ctx.mayProceed())) throw new LeaseLostError("the batch lease was lost");
   const { apiOrigin } = fcmEndpoints();
+  // A first attempt sends the message as built; a later one, with what is left of its lifetime.
+  const message = o.tried ? withRemainingTtl(job.message, job.lifetimeEndsAt, now()) : job.message;
   ctx.cost.fcmRequests++;
-  let res: FcmSendResult = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
+  let res: FcmSendResult = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message }, fcmPool);
   // A 401 may only mean our cached access token was revoked: one fresh token, one more try.
   if (!res.ok && res.httpStatus === 401 && res.errorCode !== "THIRD_PARTY_AUTH_ERROR") {
     sender.dropAccessToken();
@@ -318,7 +331,7 @@ async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx
       return tokenGrantFailure(err, o, sender, failed, pacer, ctx, now);
     }
     ctx.cost.fcmRequests++;
-    res = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message: job.message }, fcmPool);
+    res = await sendFcmMessage({ apiOrigin, projectId: sender.cred.projectId, accessToken, message }, fcmPool);
   }
   const attempts = o.attempts + 1;
 

@@ -238,6 +238,7 @@ type WriteMode = "checkpoint" | "finish" | "release";
 export class BatchProgress {
   private pending: PushLogEntry[] = [];
   private readonly known: Set<string>;
+  private readonly knownUids: Set<string>;
   private chain: Promise<void> = Promise.resolve();
   private leaseUntil: number;
   private finished = false;
@@ -260,6 +261,7 @@ export class BatchProgress {
     private readonly cost: CostCounter,
   ) {
     this.known = new Set(previous.map(entryKey));
+    this.knownUids = new Set(previous.map((e) => e.uid));
     this.leaseUntil = leaseUntil;
     this.recordedCounts = { ...counts };
   }
@@ -273,11 +275,17 @@ export class BatchProgress {
     return this.known.has(entryKey(device));
   }
 
+  /** True when the recipient has any outcome, for a device or as a whole. */
+  hasAny(uid: string): boolean {
+    return this.knownUids.has(uid);
+  }
+
   /** Records an outcome; writes a checkpoint when enough have piled up. */
   async record(entry: PushLogEntry): Promise<void> {
     const key = entryKey(entry);
     if (this.known.has(key)) return;
     this.known.add(key);
+    this.knownUids.add(entry.uid);
     this.pending.push(boundedEntry(entry));
     if (this.pending.length >= this.options.checkpointEvery) await this.checkpoint();
   }
