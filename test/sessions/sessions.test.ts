@@ -349,3 +349,21 @@ async function updateTimes(): Promise<Map<string, string>> {
   }
   return result;
 }
+
+describe("device IDs that name Object.prototype's members", () => {
+  it("\"constructor\", \"toString\", \"hasOwnProperty\": INVALID_ARGUMENT naming deviceId, nothing written (found by the fuzz suite: they answered INTERNAL)", async () => {
+    const user = await createUser();
+    for (const deviceId of ["constructor", "toString", "hasOwnProperty", "valueOf"]) {
+      for (const [name, data] of [
+        ["login", { deviceId, platform: "android" }],
+        ["setOfflinePushToken", { deviceId, certificateId, token: fakeFcmToken() }],
+        ["heartbeat", { deviceId }],
+      ] as const) {
+        const res = await call(name, data, user);
+        assert.equal(res.error?.status, "INVALID_ARGUMENT", `${name} ${deviceId}: ${JSON.stringify(res.error)}`);
+        assert.equal(res.error?.details?.field, "deviceId");
+      }
+    }
+    assert.equal((await adminDb().doc(`users/${user.uid}`).get()).exists, false);
+  });
+});

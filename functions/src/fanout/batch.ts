@@ -254,7 +254,7 @@ async function recheckDevices(jobs: SendJob[], ctx: ReturnType<typeof eligibilit
     try {
       byUid.set(snap.id, parseUserDevices(snap.exists ? snap.data() : undefined));
     } catch {
-      byUid.set(snap.id, {});
+      byUid.set(snap.id, Object.create(null) as Record<string, Device>);
     }
   }
   const result = new Map<string, Recheck>();

@@ -27,12 +27,18 @@ export const TimestampSchema = z.custom<Timestamp>(
  * own map). The charset keeps IDs printable and safe in logs; Firestore reserves field names
  * of the form __x__, and a deviceId is a map key.
  */
+const OBJECT_PROTOTYPE_NAMES = new Set(Object.getOwnPropertyNames(Object.prototype));
+
 export const DeviceIdSchema = z
   .string({ error: "must be a string" })
   .min(1, "must not be empty")
   .max(128, "is longer than 128 characters")
   .regex(/^[A-Za-z0-9._:-]+$/, "may contain only letters, digits and . _ : -")
-  .refine((id) => !/^__.*__$/.test(id), "must not have the form __name__ (reserved by Firestore)");
+  .refine((id) => !/^__.*__$/.test(id), "must not have the form __name__ (reserved by Firestore)")
+  // A device ID is a key of the users/{uid}.devices map, and the Firestore SDK builds nested
+  // update paths in plain objects: "constructor" or "toString" collide with Object.prototype there
+  // ("Can't merge current value into a nested object"). No real installation ID has these names.
+  .refine((id) => !OBJECT_PROTOTYPE_NAMES.has(id), "must not be the name of a JavaScript object property (constructor, toString, ...)");
 
 /**
  * FCM registration tokens are URL-safe base64 plus ':' (today about 160 characters). Google does
@@ -105,9 +111,14 @@ export const PushTokenDocSchema = z.object({
 export type PushTokenDoc = z.output<typeof PushTokenDocSchema>;
 
 /** The devices of a stored user document (none when the user never logged in). */
+/**
+ * The user's devices by ID, in an object without a prototype: device IDs are the app's own strings,
+ * and "constructor" or "toString" must find no device rather than Object.prototype's members.
+ */
 export function parseUserDevices(data: unknown): Record<string, Device> {
-  if (data === undefined) return {};
-  return UserDocSchema.parse(data).devices;
+  const devices: Record<string, Device> = Object.create(null) as Record<string, Device>;
+  if (data === undefined) return devices;
+  return Object.assign(devices, UserDocSchema.parse(data).devices);
 }
 
 /** The pushTokens document ID of a token: hex SHA-256, so document IDs stay short and valid. */
