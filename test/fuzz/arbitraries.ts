@@ -1,6 +1,7 @@
 // Generators shared by the fuzz tests: inputs built from the schemas' shapes, then mutated (a
 // field replaced by anything, removed, or an unknown one added), beside wholly random JSON and
 // bytes that are not JSON. One seed per run, printed; FUZZ_SEED replays it.
+import { generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
 import type { z } from "zod";
 import { SendMessageRequestSchema } from "../../functions/src/fanout/schemas.ts";
@@ -89,6 +90,9 @@ export const eventBytes = fc.oneof(
 
 // --- callables: a valid request of each, to mutate ----------------------------------------------
 const deviceId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,40}$/);
+/** A key generated at run time: no key is ever committed, and mutations start from a well-formed one. */
+const testKeyPem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
+
 export const requests: Array<{ name: string; schema: z.ZodType; valid: fc.Arbitrary<Json> }> = [
   { name: "login", schema: LoginRequestSchema, valid: fc.record({ deviceId, platform: fc.constant("android") }) },
   {
@@ -108,7 +112,7 @@ export const requests: Array<{ name: string; schema: z.ZodType; valid: fc.Arbitr
   {
     name: "registerPushCertificate",
     schema: RegisterRequestSchema,
-    valid: fc.record({ serviceAccount: fc.record({ type: fc.constant("service_account"), project_id: fc.constant("p"), private_key: fc.constant(`-----BEGIN PRIVATE KEY-----\n${MARK}\n-----END PRIVATE KEY-----\n`), client_email: fc.constant("a@p.iam.gserviceaccount.com") }), label: fc.string({ maxLength: 20 }) }, { requiredKeys: ["serviceAccount"] }),
+    valid: fc.record({ serviceAccount: fc.record({ type: fc.constant("service_account"), project_id: fc.constant("p"), private_key: fc.constant(testKeyPem), client_email: fc.constant("a@p.iam.gserviceaccount.com") }), label: fc.string({ maxLength: 20 }) }, { requiredKeys: ["serviceAccount"] }),
   },
   { name: "updatePushCertificate", schema: UpdateRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }), label: fc.string({ minLength: 1, maxLength: 20 }) }) },
   { name: "deletePushCertificate", schema: CertificateIdRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }) }) },

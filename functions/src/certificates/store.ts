@@ -175,7 +175,7 @@ export async function loadCredentials(certificateIds: number[], kek: () => Buffe
       });
     } catch (err) {
       // Never the error's own text for a decryption failure: say what an operator can act on.
-      const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof Error && err.name === "DomainError" ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
+      const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof DomainError ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
       result.unreadable.set(id, why);
     }
   });

@@ -6,7 +6,7 @@ import type { SecretParam } from "firebase-functions/params";
 import * as logger from "firebase-functions/logger";
 import { z } from "zod";
 import { DomainError } from "./errors";
-import { GRPC, grpcCode } from "./firestore";
+import { retryableFirestoreError } from "./firestore";
 import { APP_CHECK_ENFORCED } from "../config";
 
 export interface Caller {
@@ -49,20 +49,19 @@ export function zodToDomainError(error: z.ZodError): DomainError {
 export function toHttpsError(err: unknown, name: string): HttpsError {
   if (err instanceof HttpsError) return err;
   if (err instanceof z.ZodError) err = zodToDomainError(err);
+  // A Firestore outage or contention outside a bounded transaction: the caller may retry, so say
+  // so rather than `internal` (which clients treat as a bug).
+  const retryable = retryableFirestoreError(err);
+  if (retryable) {
+    logger.warn(`${name}: ${retryable.message}`);
+    err = retryable;
+  }
   if (err instanceof DomainError) {
     if (err.kind === "internal") {
       logger.error(`${name}: ${err.message}`);
       return new HttpsError("internal", err.message);
     }
     return new HttpsError(err.kind, err.message, err.details);
-  }
-  // A Firestore outage or contention outside a bounded transaction: the caller may retry, so say
-  // so rather than `internal` (which clients treat as a bug).
-  const code = grpcCode(err);
-  if (code === GRPC.ABORTED) return new HttpsError("aborted", "concurrent changes to the same records; retry the call", { retryable: true });
-  if (code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED) {
-    logger.warn(`${name}: Firestore unavailable`, { code });
-    return new HttpsError("unavailable", "the database is temporarily unavailable; retry the call", { retryable: true });
   }
   // Unexpected: log the error class and message (our errors never carry key material), answer generically.
   logger.error(`${name}: unexpected error`, { error: err instanceof Error ? `${err.name}: ${err.message}` : String(err) });

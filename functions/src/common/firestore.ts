@@ -15,7 +15,7 @@ export function db(): Firestore {
 }
 
 /** gRPC status codes Firestore answers with (the Admin SDK puts them in `err.code`). */
-export const GRPC = { DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, UNAVAILABLE: 14 } as const;
+export const GRPC = { UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
 export function grpcCode(err: unknown): number | undefined {
   const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
@@ -59,11 +59,20 @@ export async function runBoundedTransaction<T>(fn: (tx: Transaction) => Promise<
       { maxAttempts: 10 },
     );
   } catch (err) {
-    const code = grpcCode(err);
-    if (code === GRPC.ABORTED) throw new TransactionContentionError(attempts, Date.now() - started);
-    if (code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED) {
-      throw new DomainError("unavailable", "the database is temporarily unavailable; retry the call", { retryable: true });
-    }
-    throw err;
+    if (grpcCode(err) === GRPC.ABORTED) throw new TransactionContentionError(attempts, Date.now() - started);
+    throw retryableFirestoreError(err) ?? err;
   }
+}
+
+/**
+ * A raw Firestore error the caller may retry, as the DomainError it is answered with: contention
+ * (`aborted`) or an outage (`unavailable`). Null for anything else. The one place that maps them.
+ */
+export function retryableFirestoreError(err: unknown): DomainError | null {
+  const code = grpcCode(err);
+  if (code === GRPC.ABORTED) return new DomainError("aborted", "concurrent changes to the same records; retry the call", { retryable: true });
+  if (code === GRPC.UNAVAILABLE || code === GRPC.DEADLINE_EXCEEDED) {
+    return new DomainError("unavailable", "the database is temporarily unavailable; retry the call", { retryable: true });
+  }
+  return null;
 }

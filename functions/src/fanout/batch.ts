@@ -69,6 +69,11 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
   let tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  /** Hands the batch to a continuation that may ask FCM again from `notBeforeMs`. */
+  const handOn = async (notBeforeMs: number, open: number): Promise<BatchResult> => {
+    await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, notBeforeMs);
+    return { status: "continued", logId, open, notBefore: new Date(notBeforeMs).toISOString() };
+  };
 
   // A continuation waits out the pause FCM asked for before it claims the batch (holding no lease
   // meanwhile). Pub/Sub cannot delay a message, so a pause longer than this invocation may run is
@@ -76,10 +81,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   if (input.notBeforeMs !== undefined && input.notBeforeMs > now() && !tooOld) {
     const wait = input.notBeforeMs - now();
     await sleep(Math.min(wait, settings.invocationBudgetMs));
-    if (input.notBeforeMs > now()) {
-      await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, input.notBeforeMs);
-      return { status: "continued", logId, open: -1, notBefore: new Date(input.notBeforeMs).toISOString() };
-    }
+    if (input.notBeforeMs > now()) return handOn(input.notBeforeMs, -1);
     tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   }
 
@@ -233,9 +235,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     if (progress.lost) return { status: "lease-lost", logId };
     const notBeforeMs = outcome.notBefore ?? now();
     cost.publishes++;
-    await deps.handOn({ ...input, continuation: (input.continuation ?? 0) + 1 }, notBeforeMs);
     logger.warn("offline push batch handed to a continuation: its invocation's time is up", { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
-    return { status: "continued", logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() };
+    return handOn(notBeforeMs, outcome.open.length);
   }
   return finish(progress, logId, cost);
 }

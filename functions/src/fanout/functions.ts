@@ -25,6 +25,7 @@ import {
   type SendMessageSettings,
 } from "../config";
 import { DomainError, invalidArgument } from "../common/errors";
+import { GRPC, grpcCode } from "../common/firestore";
 import { takeSendAllowance } from "./sendLimit";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
@@ -92,18 +93,15 @@ async function publishContinuation(input: BatchInput, notBeforeMs: number): Prom
     uids: input.uids,
     publishTime: new Date(input.publishTimeMs).toISOString(),
     eventId: input.eventId,
-    continuation: input.continuation ?? 1,
+    ...(input.continuation !== undefined ? { continuation: input.continuation } : {}),
     notBefore: new Date(notBeforeMs).toISOString(),
   };
   await publishJson(PUSH_BATCH_TOPIC, message);
 }
 
-/** gRPC INVALID_ARGUMENT (3): Firestore refused the request itself (e.g. a document over 1 MiB). */
-const FIRESTORE_INVALID_ARGUMENT = 3;
-
-/** A Firestore error that the same write meets again on every retry: no point retrying for an hour. */
 export function isPermanentFirestoreError(err: unknown): boolean {
-  return typeof err === "object" && err !== null && (err as { code?: unknown }).code === FIRESTORE_INVALID_ARGUMENT;
+  // INVALID_ARGUMENT: Firestore refused the request itself (e.g. a document over 1 MiB).
+  return grpcCode(err) === GRPC.INVALID_ARGUMENT;
 }
 
 const describeError = (err: unknown): string => clip(err instanceof Error ? `${err.name}: ${err.message}` : String(err), 1_000);

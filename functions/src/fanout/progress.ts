@@ -36,7 +36,7 @@
 // android.notification.tag (the message key), so on the device it replaces the first
 // notification instead of adding a second one.
 import { Timestamp, type DocumentReference } from "firebase-admin/firestore";
-import { db, grpcCode } from "../common/firestore";
+import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type PushLogEntry } from "./schemas";
@@ -226,7 +226,7 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
 }
 
 /** gRPC codes after which the same checkpoint may well succeed: it is tried again, a few times. */
-const TRANSIENT_CODES = new Set([2, 4, 8, 10, 13, 14]);
+const TRANSIENT_CODES = new Set<number>([GRPC.UNKNOWN, GRPC.DEADLINE_EXCEEDED, GRPC.RESOURCE_EXHAUSTED, GRPC.ABORTED, GRPC.INTERNAL, GRPC.UNAVAILABLE]);
 const CHECKPOINT_ATTEMPTS = 5;
 
 type WriteMode = "checkpoint" | "finish" | "release";
