@@ -21,8 +21,15 @@ const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 const PROJECT = "demo-offline-push";
 const EMULATORS = "auth,functions,firestore,pubsub";
-const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470);
-const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471);
+// OFFLINE_PUSH_PORT_OFFSET=1000 moves every port (emulators, fake FCM) by that much, so that two
+// checkouts (say, two branches in git worktrees) can run their suites side by side.
+const PORT_OFFSET = Number(process.env.OFFLINE_PUSH_PORT_OFFSET ?? 0);
+if (!Number.isInteger(PORT_OFFSET) || PORT_OFFSET < 0 || PORT_OFFSET > 50_000) {
+  process.stderr.write(`[offline-push] OFFLINE_PUSH_PORT_OFFSET must be a whole number from 0 to 50000\n`);
+  process.exit(1);
+}
+const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470 + PORT_OFFSET);
+const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471 + PORT_OFFSET);
 const firebaseBin = path.join(root, "node_modules", ".bin", "firebase");
 
 function log(msg) {
@@ -190,8 +197,50 @@ function testFiles(args) {
   return files.sort();
 }
 
+// --- ports ------------------------------------------------------------------------------------
+const ENV_LOCAL = path.join(root, "functions", ".env.local");
+const ENV_LOCAL_MARK = "# written by scripts/emulators.mjs for OFFLINE_PUSH_PORT_OFFSET";
+
+/** Firebase CLI arguments naming the config to use: firebase.json, or a copy with shifted ports. */
+function configArgs() {
+  // functions/.env.local overrides .env.<project> in the emulator: it points the functions at the
+  // shifted fake FCM. Only a file this script wrote is ever replaced or removed.
+  const ours = fs.existsSync(ENV_LOCAL) && fs.readFileSync(ENV_LOCAL, "utf8").startsWith(ENV_LOCAL_MARK);
+  if (!PORT_OFFSET) {
+    if (ours) fs.rmSync(ENV_LOCAL);
+    return [];
+  }
+  if (fs.existsSync(ENV_LOCAL) && !ours) fail("functions/.env.local exists and was not written by this script: remove it to use OFFLINE_PUSH_PORT_OFFSET");
+  fs.writeFileSync(ENV_LOCAL, `${ENV_LOCAL_MARK}\nFCM_API_ORIGIN=http://127.0.0.1:${FAKE_FCM_API_PORT}\nFCM_TOKEN_URL=http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}/token\n`);
+  const config = JSON.parse(fs.readFileSync(path.join(root, "firebase.json"), "utf8"));
+  // The CLI also starts these two on their default ports, unasked.
+  config.emulators.eventarc ??= { host: "127.0.0.1", port: 9299 };
+  config.emulators.tasks ??= { host: "127.0.0.1", port: 9499 };
+  for (const emulator of Object.values(config.emulators ?? {})) {
+    if (typeof emulator !== "object" || emulator === null) continue;
+    for (const key of ["port", "websocketPort"]) if (typeof emulator[key] === "number") emulator[key] += PORT_OFFSET;
+  }
+  // Beside firebase.json, so that the relative paths in it (functions source, rules) still hold.
+  const file = path.join(root, "firebase.offset.local.json");
+  fs.writeFileSync(file, JSON.stringify(config, null, 2));
+  return ["--config", path.basename(file)];
+}
+
+/** host:port of an emulator as configured in firebase.json, shifted by the offset. */
+function emulatorHost(name) {
+  const config = JSON.parse(fs.readFileSync(path.join(root, "firebase.json"), "utf8"));
+  return `127.0.0.1:${config.emulators[name].port + PORT_OFFSET}`;
+}
+
 function firebaseEnv() {
-  return { ...process.env, ...emulatorBinaryEnv(), FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}` };
+  const env = { ...process.env, ...emulatorBinaryEnv(), FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}`, FUNCTIONS_EMULATOR_HOST: emulatorHost("functions") };
+  // The emulator hub's locator file is named after the project in the temp folder: two suites of
+  // one project need two temp folders.
+  if (PORT_OFFSET) {
+    env.TMPDIR = path.join(root, ".emulators", "tmp");
+    fs.mkdirSync(env.TMPDIR, { recursive: true });
+  }
+  return env;
 }
 
 const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
@@ -210,7 +259,7 @@ async function execUnderEmulators(argv, envDefaults = {}) {
   const env = { ...envDefaults, ...firebaseEnv() };
   await startFakeFcm(["--quiet"]);
   const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, ["emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
   return code;
@@ -261,7 +310,7 @@ async function start() {
   build();
   const env = { ...EMULATOR_LOAD_LIMITS, ...firebaseEnv() };
   await startFakeFcm();
-  const emulators = run(firebaseBin, ["emulators:start", "--project", PROJECT, "--only", EMULATORS], { env });
+  const emulators = run(firebaseBin, [...configArgs(), "emulators:start", "--project", PROJECT, "--only", EMULATORS], { env });
   emulators.on("exit", (code) => {
     stopAll();
     process.exit(code ?? 0);
@@ -269,7 +318,7 @@ async function start() {
   try {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
-    await waitFor(`http://127.0.0.1:5001/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
+    await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
     const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env });
     if ((await exitCode(seed)) !== 0) log("seeding the demo failed (see above); the emulators keep running");
     // Rebuild on change from now on (the Functions emulator reloads lib/); started after the seed so

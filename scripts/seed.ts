@@ -5,7 +5,7 @@
 import { call, callOk, createUser, PROJECT, REGION } from "../test/helpers/emulators.ts";
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 
-const FUNCTIONS = `http://127.0.0.1:5001/${PROJECT}/${REGION}`;
+const FUNCTIONS = `http://${process.env.FUNCTIONS_EMULATOR_HOST ?? "127.0.0.1:5001"}/${PROJECT}/${REGION}`;
 
 async function main() {
   const operator = await createUser({ admin: true, email: "operator@example.com" });
@@ -42,7 +42,7 @@ async function main() {
 ================================================================================
  Functions   ${FUNCTIONS}/<name>
  Auth        http://127.0.0.1:9099   Firestore http://127.0.0.1:8080   Pub/Sub http://127.0.0.1:8085
- Fake FCM    http://127.0.0.1:9471/  (every push FCM would deliver; also printed above as [fake-fcm])
+ Fake FCM    ${process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471"}/  (every push FCM would deliver; also printed above as [fake-fcm])
 
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
  App users   alice@example.com (uid ${alice.uid})
