@@ -1,89 +1,210 @@
 // `npm run bench [-- N ...]`: the fan-out benchmark, run inside the emulators by
-// scripts/emulators.mjs. For each N (default 1,000 and 10,000) it seeds N recipients in mixed
-// session states (30% eligible, test/helpers/fanoutSeed.ts), publishes one message to all of them
-// and prints figures: wall time from publish to the last batch done, batches, Firestore read and
-// write calls and FCM requests (as recorded by each batch in its push-log document), and what the
-// fake FCM saw. Figures, not assertions: the emulators and a shared 2-core machine are not
-// production, but the call counts are the same as in production.
-//
-// Each batch runs in its own Functions-emulator worker process (up to FUNCTIONS_EMULATOR_PARALLEL,
-// default 50): on a small machine, `FUNCTIONS_EMULATOR_PARALLEL=8 npm run bench` keeps it civil.
+// scripts/emulators.mjs. Side by side in one run, on the same emulators, Firestore data and fake
+// FCM: this project's fan-out and a deliberately naive one (functions/src/bench/naiveFanout.ts: one
+// getAll, every eligible device sent at once, no push log, no exactly-once). For each N (default
+// 1, 300, 1,000 and 10,000) it seeds N recipients in mixed session states (30% eligible,
+// test/helpers/fanoutSeed.ts), publishes one message to all of them through each path, in
+// interleaved rounds, and prints: time from publish to the first and to the last FCM request (as
+// the fake FCM received them), Firestore read and write calls, Pub/Sub publishes, FCM requests,
+// the function process's peak RSS, and ratios. Then the FCM sender micro-benchmark
+// (scripts/bench-sender.ts). Figures, not assertions: a shared 2-core machine is not production,
+// but the call counts are the same as in production.
 import { randomUUID } from "node:crypto";
-import { clearFirestore, createUser, publish } from "../test/helpers/emulators.ts";
-import { PUSH_TOPIC, costOf, msgKey, sendsToProject, waitForMessage } from "../test/helpers/fanout.ts";
+import { clearFirestore, adminDb, createUser, eventually, publish } from "../test/helpers/emulators.ts";
+import { PUSH_TOPIC, costOf, msgKey, waitForMessage } from "../test/helpers/fanout.ts";
 import { registerCertificate } from "../test/helpers/certificates.ts";
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 import { seedRecipients } from "../test/helpers/fanoutSeed.ts";
+import { BENCH_NAIVE_RESULTS, BENCH_NAIVE_TOPIC } from "../functions/src/bench/naiveFanout.ts";
 
-const sizes = process.argv.slice(2).map(Number).filter((n) => Number.isInteger(n) && n > 0);
-const runs = sizes.length ? sizes : [1_000, 10_000];
+const args = process.argv.slice(2);
+const sizes = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
+const runs = sizes.length ? sizes : [1, 300, 1_000, 10_000];
+/** Single-recipient latency is noisy: the median of this many warm runs per path. */
+const SINGLE_RUNS = 10;
 
-function line(cells: Array<string | number>, widths: number[]): string {
-  return cells.map((c, i) => String(c).padStart(widths[i] ?? 10)).join("  ");
+type Path = "naive" | "ours";
+
+interface Run {
+  path: Path;
+  firstMs: number;
+  lastMs: number;
+  fcm: number;
+  reads: number;
+  writes: number;
+  publishes: number;
+  batches: number;
+  peakRssMb: number;
 }
 
-async function bench(n: number) {
-  await clearFirestore();
-  const cert = await registerCertificate(await createUser({ admin: true }), `bench ${n}`);
-  const uids = Array.from({ length: n }, (_, i) => `bench-${n}-${i}`);
-  const seedStart = Date.now();
-  const seeded = await seedRecipients(uids, cert.certificateId);
-  const seedMs = Date.now() - seedStart;
-  const statsBefore = await fakeFcm.stats();
+const fmtS = (ms: number) => (ms / 1000).toFixed(ms < 10_000 ? 2 : 1);
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] as number) : ((s[m - 1] as number) + (s[m] as number)) / 2;
+};
+const pct = (xs: number[], p: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor((p / 100) * xs.length))] as number;
 
-  const key = msgKey(`bench-${n}`);
+/** The fake FCM's requests for one message (its data carries the message key), in arrival order. */
+async function requestsFor(projectId: string, key: string, expected: number): Promise<number[]> {
+  return eventually(
+    async () => {
+      const all = await fakeFcm.requests({ projectId });
+      const times = all.filter((r) => (r.message as { data?: { msgKey?: string } } | null)?.data?.msgKey === key).map((r) => Date.parse(r.receivedAt));
+      return times.length >= expected ? times.sort((a, b) => a - b) : undefined;
+    },
+    { timeoutMs: 60_000, what: `${expected} FCM requests for ${key}` },
+  );
+}
+
+async function runOnce(path: Path, uids: string[], projectId: string): Promise<Run> {
+  const key = msgKey(`bench-${path}-${uids.length}`);
+  const event = { MsgKey: key, From_Account: `bench-sender-${randomUUID()}`, To_Account: uids, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "benchmark" } }] };
   const started = Date.now();
-  await publish(PUSH_TOPIC, { MsgKey: key, From_Account: `bench-sender-${randomUUID()}`, To_Account: uids, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "benchmark" } }] });
-  const docs = await waitForMessage(key, Math.max(120_000, n * 60));
-  const wallMs = Date.now() - started;
-  const statsAfter = await fakeFcm.stats();
-  const sends = await sendsToProject(cert.sa.project_id);
-  const cost = costOf(docs);
-  const firstCreated = Math.min(...docs.map((d) => d.createdAt.toMillis()));
-  const lastDone = Math.max(...docs.map((d) => d.completedAt?.toMillis() ?? 0));
-  const counts = docs.reduce((acc, d) => ({ sent: acc.sent + d.counts.sent, skipped: acc.skipped + d.counts.skipped, failed: acc.failed + d.counts.failed }), { sent: 0, skipped: 0, failed: 0 });
+  await publish(path === "ours" ? PUSH_TOPIC : BENCH_NAIVE_TOPIC, event);
+  const timeoutMs = Math.max(120_000, uids.length * 60);
+  if (path === "ours") {
+    const docs = await waitForMessage(key, timeoutMs);
+    const cost = costOf(docs);
+    const times = await requestsFor(projectId, key, cost.fcmRequests);
+    return {
+      path,
+      firstMs: (times[0] ?? started) - started,
+      lastMs: (times[times.length - 1] ?? started) - started,
+      fcm: cost.fcmRequests,
+      reads: cost.firestoreReads,
+      writes: cost.firestoreWrites,
+      publishes: docs.reduce((n, d) => n + d.cost.publishes, 0),
+      batches: docs.length,
+      peakRssMb: Math.max(0, ...docs.map((d) => d.peakRssMb ?? 0)),
+    };
+  }
+  const result = await eventually(
+    async () => {
+      const snap = await adminDb().collection(BENCH_NAIVE_RESULTS).doc(encodeURIComponent(key)).get();
+      return snap.exists ? (snap.data() as { sent: number; failed: number; peakRssMb: number }) : undefined;
+    },
+    { timeoutMs, what: `the naive fan-out of ${key}` },
+  );
+  const times = await requestsFor(projectId, key, result.sent + result.failed);
   return {
-    n,
-    eligible: seeded.eligibleTokens.size,
-    batches: docs.length,
-    seedMs,
-    wallMs,
-    batchSpanMs: lastDone - firstCreated,
-    reads: cost.firestoreReads,
-    writes: cost.firestoreWrites,
-    fcm: cost.fcmRequests,
-    fakeSends: sends.length,
-    maxReadsPerBatch: Math.max(...docs.map((d) => d.cost.firestoreReads)),
-    maxWritesPerBatch: Math.max(...docs.map((d) => d.cost.firestoreWrites)),
-    ...counts,
-    maxStreams: statsAfter.maxActiveStreams,
-    sessions: statsAfter.sessions - statsBefore.sessions,
+    path,
+    firstMs: (times[0] ?? started) - started,
+    lastMs: (times[times.length - 1] ?? started) - started,
+    fcm: result.sent + result.failed,
+    // One getAll of the recipients, one of the certificates; its one write is the bench's record.
+    reads: 2,
+    writes: 0,
+    publishes: 0,
+    batches: 1,
+    peakRssMb: result.peakRssMb,
   };
 }
 
-async function main() {
-  const results = [];
-  for (const n of runs) {
-    process.stdout.write(`[bench] ${n} recipients: seeding, publishing, waiting...\n`);
-    const r = await bench(n);
-    results.push(r);
-    process.stdout.write(`[bench] ${JSON.stringify(r)}\n`);
-  }
+interface SizeResult {
+  n: number;
+  eligible: number;
+  naive: Run[];
+  ours: Run[];
+}
 
-  const head = ["recipients", "eligible", "batches", "seconds", "reads", "writes", "FCM req", "reads/batch", "writes/batch", "sent", "skipped", "failed", "h2 sessions"];
-  const widths = head.map((h) => Math.max(h.length, 8));
-  process.stdout.write(`\nFan-out benchmark (emulators + fake FCM; one message to N recipients, 30% eligible)\n`);
-  process.stdout.write(`${line(head, widths)}\n`);
-  for (const r of results) {
-    process.stdout.write(
-      `${line([r.n, r.eligible, r.batches, (r.wallMs / 1000).toFixed(1), r.reads, r.writes, r.fcm, r.maxReadsPerBatch, r.maxWritesPerBatch, r.sent, r.skipped, r.failed, r.sessions], widths)}\n`,
-    );
+async function benchSize(n: number): Promise<SizeResult> {
+  await clearFirestore();
+  const cert = await registerCertificate(await createUser({ admin: true }), `bench ${n}`);
+  const uids = Array.from({ length: n }, (_, i) => `bench-${n}-${i}`);
+  const seeded = await seedRecipients(uids, cert.certificateId);
+  const eligible = seeded.eligibleTokens.size;
+  const out: SizeResult = { n, eligible, naive: [], ours: [] };
+  // A single recipient: every device of seed state 0 is eligible. Warm both paths first.
+  const rounds = n === 1 ? SINGLE_RUNS : n >= 10_000 ? 1 : 2;
+  if (n === 1 || n === runs[0]) {
+    await runOnce("naive", uids, cert.sa.project_id);
+    await runOnce("ours", uids, cert.sa.project_id);
   }
-  process.stdout.write(
-    "\nseconds: publish -> last batch done (wall clock). reads/writes: Firestore read/write calls summed over the batches' push-log cost records " +
-      "(per batch: claim, one getAll of the recipients, one getAll of the certificates, checkpoints, the final write). FCM req: requests made " +
-      "(= eligible devices without errors). h2 sessions: HTTP/2 connections the fake FCM accepted during the run (one per new emulator worker process; warm ones reuse theirs).\n",
-  );
+  for (let r = 0; r < rounds; r++) {
+    // Interleaved, and the first path alternates: neither always meets a cold or warm machine.
+    const order: Path[] = r % 2 === 0 ? ["naive", "ours"] : ["ours", "naive"];
+    for (const path of order) {
+      const run = await runOnce(path, uids, cert.sa.project_id);
+      out[path].push(run);
+      process.stdout.write(`[bench] ${n} recipients, ${path}: first ${run.firstMs} ms, last ${run.lastMs} ms, FCM ${run.fcm}, reads ${run.reads}, writes ${run.writes}, publishes ${run.publishes}, batches ${run.batches}, peak RSS ${run.peakRssMb} MiB\n`);
+    }
+  }
+  return out;
+}
+
+function table(rows: Array<Array<string | number>>): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => String(r[i] ?? "").length)));
+  return rows.map((r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ")).join("\n");
+}
+
+function report(results: SizeResult[]): string {
+  const rows: Array<Array<string | number>> = [
+    ["recipients", "eligible", "path", "first FCM (s)", "last FCM (s)", "ratio last", "reads", "writes", "publishes", "FCM req", "batches", "peak RSS MiB"],
+  ];
+  for (const r of results) {
+    for (const path of ["naive", "ours"] as const) {
+      const list = r[path];
+      const first = median(list.map((x) => x.firstMs));
+      const last = median(list.map((x) => x.lastMs));
+      const naiveLast = median(r.naive.map((x) => x.lastMs));
+      const one = list[list.length - 1] as Run;
+      rows.push([
+        r.n,
+        r.eligible,
+        path,
+        fmtS(first),
+        fmtS(last),
+        path === "ours" ? `${(last / Math.max(1, naiveLast)).toFixed(2)}x` : "1.00x",
+        one.reads,
+        one.writes,
+        one.publishes,
+        one.fcm,
+        one.batches,
+        Math.max(...list.map((x) => x.peakRssMb)),
+      ]);
+    }
+  }
+  let out = `Fan-out: this project vs a naive fan-out (emulators + fake FCM; one message to N recipients, 30% eligible; median of ${SINGLE_RUNS} runs for 1 recipient, 2 for 300-1,000, 1 for 10,000)\n${table(rows)}\n`;
+  const single = results.find((r) => r.n === 1);
+  if (single) {
+    const n = single.naive.map((x) => x.firstMs);
+    const o = single.ours.map((x) => x.firstMs);
+    out += `\n1 recipient, publish -> FCM request, ms: naive p50 ${median(n)} (p90 ${pct(n, 90)}, max ${Math.max(...n)}); ours p50 ${median(o)} (p90 ${pct(o, 90)}, max ${Math.max(...o)}); ratio of p50s ${(median(o) / Math.max(1, median(n))).toFixed(2)}x\n`;
+  }
+  const perK = results.filter((r) => r.n >= 300);
+  if (perK.length) {
+    const krows: Array<Array<string | number>> = [["recipients", "reads /1,000", "writes /1,000", "publishes /1,000", "FCM req /1,000", "eligible devices /1,000"]];
+    for (const r of perK) {
+      const one = r.ours[r.ours.length - 1] as Run;
+      const k = (x: number) => ((x * 1000) / r.n).toFixed(1);
+      krows.push([r.n, k(one.reads), k(one.writes), k(one.publishes), k(one.fcm), k(r.eligible)]);
+    }
+    out += `\nThis project's cost per 1,000 recipients (Firestore read and write calls, Pub/Sub publishes, FCM requests; from the batches' push-log cost records)\n${table(krows)}\n`;
+  }
+  out +=
+    "\nfirst/last FCM: wall clock from the publish to the first/last request the fake FCM received. ratio last: ours / naive (below 1: faster).\n" +
+    "reads/writes: Firestore read/write calls (getAll, get, commit, transaction), not documents. publishes: the fan-out's Pub/Sub messages to the batch topic (the event's own publish not counted).\n" +
+    "peak RSS: the largest peak resident memory of a function process that ran a batch (process.resourceUsage().maxRSS; the emulator runs one process per concurrent execution). Configured: 512 MiB.\n";
+  return out;
+}
+
+async function main() {
+  const results: SizeResult[] = [];
+  for (const n of runs) {
+    process.stdout.write(`[bench] ${n} recipients: seeding, then both paths...\n`);
+    results.push(await benchSize(n));
+  }
+  let text = report(results);
+  if (!args.includes("--no-sender")) {
+    process.stdout.write("[bench] FCM sender micro-benchmark...\n");
+    // scripts/bench-sender.ts: loaded by name so that this file does not depend on its types.
+    const senderModule = "./bench-sender.ts";
+    const sender = (await import(senderModule).catch(() => null)) as { benchSender: () => Promise<unknown>; formatSenderTable: (r: unknown) => string } | null;
+    if (sender) text += `\n${sender.formatSenderTable(await sender.benchSender())}\n`;
+    else text += "\n(sender micro-benchmark not available)\n";
+  }
+  process.stdout.write(`\n${text}`);
 }
 
 main().then(

@@ -105,6 +105,9 @@ export const DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS = 30;
 export const DEFAULT_FANOUT_TIME_BUDGET_SECONDS = 420;
 export const MAX_FANOUT_TIME_BUDGET_SECONDS = 480;
 export const DEFAULT_PUSH_LOG_TTL_DAYS = 30;
+/** 5 batches of 200: groups up to 1,000 recipients are pushed by the invocation that got the event. */
+export const DEFAULT_FANOUT_INLINE_BATCHES = 5;
+export const MAX_FANOUT_INLINE_BATCHES = 20;
 
 export const fanoutBatchSizeParam = defineInt("FANOUT_BATCH_SIZE", {
   default: DEFAULT_FANOUT_BATCH_SIZE,
@@ -120,7 +123,7 @@ export const fanoutLeaseSecondsParam = defineInt("FANOUT_LEASE_SECONDS", {
 });
 export const fanoutCheckpointEveryParam = defineInt("FANOUT_CHECKPOINT_EVERY", {
   default: DEFAULT_FANOUT_CHECKPOINT_EVERY,
-  description: "Device outcomes recorded per progress write within a batch (fewer writes vs. less to redo after a crash)",
+  description: "Devices sent per progress write within a batch, skips riding along (fewer writes vs. fewer sends a crash can repeat)",
 });
 export const fcmSendConcurrencyParam = defineInt("FCM_SEND_CONCURRENCY", {
   default: DEFAULT_FCM_SEND_CONCURRENCY,
@@ -137,6 +140,10 @@ export const fcmRetryMaxDelaySecondsParam = defineInt("FCM_RETRY_MAX_DELAY_SECON
 export const fanoutTimeBudgetSecondsParam = defineInt("FANOUT_TIME_BUDGET_SECONDS", {
   default: DEFAULT_FANOUT_TIME_BUDGET_SECONDS,
   description: `How long one invocation keeps a batch (throttled or during an outage) before it records what it has and hands the rest to a continuation (at most ${MAX_FANOUT_TIME_BUDGET_SECONDS}; the functions time out at 540)`,
+});
+export const fanoutInlineBatchesParam = defineInt("FANOUT_INLINE_BATCHES", {
+  default: DEFAULT_FANOUT_INLINE_BATCHES,
+  description: `Batches the invocation that receives an event processes itself, at once (1-${MAX_FANOUT_INLINE_BATCHES}); the rest are published to the batch topic, one message each, and run in parallel on other instances`,
 });
 export const pushLogTtlDaysParam = defineInt("PUSH_LOG_TTL_DAYS", {
   default: DEFAULT_PUSH_LOG_TTL_DAYS,
@@ -158,6 +165,7 @@ export interface FanoutSettings {
   retryMaxDelayMs: number;
   pushLogTtlMs: number;
   invocationBudgetMs: number;
+  inlineBatches: number;
 }
 
 export function fanoutSettings(): FanoutSettings {
@@ -171,6 +179,7 @@ export function fanoutSettings(): FanoutSettings {
     retryMaxDelayMs: positiveOr(fcmRetryMaxDelaySecondsParam.value(), DEFAULT_FCM_RETRY_MAX_DELAY_SECONDS) * 1000,
     pushLogTtlMs: positiveOr(pushLogTtlDaysParam.value(), DEFAULT_PUSH_LOG_TTL_DAYS) * 24 * 60 * 60 * 1000,
     invocationBudgetMs: Math.min(positiveOr(fanoutTimeBudgetSecondsParam.value(), DEFAULT_FANOUT_TIME_BUDGET_SECONDS), MAX_FANOUT_TIME_BUDGET_SECONDS) * 1000,
+    inlineBatches: Math.min(positiveOr(fanoutInlineBatchesParam.value(), DEFAULT_FANOUT_INLINE_BATCHES), MAX_FANOUT_INLINE_BATCHES),
   };
 }
 

@@ -106,6 +106,7 @@ describe("a batch at the limits", () => {
           retryMaxDelayMs: 30_000,
           pushLogTtlMs: 86_400_000,
           invocationBudgetMs: 420_000,
+          inlineBatches: 5,
         },
         placeholders: DEFAULT_PLACEHOLDERS,
         kek: () => kek,

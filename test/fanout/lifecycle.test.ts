@@ -30,6 +30,7 @@ function deps(leaseMs: number): BatchDeps {
       retryMaxDelayMs: 1000,
       pushLogTtlMs: DAY,
       invocationBudgetMs: 60_000,
+      inlineBatches: 5,
     },
     placeholders: DEFAULT_PLACEHOLDERS,
     kek: () => {

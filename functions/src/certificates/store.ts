@@ -34,7 +34,7 @@ type StoredCertificate = z.output<typeof StoredCertificateSchema>;
 /** Fields that are safe to read for listing: `select()` keeps ciphertext out of the response path. */
 const METADATA_FIELDS = ["certificateId", "label", "projectId", "clientEmail", "privateKeyId", "version", "createdAt", "updatedAt", "health"];
 
-const certRef = (id: number) => db().collection(CERTIFICATES).doc(String(id));
+export const certRef = (id: number) => db().collection(CERTIFICATES).doc(String(id));
 
 function toPublic(doc: Omit<StoredCertificate, "encryptedKey">): PublicCertificate {
   return PublicCertificateSchema.parse({
@@ -156,15 +156,21 @@ export interface LoadedCredentials {
  */
 export async function loadCredentials(certificateIds: number[], kek: () => Buffer): Promise<LoadedCredentials> {
   const ids = [...new Set(certificateIds)];
-  const result: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
-  if (ids.length === 0) return result;
-  const snaps = await db().getAll(...ids.map(certRef));
-  snaps.forEach((snap, i) => {
-    if (!snap.exists) return;
-    const id = ids[i] as number;
+  if (ids.length === 0) return { credentials: new Map(), unreadable: new Map() };
+  return credentialsFromSnapshots(await db().getAll(...ids.map(certRef)), kek);
+}
+
+/**
+ * The same, from certificate documents already read: the fan-out reads the certificates it expects
+ * in the same getAll as the recipients' devices (one read call instead of two).
+ */
+export function credentialsFromSnapshots(snaps: DocumentSnapshot[], kek: () => Buffer, into: LoadedCredentials = { credentials: new Map(), unreadable: new Map() }): LoadedCredentials {
+  for (const snap of snaps) {
+    if (!snap.exists) continue;
+    const id = Number(snap.id);
     try {
       const doc = parseStored(snap);
-      result.credentials.set(id, {
+      into.credentials.set(id, {
         certificateId: doc.certificateId,
         version: doc.version,
         projectId: doc.projectId,
@@ -176,10 +182,10 @@ export async function loadCredentials(certificateIds: number[], kek: () => Buffe
     } catch (err) {
       // Never the error's own text for a decryption failure: say what an operator can act on.
       const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof DomainError ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
-      result.unreadable.set(id, why);
+      into.unreadable.set(id, why);
     }
-  });
-  return result;
+  }
+  return into;
 }
 
 /** A certificate flagged unhealthy that FCM accepted again: healthy. Only if it still has the key that worked. */

@@ -15,7 +15,7 @@ export function db(): Firestore {
 }
 
 /** gRPC status codes Firestore answers with (the Admin SDK puts them in `err.code`). */
-export const GRPC = { UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, RESOURCE_EXHAUSTED: 8, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
+export const GRPC = { UNKNOWN: 2, INVALID_ARGUMENT: 3, DEADLINE_EXCEEDED: 4, NOT_FOUND: 5, ALREADY_EXISTS: 6, RESOURCE_EXHAUSTED: 8, FAILED_PRECONDITION: 9, ABORTED: 10, INTERNAL: 13, UNAVAILABLE: 14 } as const;
 
 export function grpcCode(err: unknown): number | undefined {
   const code = typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;

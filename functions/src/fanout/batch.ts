@@ -4,7 +4,7 @@
 import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
-import { loadCredentials, type LoadedCredentials } from "../certificates/store";
+import { certRef, credentialsFromSnapshots, loadCredentials, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
 import type { FanoutSettings } from "../config";
 import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
@@ -30,6 +30,8 @@ export interface BatchInput {
   /** For a continuation: how many hand-ons so far, and the time before which FCM must not be asked. */
   continuation?: number;
   notBeforeMs?: number;
+  /** Came in a batch message the fan-out published (its publish is counted in this batch's cost). */
+  published?: boolean;
 }
 
 export interface BatchDeps {
@@ -103,8 +105,19 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     now,
     sleep,
   };
+  // The recipients whose devices must be read: known before the claim (it only depends on the
+  // message), so the read runs alongside the claim instead of after it. Nothing is sent before the
+  // claim is won, and a claim that had to wait reads again.
+  const candidates = tooOld || !decision.push ? [] : input.uids.filter((uid) => uid !== content.From_Account);
+  const readFor = (uids: string[]) => {
+    const read = readRecipients(uids, deps.kek, cost);
+    read.catch(() => undefined); // awaited below; not an unhandled rejection if the claim fails first
+    return read;
+  };
+  let early: Promise<RecipientRead> | null = candidates.length > 0 ? readFor(candidates) : null;
   let claim = await claimBatch(logId, identity, leaseOptions, cost);
   const waitUntil = now() + maxBusyWaitMs(settings.leaseMs);
+  if (claim.status === "busy" && claim.sameDelivery && !tooOld) early = null;
   // Our own message holds the batch (a redelivery after a crash, or a double delivery): wait for
   // it to finish or for its lease to expire, then take over.
   while (claim.status === "busy" && claim.sameDelivery && !tooOld) {
@@ -122,6 +135,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     return { status: "in-progress-elsewhere", logId };
   }
   const progress = claim.progress;
+  // The fan-out's publish of this batch, counted once: by the delivery that created the record.
+  if (input.published && claim.claims === 1) cost.publishes++;
   if (claim.claims > 1) {
     logger.info("offline push batch resumed", { logId, claims: claim.claims, alreadyRecorded: progress.previous.length, previousOwner: claim.previousOwner, continuation: input.continuation ?? 0 });
   }
@@ -150,11 +165,12 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   }
   if (!decision.push || toRead.length === 0) return finish(progress, logId, cost);
 
-  // One read call for every recipient of the batch.
-  cost.firestoreReads++;
-  const snaps = await db().getAll(...toRead.map((uid) => db().collection(USERS).doc(uid)));
+  // One read call for every recipient of the batch (and, usually, their certificates).
+  const read = await (early ?? readFor(toRead));
+  const wanted = new Set(toRead);
   const devices: Array<{ uid: string; device: Device }> = [];
-  for (const snap of snaps) {
+  for (const snap of read.users) {
+    if (!wanted.has(snap.id)) continue;
     const uid = snap.id;
     let map: Record<string, Device>;
     try {
@@ -173,11 +189,19 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   }
 
   const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
-  let loaded: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
-  if (certificateIds.length > 0) {
+  const loaded = read.certificates;
+  // Certificates this instance had not seen yet: one more read (a cold instance, a new certificate).
+  const unread = certificateIds.filter((id) => !read.certificatesRead.has(id));
+  if (unread.length > 0) {
     cost.firestoreReads++;
-    loaded = await loadCredentials(certificateIds, deps.kek);
-    for (const [id, why] of loaded.unreadable) logger.error("push certificate cannot be used: its devices are recorded as failed, the others are sent", { certificateId: id, why });
+    const more = await loadCredentials(unread, deps.kek);
+    for (const [id, cred] of more.credentials) loaded.credentials.set(id, cred);
+    for (const [id, why] of more.unreadable) loaded.unreadable.set(id, why);
+  }
+  rememberCertificates(certificateIds);
+  for (const id of certificateIds) {
+    const why = loaded.unreadable.get(id);
+    if (why !== undefined) logger.error("push certificate cannot be used: its devices are recorded as failed, the others are sent", { certificateId: id, why });
   }
   const { credentials, unreadable } = loaded;
   const ctx = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
@@ -239,6 +263,44 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     return handOn(notBeforeMs, outcome.open.length);
   }
   return finish(progress, logId, cost);
+}
+
+/**
+ * The certificates this instance sent with lately, most recent last. The next batch reads them
+ * with its recipients, in one getAll: fresh every time (a deleted, replaced or refused certificate
+ * is seen at once), yet no extra read call. Bounded: a project has a handful of certificates.
+ */
+const recentCertificates = new Set<number>();
+const MAX_RECENT_CERTIFICATES = 16;
+
+function rememberCertificates(ids: number[]): void {
+  for (const id of ids) {
+    recentCertificates.delete(id);
+    recentCertificates.add(id);
+  }
+  for (const id of recentCertificates) {
+    if (recentCertificates.size <= MAX_RECENT_CERTIFICATES) break;
+    recentCertificates.delete(id);
+  }
+}
+
+interface RecipientRead {
+  users: FirebaseFirestore.DocumentSnapshot[];
+  certificates: LoadedCredentials;
+  /** Certificate IDs read (whether they exist or not). */
+  certificatesRead: Set<number>;
+}
+
+/** The recipients' user documents and the recently used certificates, in one read call. */
+async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
+  const certIds = [...recentCertificates];
+  cost.firestoreReads++;
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), ...certIds.map(certRef));
+  return {
+    users: snaps.slice(0, uids.length),
+    certificates: credentialsFromSnapshots(snaps.slice(uids.length), kek),
+    certificatesRead: new Set(certIds),
+  };
 }
 
 /**

@@ -6,10 +6,11 @@
 // pushLog/{logId}/outcomes/{claim}-{seq}, at most SHARD_ENTRIES each, so that no batch, however
 // many devices its users have, can outgrow Firestore's 1 MiB document limit.
 //
-// - A delivery first claims the batch in a transaction: it creates the document, or takes over a
-//   running one whose lease has expired (the previous delivery crashed or timed out), or finds it
-//   done (a duplicate: nothing to do), or finds a live lease (busy). Two deliveries of the same
-//   batch therefore never both send.
+// - A delivery first claims the batch: it creates the document with a create-if-absent write (the
+//   usual case: one write, no read), and only when it exists already, in a transaction, takes over
+//   a running one whose lease has expired (the previous delivery crashed or timed out), or finds
+//   it done (a duplicate: nothing to do), or finds a live lease (busy). Firestore lets only one
+//   create of a document succeed, so two deliveries of the same batch never both send.
 // - Busy, from another Pub/Sub message (the same event published twice, or a republished batch):
 //   acknowledged without sending. The holder's own message stays unacknowledged until it has
 //   finished, so if the holder dies, Pub/Sub redelivers *that* message (retry: true), and it
@@ -22,9 +23,15 @@
 //   its lease gets short), each a transaction that also checks it still holds the lease and
 //   extends it. A retry or takeover reads the recorded outcomes and handles only the devices
 //   without one: it continues where the first attempt stopped.
-// - Writes are per checkpoint, not per device: one transaction that creates the new shard(s) and
-//   updates the counts and the lease. A checkpoint that fails transiently is retried; outcomes not
-//   yet written are never dropped (a takeover would send those devices again).
+// - Writes are per checkpoint, not per device: one commit that creates the new shard(s) and
+//   updates the counts and the lease. While the owner knows the batch document's last update time
+//   (from its own previous write), that commit is a plain batched write with that time as its
+//   precondition: no read, and it fails if anyone else touched the document in between (a
+//   takeover, a duplicate delivery counted), in which case the same write is made as a
+//   transaction that checks the lease first. A checkpoint that fails transiently is retried;
+//   outcomes not yet written are never dropped (a takeover would send those devices again).
+// - A checkpoint is due every FANOUT_CHECKPOINT_EVERY devices *sent*: only an unrecorded send can
+//   be repeated by a takeover (a skip is simply decided again), so skips ride along for free.
 // - A delivery that runs out of its invocation's time with devices still open releases the lease
 //   (state stays running) and publishes a continuation of the batch, which claims it and goes on.
 //
@@ -35,7 +42,7 @@
 // FCM offers no idempotency key to close it; the duplicate carries the same
 // android.notification.tag (the message key), so on the device it replaces the first
 // notification instead of adding a second one.
-import { Timestamp, type DocumentReference } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type DocumentReference } from "firebase-admin/firestore";
 import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
@@ -153,9 +160,49 @@ export async function readBatchEntries(ref: DocumentReference): Promise<PushLogE
   return shards.flatMap((s) => s.entries);
 }
 
+/** The progress record of a batch nobody has claimed yet. */
+function newBatchLog(batch: BatchIdentity, lease: NonNullable<BatchLog["lease"]>, cost: BatchLog["cost"], nowMs: number, ttlMs: number): BatchLog {
+  return {
+    kind: "batch",
+    ...batch,
+    notes: batch.notes.slice(0, 10).map((n) => clip(n, 300)),
+    state: "running",
+    lease,
+    claims: 1,
+    duplicates: 0,
+    concurrentDeliveries: 0,
+    shards: 0,
+    lastWriteId: null,
+    counts: { sent: 0, skipped: 0, failed: 0 },
+    cost,
+    createdAt: Timestamp.fromMillis(nowMs),
+    updatedAt: Timestamp.fromMillis(nowMs),
+    completedAt: null,
+    peakRssMb: null,
+    expireAt: Timestamp.fromMillis(nowMs + ttlMs),
+  };
+}
+
 export async function claimBatch(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimResult> {
   const now = options.now ?? Date.now;
   const ref = batchRef(logId);
+  // The usual case first: nobody has claimed the batch. A create-if-absent write claims it without
+  // a read; ALREADY_EXISTS sends us to the transaction below, which decides from the record.
+  {
+    const nowMs = now();
+    const lease = { owner: options.owner, deliveryId: options.deliveryId, until: Timestamp.fromMillis(nowMs + options.leaseMs) };
+    const total = cost.withPendingWrite();
+    try {
+      const written = await ref.create(newBatchLog(batch, lease, addCost(zeroCost(), cost.deltaTo(total)), nowMs, options.ttlMs));
+      cost.firestoreWrites++;
+      cost.markSaved(total);
+      const progress = new BatchProgress(ref, batch, options, [], 1, lease.until.toMillis(), { sent: 0, skipped: 0, failed: 0 }, cost, written.writeTime);
+      return { status: "claimed", progress, claims: 1, previousOwner: null };
+    } catch (err) {
+      if (grpcCode(err) !== GRPC.ALREADY_EXISTS) throw err;
+      cost.firestoreWrites++;
+    }
+  }
   const result = await db().runTransaction(async (tx) => {
     cost.firestoreReads++;
     const snap = await tx.get(ref);
@@ -165,24 +212,8 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
     const lease = { owner: options.owner, deliveryId: options.deliveryId, until: Timestamp.fromMillis(nowMs + options.leaseMs) };
     const total = cost.withPendingWrite();
     if (decision.action === "create") {
-      const created: BatchLog = {
-        kind: "batch",
-        ...batch,
-        notes: batch.notes.slice(0, 10).map((n) => clip(n, 300)),
-        state: "running",
-        lease,
-        claims: 1,
-        duplicates: 0,
-        concurrentDeliveries: 0,
-        shards: 0,
-        lastWriteId: null,
-        counts: { sent: 0, skipped: 0, failed: 0 },
-        cost: addCost(zeroCost(), cost.deltaTo(total)),
-        createdAt: Timestamp.fromMillis(nowMs),
-        updatedAt: Timestamp.fromMillis(nowMs),
-        completedAt: null,
-        expireAt: Timestamp.fromMillis(nowMs + options.ttlMs),
-      };
+      // Deleted between our create and this read (TTL): created here after all.
+      const created = newBatchLog(batch, lease, addCost(zeroCost(), cost.deltaTo(total)), nowMs, options.ttlMs);
       tx.create(ref, created);
       return { decision, total, claims: 1, leaseUntil: lease.until.toMillis(), counts: created.counts, shards: 0 };
     }
@@ -221,7 +252,7 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
     cost.firestoreReads++;
     previous = await readBatchEntries(ref);
   }
-  const progress = new BatchProgress(ref, batch, options, previous, result.claims, result.leaseUntil, result.counts ?? { sent: 0, skipped: 0, failed: 0 }, cost);
+  const progress = new BatchProgress(ref, batch, options, previous, result.claims, result.leaseUntil, result.counts ?? { sent: 0, skipped: 0, failed: 0 }, cost, null);
   return { status: "claimed", progress, claims: result.claims, previousOwner: decision.action === "take-over" ? decision.previousOwner : null };
 }
 
@@ -237,6 +268,8 @@ type WriteMode = "checkpoint" | "finish" | "release";
  */
 export class BatchProgress {
   private pending: PushLogEntry[] = [];
+  /** Sends among `pending`: the ones a takeover would repeat if they were never written. */
+  private pendingSent = 0;
   private readonly known: Set<string>;
   private readonly knownUids: Set<string>;
   private chain: Promise<void> = Promise.resolve();
@@ -259,6 +292,8 @@ export class BatchProgress {
     leaseUntil: number,
     counts: { sent: number; skipped: number; failed: number },
     private readonly cost: CostCounter,
+    /** The batch document's update time as of our last write; null when unknown (after a transaction). */
+    private updateTime: Timestamp | null,
   ) {
     this.known = new Set(previous.map(entryKey));
     this.knownUids = new Set(previous.map((e) => e.uid));
@@ -287,7 +322,10 @@ export class BatchProgress {
     this.known.add(key);
     this.knownUids.add(entry.uid);
     this.pending.push(boundedEntry(entry));
-    if (this.pending.length >= this.options.checkpointEvery) await this.checkpoint();
+    if (entry.outcome === "sent") this.pendingSent++;
+    // Skips are bounded too (a 500-recipient batch of 20-device users is 10,000 of them), so a
+    // takeover finds most of the work done and memory stays flat.
+    if (this.pendingSent >= this.options.checkpointEvery || this.pending.length >= 10 * SHARD_ENTRIES) await this.checkpoint();
   }
 
   /**
@@ -336,6 +374,8 @@ export class BatchProgress {
     if (mode === "checkpoint" && this.pending.length === 0 && this.leaseUntil - this.now() >= this.options.leaseMs / 2) return;
     const batch = this.pending;
     this.pending = [];
+    const sentInBatch = this.pendingSent;
+    this.pendingSent = 0;
     const shards: Array<{ id: string; entries: PushLogEntry[] }> = [];
     for (let i = 0; i < batch.length; i += SHARD_ENTRIES) shards.push({ id: `${this.claimNumber}-${this.shardSeq++}`, entries: batch.slice(i, i + SHARD_ENTRIES) });
     // Identifies this write: a commit whose answer was lost (DEADLINE_EXCEEDED after it applied) is
@@ -355,11 +395,84 @@ export class BatchProgress {
     } catch (err) {
       // Not recorded: keep the outcomes for the next write (the devices are not sent again by us).
       this.pending = [...batch, ...this.pending];
+      this.pendingSent += sentInBatch;
       throw err;
     }
   }
 
+  private shardDoc(shard: { entries: PushLogEntry[] }, nowMs: number) {
+    return {
+      msgKey: this.batch.msgKey,
+      uids: [...new Set(shard.entries.map((e) => e.uid))],
+      entries: shard.entries,
+      createdAt: Timestamp.fromMillis(nowMs),
+      expireAt: Timestamp.fromMillis(nowMs + this.options.ttlMs),
+    };
+  }
+
+  private leaseFields(mode: WriteMode, nowMs: number): Record<string, unknown> {
+    if (mode === "finish") return { state: "done", lease: null, completedAt: Timestamp.fromMillis(nowMs), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
+    if (mode === "release") return { lease: null };
+    return { lease: { owner: this.options.owner, deliveryId: this.options.deliveryId, until: Timestamp.fromMillis(nowMs + this.options.leaseMs) } };
+  }
+
+  /**
+   * The write without a read: a batched write whose update of the batch document requires the
+   * update time of our own last write. It applies only if nobody else wrote the document since, so
+   * our lease is still ours and the counters we add to are the ones we know. False when the
+   * precondition (or a shard's create) failed: the caller falls back to the transaction.
+   */
+  private async commitBlind(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string, since: Timestamp): Promise<boolean> {
+    const nowMs = this.now();
+    const added = countOutcomes(batch);
+    const total = this.cost.withPendingWrite();
+    const delta = this.cost.deltaTo(total);
+    const write = db().batch();
+    for (const shard of shards) write.create(this.ref.collection(OUTCOMES).doc(shard.id), this.shardDoc(shard, nowMs));
+    write.update(
+      this.ref,
+      {
+        "counts.sent": FieldValue.increment(added.sent),
+        "counts.skipped": FieldValue.increment(added.skipped),
+        "counts.failed": FieldValue.increment(added.failed),
+        shards: FieldValue.increment(shards.length),
+        lastWriteId: writeId,
+        "cost.firestoreReads": FieldValue.increment(delta.firestoreReads),
+        "cost.firestoreWrites": FieldValue.increment(delta.firestoreWrites),
+        "cost.fcmRequests": FieldValue.increment(delta.fcmRequests),
+        "cost.publishes": FieldValue.increment(delta.publishes),
+        updatedAt: Timestamp.fromMillis(nowMs),
+        ...this.leaseFields(mode, nowMs),
+      },
+      { lastUpdateTime: since },
+    );
+    let results;
+    try {
+      results = await write.commit();
+    } catch (err) {
+      const code = grpcCode(err);
+      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || code === GRPC.NOT_FOUND) {
+        this.cost.firestoreWrites++;
+        return false;
+      }
+      throw err;
+    }
+    this.cost.firestoreWrites++;
+    this.cost.markSaved(total);
+    this.updateTime = results[results.length - 1]?.writeTime ?? null;
+    if (mode === "checkpoint") this.leaseUntil = nowMs + this.options.leaseMs;
+    this.recordedCounts = { sent: this.recordedCounts.sent + added.sent, skipped: this.recordedCounts.skipped + added.skipped, failed: this.recordedCounts.failed + added.failed };
+    if (mode !== "checkpoint") this.finished = true;
+    return true;
+  }
+
   private async commit(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string): Promise<void> {
+    if (this.updateTime) {
+      const since = this.updateTime;
+      // Whatever happens next, the document's time is no longer known for sure.
+      this.updateTime = null;
+      if (await this.commitBlind(mode, batch, shards, writeId, since)) return;
+    }
     const outcome = await db().runTransaction(async (tx) => {
       this.cost.firestoreReads++;
       const snap = await tx.get(this.ref);
@@ -371,22 +484,8 @@ export class BatchProgress {
       const counts = { sent: doc.counts.sent + added.sent, skipped: doc.counts.skipped + added.skipped, failed: doc.counts.failed + added.failed };
       const total = this.cost.withPendingWrite();
       const until = Timestamp.fromMillis(nowMs + this.options.leaseMs);
-      const expireAt = Timestamp.fromMillis(nowMs + this.options.ttlMs);
-      for (const shard of shards) {
-        tx.create(this.ref.collection(OUTCOMES).doc(shard.id), {
-          msgKey: this.batch.msgKey,
-          uids: [...new Set(shard.entries.map((e) => e.uid))],
-          entries: shard.entries,
-          createdAt: Timestamp.fromMillis(nowMs),
-          expireAt,
-        });
-      }
-      const leaseFields =
-        mode === "finish"
-          ? { state: "done", lease: null, completedAt: Timestamp.fromMillis(nowMs) }
-          : mode === "release"
-            ? { lease: null }
-            : { lease: { owner: this.options.owner, deliveryId: this.options.deliveryId, until } };
+      for (const shard of shards) tx.create(this.ref.collection(OUTCOMES).doc(shard.id), this.shardDoc(shard, nowMs));
+      const leaseFields = this.leaseFields(mode, nowMs);
       tx.update(this.ref, {
         counts,
         shards: doc.shards + shards.length,

@@ -345,6 +345,8 @@ export const BatchLogSchema = z.object({
   notes: z.array(z.string()),
   /** Calls made for this batch, over all its deliveries. */
   cost: CostSchema,
+  /** Peak resident memory of the instance's process when the batch was done, MiB (capacity planning). */
+  peakRssMb: z.number().nullable().default(null),
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
   completedAt: TimestampSchema.nullable(),

@@ -1,0 +1,61 @@
+// The benchmark's baseline, for `npm run bench` only: the simplest fan-out one could write, run on
+// the same emulators, Firestore data, fake FCM and FCM sender as the real one, so that the bench
+// can print how much the real fan-out's promises cost. One function, one getAll of every
+// recipient, pushEligibility, one read of the certificates, every eligible device sent at once
+// over the instance's HTTP/2 connection. No push log, no exactly-once, no retries, no batches.
+//
+// Never deployed as a function: index.ts exports it only when the Functions emulator runs with
+// OFFLINE_PUSH_BENCH_BASELINE=on, which scripts/emulators.mjs writes to functions/.env.local
+// (git-ignored, emulator-only) for `npm run bench` alone.
+import { onMessagePublished } from "firebase-functions/v2/pubsub";
+import { loadCredentials } from "../certificates/store";
+import { db } from "../common/firestore";
+import { keyEncryptionKey, keyEncryptionKeySecret, pushPlaceholderTextsRaw } from "../config";
+import { fcmEndpoints } from "../fcm/endpoints";
+import { cachedAccessToken, fcmPool } from "../fcm/runtime";
+import { sendFcmMessage } from "../fcm/send";
+import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
+import { USERS, parseUserDevices } from "../sessions/schemas";
+import { checkedFcmMessage, messageDecision, placeholdersFrom } from "../fanout/message";
+import { recipientsOf } from "../fanout/recipients";
+import { PushEventSchema, contentOf } from "../fanout/schemas";
+
+export const BENCH_NAIVE_TOPIC = "bench-naive-push";
+export const BENCH_NAIVE_RESULTS = "benchNaive";
+
+export const benchNaiveFanout = onMessagePublished({ topic: BENCH_NAIVE_TOPIC, secrets: [keyEncryptionKeySecret], memory: "512MiB", timeoutSeconds: 540 }, async (event) => {
+  const startedAt = Date.now();
+  const ev = PushEventSchema.parse(JSON.parse(Buffer.from(event.data.message.data ?? "", "base64").toString("utf8")));
+  const content = contentOf(ev);
+  const decision = messageDecision(content, placeholdersFrom(pushPlaceholderTextsRaw()));
+  const uids = recipientsOf(ev).filter((uid) => uid !== ev.From_Account);
+  let sent = 0;
+  let failed = 0;
+  if (decision.push && uids.length > 0) {
+    const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+    const devices = snaps.flatMap((snap) => Object.values(parseUserDevices(snap.exists ? snap.data() : undefined)));
+    const certificateIds = [...new Set(devices.flatMap((d) => (d.token ? [d.token.certificateId] : [])))];
+    const { credentials } = await loadCredentials(certificateIds, keyEncryptionKey);
+    const ctx = eligibilityConfig((id) => credentials.has(id));
+    const now = new Date();
+    const { apiOrigin } = fcmEndpoints();
+    await Promise.all(
+      devices.map(async (device) => {
+        const token = device.token;
+        const cred = token ? credentials.get(token.certificateId) : undefined;
+        if (!token || !cred || !pushEligibility(device, now, ctx).eligible) return;
+        const checked = checkedFcmMessage(content, { title: decision.title, body: decision.body }, token.token);
+        if (!checked.ok) return;
+        const { accessToken } = await cachedAccessToken(cred);
+        const res = await sendFcmMessage({ apiOrigin, projectId: cred.projectId, accessToken, message: checked.message }, fcmPool);
+        if (res.ok) sent++;
+        else failed++;
+      }),
+    );
+  }
+  // The bench waits for this document (and reads the instance's peak memory from it).
+  await db()
+    .collection(BENCH_NAIVE_RESULTS)
+    .doc(encodeURIComponent(ev.MsgKey))
+    .set({ msgKey: ev.MsgKey, sent, failed, ms: Date.now() - startedAt, peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024), doneAt: new Date() });
+});
