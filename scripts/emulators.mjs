@@ -199,25 +199,22 @@ function testFiles(args) {
 
 // --- ports ------------------------------------------------------------------------------------
 const ENV_LOCAL = path.join(root, "functions", ".env.local");
-const ENV_LOCAL_MARK = "# written by scripts/emulators.mjs (npm run bench, OFFLINE_PUSH_PORT_OFFSET); rewritten on every run";
+const ENV_LOCAL_MARK = "# written by scripts/emulators.mjs for OFFLINE_PUSH_PORT_OFFSET; rewritten on every run";
 
 /**
  * Firebase CLI arguments naming the config to use: firebase.json, or a copy with shifted ports.
- * `envLines` go to functions/.env.local, which the Functions emulator (only it) reads over
- * .env.<project>: the shifted fake FCM, the bench's baseline function. Only a file this script
- * wrote is ever replaced or removed.
+ * With an offset, functions/.env.local (read by the Functions emulator only, over
+ * .env.<project>) points the functions at the shifted fake FCM. Only a file this script wrote is
+ * ever replaced or removed.
  */
-function configArgs(envLines = []) {
+function configArgs() {
   const ours = fs.existsSync(ENV_LOCAL) && fs.readFileSync(ENV_LOCAL, "utf8").startsWith("# written by scripts/emulators.mjs");
-  const lines = [...envLines];
-  if (PORT_OFFSET) lines.push(`FCM_API_ORIGIN=http://127.0.0.1:${FAKE_FCM_API_PORT}`, `FCM_TOKEN_URL=http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}/token`);
-  if (lines.length === 0) {
+  if (!PORT_OFFSET) {
     if (ours) fs.rmSync(ENV_LOCAL);
-  } else {
-    if (fs.existsSync(ENV_LOCAL) && !ours) fail("functions/.env.local exists and was not written by this script: remove it (npm run bench and OFFLINE_PUSH_PORT_OFFSET write their own)");
-    fs.writeFileSync(ENV_LOCAL, `${ENV_LOCAL_MARK}\n${lines.join("\n")}\n`);
+    return [];
   }
-  if (!PORT_OFFSET) return [];
+  if (fs.existsSync(ENV_LOCAL) && !ours) fail("functions/.env.local exists and was not written by this script: remove it to use OFFLINE_PUSH_PORT_OFFSET");
+  fs.writeFileSync(ENV_LOCAL, `${ENV_LOCAL_MARK}\nFCM_API_ORIGIN=http://127.0.0.1:${FAKE_FCM_API_PORT}\nFCM_TOKEN_URL=http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}/token\n`);
   const config = JSON.parse(fs.readFileSync(path.join(root, "firebase.json"), "utf8"));
   // The CLI also starts these two on their default ports, unasked.
   config.emulators.eventarc ??= { host: "127.0.0.1", port: 9299 };
@@ -259,16 +256,15 @@ const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCOVERY_TIMEOUT: "90" };
 
 /** Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM; resolves to its exit code. */
-async function execUnderEmulators(argv, envDefaults = {}, functionsEnv = []) {
+async function execUnderEmulators(argv, envDefaults = {}) {
   ensureLocalSecret();
   build();
   const env = { ...envDefaults, ...firebaseEnv() };
   await startFakeFcm(["--quiet"]);
   const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, [...configArgs(functionsEnv), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
+  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
   stopAll();
-  if (functionsEnv.length > 0) configArgs(); // the bench's lines must not outlive the bench
   return code;
 }
 
@@ -309,7 +305,7 @@ async function test(args) {
 async function bench(args) {
   // Each batch runs in its own Functions-emulator worker process; on a small machine 50 of them at
   // once measure the machine, not the code.
-  process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS, ["OFFLINE_PUSH_BENCH_BASELINE=on"]));
+  process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS));
 }
 
 async function start() {

@@ -15,6 +15,7 @@ export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logo
 
 export { offlinePushFanout, offlinePushBatch, sendMessage } from "./fanout/functions";
 
-// The bench's naive baseline (functions/src/bench): only on the emulator, only for `npm run bench`.
+// The bench's naive baseline (functions/src/bench): the Functions emulator only (FUNCTIONS_EMULATOR
+// is "true" there, also when it discovers the functions; a deploy's discovery never sets it).
 import { benchNaiveFanout as naive } from "./bench/naiveFanout";
-export const benchNaiveFanout = process.env.OFFLINE_PUSH_BENCH_BASELINE === "on" ? naive : undefined;
+export const benchNaiveFanout = process.env.FUNCTIONS_EMULATOR === "true" ? naive : undefined;

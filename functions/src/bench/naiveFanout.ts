@@ -4,9 +4,8 @@
 // recipient, pushEligibility, one read of the certificates, every eligible device sent at once
 // over the instance's HTTP/2 connection. No push log, no exactly-once, no retries, no batches.
 //
-// Never deployed as a function: index.ts exports it only when the Functions emulator runs with
-// OFFLINE_PUSH_BENCH_BASELINE=on, which scripts/emulators.mjs writes to functions/.env.local
-// (git-ignored, emulator-only) for `npm run bench` alone.
+// Never deployed: index.ts exports it only inside the Functions emulator, where it listens on a
+// topic that only the bench publishes to.
 import { onMessagePublished } from "firebase-functions/v2/pubsub";
 import { loadCredentials } from "../certificates/store";
 import { db } from "../common/firestore";

@@ -11,7 +11,7 @@ import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import { CostCounter } from "./cost";
 import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
-import { checkedFcmMessage, messageDecision, type Placeholders } from "./message";
+import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
@@ -115,7 +115,10 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     return read;
   };
   let early: Promise<RecipientRead> | null = candidates.length > 0 ? readFor(candidates) : null;
+  const phases: Record<string, number> = {};
+  const mark = (name: string) => (phases[name] = now() - startedAt);
   let claim = await claimBatch(logId, identity, leaseOptions, cost);
+  mark("claimedMs");
   const waitUntil = now() + maxBusyWaitMs(settings.leaseMs);
   if (claim.status === "busy" && claim.sameDelivery && !tooOld) early = null;
   // Our own message holds the batch (a redelivery after a crash, or a double delivery): wait for
@@ -167,6 +170,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
 
   // One read call for every recipient of the batch (and, usually, their certificates).
   const read = await (early ?? readFor(toRead));
+  mark("readMs");
   const wanted = new Set(toRead);
   const devices: Array<{ uid: string; device: Device }> = [];
   for (const snap of read.users) {
@@ -208,6 +212,13 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const nowDate = new Date(now());
   const text = { title: decision.title, body: decision.body };
   const lifetimeEndsAt = input.publishTimeMs + (content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
+  // The message is built, measured and validated once per batch, with a stand-in token as long as
+  // any real one (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message is that one
+  // with its token, and cannot be larger. A longer token goes the whole way on its own.
+  const ageMs = now() - input.publishTimeMs;
+  const template = checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs });
+  const messageFor = (token: string) =>
+    template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
   const jobs: SendJob[] = [];
   for (const { uid, device } of devices) {
     const deviceId = device.deviceId;
@@ -223,7 +234,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
       await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`));
       continue;
     }
-    const checked = checkedFcmMessage(content, text, token.token, { ageMs: now() - input.publishTimeMs });
+    const checked = messageFor(token.token);
     if (!checked.ok) {
       if (checked.reason === "payload-too-large") {
         await progress.record({ outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() });
@@ -235,6 +246,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     jobs.push({ uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message, lifetimeEndsAt });
   }
 
+  mark("decidedMs");
   const outcome = await sendAll(jobs, {
     credentials,
     settings,
@@ -248,6 +260,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     now,
     sleep,
   });
+  mark("sentMs");
   if (outcome.leaseLost || progress.lost) {
     logger.warn("offline push batch taken over by another delivery: stopping", { logId });
     return { status: "lease-lost", logId };
@@ -262,7 +275,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     logger.warn("offline push batch handed to a continuation: its invocation's time is up", { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
     return handOn(notBeforeMs, outcome.open.length);
   }
-  return finish(progress, logId, cost);
+  return finish(progress, logId, cost, phases);
 }
 
 /**
@@ -291,15 +304,26 @@ interface RecipientRead {
   certificatesRead: Set<number>;
 }
 
-/** The recipients' user documents and the recently used certificates, in one read call. */
+/**
+ * Recipients per read call. The calls of a batch run in parallel: a 200-recipient batch waits for
+ * the slower of two reads of 100 rather than for one read of 200, at the cost rule's limit of one
+ * read call per 100 recipients.
+ */
+const READ_CHUNK = 100;
+
+/** The recipients' user documents and the recently used certificates (with the first chunk). */
 async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
   const certIds = [...recentCertificates];
-  cost.firestoreReads++;
-  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), ...certIds.map(certRef));
+  const chunks: string[][] = [];
+  for (let i = 0; i < uids.length; i += READ_CHUNK) chunks.push(uids.slice(i, i + READ_CHUNK));
+  cost.firestoreReads += chunks.length;
+  const users = db().collection(USERS);
+  const [first, ...rest] = await Promise.all(chunks.map((chunk, i) => db().getAll(...chunk.map((uid) => users.doc(uid)), ...(i === 0 ? certIds.map(certRef) : []))));
+  const firstUsers = (first ?? []).slice(0, chunks[0]?.length ?? 0);
   return {
-    users: snaps.slice(0, uids.length),
-    certificates: credentialsFromSnapshots(snaps.slice(uids.length), kek),
-    certificatesRead: new Set(certIds),
+    users: [...firstUsers, ...rest.flat()],
+    certificates: credentialsFromSnapshots((first ?? []).slice(firstUsers.length), kek),
+    certificatesRead: new Set(chunks.length > 0 ? certIds : []),
   };
 }
 
@@ -349,10 +373,11 @@ function failedEntry(uid: string, deviceId: string, certificateId: number, reaso
   return { outcome: "failed", uid, deviceId, reason, detail, certificateId, error: null, attempts: 0, at: ts() };
 }
 
-async function finish(progress: BatchProgress, logId: string, cost: CostCounter): Promise<BatchResult> {
+/** `phases`: ms from the start of the invocation's work on the batch to each step, for the log. */
+async function finish(progress: BatchProgress, logId: string, cost: CostCounter, phases: Record<string, number> = {}): Promise<BatchResult> {
   await progress.finish();
   if (progress.lost) return { status: "lease-lost", logId };
   const counts = progress.counts();
-  logger.info("offline push batch done", { logId, ...counts, cost: cost.snapshot() });
+  logger.info("offline push batch done", { logId, ...counts, cost: cost.snapshot(), phases });
   return { status: "done", logId, counts, cost: cost.snapshot() };
 }

@@ -72,7 +72,7 @@ export const MIN_NOTIFICATION_TEXT_BYTES = 60;
  * token this long (real FCM tokens are ~160 characters), so every device gets the same text and
  * the log notes the truncation once; a longer token is fitted again for its own message.
  */
-const TOKEN_RESERVE = "x".repeat(256);
+export const TOKEN_RESERVE = "x".repeat(256);
 
 const segmenter = new Intl.Segmenter(undefined, { granularity: "grapheme" });
 /** A string's bytes inside the JSON payload (escapes included), the measure fcmPayloadSize uses. */
