@@ -88,6 +88,25 @@ export class LeaseLostError extends Error {
 
 export const jobKey = (j: { uid: string; deviceId: string }): string => `${j.uid}\u0000${j.deviceId}`;
 
+/**
+ * When FCM last accepted a send with each certificate (and key version) in this instance. Within
+ * PROBE_FREE_MS of that, a batch's first wave skips the one-request probe: a key that FCM refused
+ * in between costs at most one wave of requests for its own devices, never anyone else's.
+ */
+const lastAccepted = new Map<string, number>();
+const PROBE_FREE_MS = 60_000;
+const acceptedKey = (cred: CertificateCredentials) => `${cred.certificateId}:${cred.version}:${cred.privateKeyId}`;
+
+function noteAccepted(cred: CertificateCredentials, nowMs: number): void {
+  if (lastAccepted.size > 1_000) lastAccepted.clear();
+  lastAccepted.set(acceptedKey(cred), nowMs);
+}
+
+function recentlyAccepted(cred: CertificateCredentials, nowMs: number): boolean {
+  const at = lastAccepted.get(acceptedKey(cred));
+  return at !== undefined && nowMs - at < PROBE_FREE_MS && cred.health.state !== "unhealthy";
+}
+
 /** One certificate's sends in this batch: its access token, and whether FCM refused it. */
 class CertificateSender {
   refused: string | null = null;
@@ -179,6 +198,7 @@ export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOu
   let leaseLost = false;
   let firstError: unknown;
   let firstWave = true;
+  let firstWaveOfBatch = true;
   const expireAll = async () => {
     for (const o of open) await ctx.record(expiredEntry(o, ctx.expiresAt));
     open = [];
@@ -259,14 +279,19 @@ export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOu
     // Each certificate's first send of a wave goes alone (all certificates in parallel): it fetches
     // the access token and proves FCM accepts the certificate and is not throttling it, so a refused
     // or throttled certificate costs one request per wave, not one per device in flight.
+    // A certificate FCM accepted in this instance moments ago needs no probe: its first wave goes
+    // out at once (the chat-speed case: a warm instance, a healthy key).
     const probes = new Set<OpenJob>();
     const seen = new Set<number>();
     for (const o of wave) {
       if (seen.has(o.job.certificateId)) continue;
       seen.add(o.job.certificateId);
+      const cred = ctx.credentials.get(o.job.certificateId);
+      if (firstWaveOfBatch && cred && recentlyAccepted(cred, now())) continue;
       probes.add(o);
     }
     firstWave = false;
+    firstWaveOfBatch = false;
     await Promise.all([...probes].map(run));
     const rest = wave.filter((o) => !probes.has(o));
     let i = 0;
@@ -337,6 +362,7 @@ async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx
 
   if (res.ok) {
     pacer.succeeded();
+    noteAccepted(sender.cred, now());
     await sender.accepted();
     return { done: { outcome: "sent", uid: job.uid, deviceId: job.deviceId, reason: "sent", certificateId: job.certificateId, fcmName: res.name, attempts, at: at() } };
   }
