@@ -248,6 +248,7 @@ describe("Http2Pool against broken servers", () => {
 async function heldServer() {
   const held = new Map<string, ServerHttp2Stream>();
   const seen: string[] = [];
+  const seenHeaders: http2.IncomingHttpHeaders[] = [];
   const server = http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
@@ -258,6 +259,7 @@ async function heldServer() {
   server.on("stream", (stream, headers) => {
     const path = String(headers[":path"]);
     seen.push(path);
+    seenHeaders.push(headers);
     stream.on("error", () => {});
     stream.resume(); // the request body
     if (onStream) onStream(stream, path);
@@ -267,6 +269,7 @@ async function heldServer() {
   return {
     origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     seen,
+    seenHeaders,
     held,
     /** Answer each new stream at once with this instead of holding it. */
     handle(fn: (stream: ServerHttp2Stream, path: string) => void) {
@@ -348,6 +351,38 @@ describe("Http2Pool: shared deadline sweep, queue, limits", () => {
       const all = await Promise.all(paths.map((path) => pool.request({ origin: server.origin, path, body: "{}" })));
       assert.ok(all.every((r) => r.status === 200));
       assert.deepEqual(server.seen, paths);
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("a caller's header object is read afresh for every request unless it is frozen", async () => {
+    const server = await heldServer();
+    server.handle((stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end("{}");
+    });
+    const pool = new Http2Pool();
+    try {
+      const headers = { authorization: "Bearer one" };
+      await pool.request({ origin: server.origin, path: "/h", headers, body: "{}" });
+      headers.authorization = "Bearer two";
+      await pool.request({ origin: server.origin, path: "/h", headers, body: "{}" });
+      const frozen = Object.freeze({ authorization: "Bearer three" });
+      await pool.request({ origin: server.origin, path: "/h", headers: frozen, body: "{}" });
+      await pool.request({ origin: server.origin, path: "/h", headers: frozen, body: "{}" });
+      await pool.request({ origin: server.origin, path: "/other", headers: frozen });
+      assert.deepEqual(
+        server.seenHeaders.map((h) => [h[":method"], h[":path"], h.authorization]),
+        [
+          ["POST", "/h", "Bearer one"],
+          ["POST", "/h", "Bearer two"],
+          ["POST", "/h", "Bearer three"],
+          ["POST", "/h", "Bearer three"],
+          ["GET", "/other", "Bearer three"],
+        ],
+      );
     } finally {
       await pool.close();
       await server.close();

@@ -255,6 +255,9 @@ export class Http2Pool implements Http2Requester {
   private deadlineTimer: NodeJS.Timeout | undefined;
   private deadlineTimerAt = Infinity;
   private readonly sweepDeadlines = (): void => this.sweep();
+  private lastHeaders:
+    | { source: Readonly<Record<string, string>> | undefined; path: string; method: string; headers: http2.OutgoingHttpHeaders }
+    | undefined;
 
   constructor(options: Http2PoolOptions = {}) {
     this.maxStreams = options.maxConcurrentStreamsPerOrigin ?? 100;
@@ -414,14 +417,10 @@ export class Http2Pool implements Http2Requester {
     let stream: http2.ClientHttp2Stream;
     try {
       session = this.sessionFor(state);
-      stream = session.request(
-        {
-          ...req.headers,
-          [http2.constants.HTTP2_HEADER_METHOD]: req.method ?? (req.body === undefined ? "GET" : "POST"),
-          [http2.constants.HTTP2_HEADER_PATH]: req.path,
-        },
-        { endStream: req.body === undefined },
-      );
+      const headers = this.requestHeaders(req);
+      // A POST with a body is Node's default (stream left open for the body): no options object
+      // for Node to copy and fill in on every request of a fan-out.
+      stream = session.request(headers, req.body !== undefined && headers[http2.constants.HTTP2_HEADER_METHOD] === "POST" ? undefined : { endStream: req.body === undefined });
     } catch (err) {
       // e.g. ERR_HTTP2_OUT_OF_STREAMS / ERR_HTTP2_INVALID_SESSION: start over next time.
       const s = state.session;
@@ -446,6 +445,26 @@ export class Http2Pool implements Http2Requester {
     stream.on("error", onStreamError);
     stream.on("close", onStreamClose);
     if (req.body !== undefined) stream.end(req.body);
+  }
+
+  /**
+   * The stream's headers. Node copies them and never changes the object given, so a fan-out's
+   * requests (one frozen header object from sendFcmMessage, one path, one method) share one; a
+   * header object that is not frozen may change between requests and is copied every time.
+   */
+  private requestHeaders(req: Http2Request): http2.OutgoingHttpHeaders {
+    const method = req.method ?? (req.body === undefined ? "GET" : "POST");
+    const last = this.lastHeaders;
+    if (last && last.source === req.headers && last.path === req.path && last.method === method) return last.headers;
+    const headers: http2.OutgoingHttpHeaders = {
+      ...req.headers,
+      [http2.constants.HTTP2_HEADER_METHOD]: method,
+      [http2.constants.HTTP2_HEADER_PATH]: req.path,
+    };
+    if (req.headers === undefined || Object.isFrozen(req.headers)) {
+      this.lastHeaders = { source: req.headers, path: req.path, method, headers: Object.freeze(headers) };
+    }
+    return headers;
   }
 
   /** The one way an exchange ends: response, error or timeout, whichever comes first. */
