@@ -206,7 +206,7 @@ function onStreamError(this: TrackedStream, err: Error): void {
   const unprocessed =
     this.rstCode === http2.constants.NGHTTP2_REFUSED_STREAM || (err as { code?: unknown }).code === "ERR_HTTP2_GOAWAY_SESSION";
   if (unprocessed && ex.state.session === ex.session) ex.state.session = undefined;
-  ex.owner.settle(ex, toConnectionError(ex.state.origin, err, unprocessed));
+  if (!ex.settled) ex.owner.settle(ex, toConnectionError(ex.state.origin, err, unprocessed));
 }
 
 function onStreamClose(this: TrackedStream): void {
