@@ -1,11 +1,13 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import * as http2 from "node:http2";
+import type { ServerHttp2Stream } from "node:http2";
 import { createServer, type AddressInfo, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before, beforeEach, describe, test } from "node:test";
-import { Http2ConnectionError, Http2Pool, Http2TimeoutError } from "../../functions/src/fcm/index.js";
+import { classifyTransportError, Http2ConnectionError, Http2Pool, Http2TimeoutError } from "../../functions/src/fcm/index.js";
 import { assertFailure, repoRoot, startEnv, type TestEnv } from "./helpers.js";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -238,6 +240,243 @@ describe("Http2Pool against broken servers", () => {
       assert.equal(err.code, "ECONNREFUSED");
     } finally {
       await pool.close();
+    }
+  });
+});
+
+/** An in-process h2c server whose streams wait until the test answers them (by path). */
+async function heldServer() {
+  const held = new Map<string, ServerHttp2Stream>();
+  const seen: string[] = [];
+  const seenHeaders: http2.IncomingHttpHeaders[] = [];
+  const server = http2.createServer();
+  const sessions = new Set<http2.ServerHttp2Session>();
+  server.on("session", (s) => {
+    sessions.add(s);
+    s.on("close", () => sessions.delete(s));
+  });
+  let onStream: ((stream: ServerHttp2Stream, path: string) => void) | undefined;
+  server.on("stream", (stream, headers) => {
+    const path = String(headers[":path"]);
+    seen.push(path);
+    seenHeaders.push(headers);
+    stream.on("error", () => {});
+    stream.resume(); // the request body
+    if (onStream) onStream(stream, path);
+    else held.set(path, stream);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  return {
+    origin: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    seen,
+    seenHeaders,
+    held,
+    /** Answer each new stream at once with this instead of holding it. */
+    handle(fn: (stream: ServerHttp2Stream, path: string) => void) {
+      onStream = fn;
+    },
+    answer(path: string, status = 200, body = '{"name":"projects/p/messages/1"}') {
+      const stream = held.get(path);
+      assert.ok(stream, `no held stream ${path}`);
+      held.delete(path);
+      stream.respond({ ":status": status, "content-type": "application/json" });
+      stream.end(body);
+    },
+    async close() {
+      for (const s of sessions) s.destroy();
+      await new Promise<void>((r) => server.close(() => r()));
+    },
+  };
+}
+
+describe("Http2Pool: shared deadline sweep, queue, limits", () => {
+  test("each request keeps its own deadline: a short one times out while a longer one on the same session waits, then completes", async () => {
+    const server = await heldServer();
+    const pool = new Http2Pool({ requestTimeoutMs: 60_000, pingTimeoutMs: 5_000 });
+    try {
+      let longSettled = false;
+      const long = pool.request({ origin: server.origin, path: "/long" }).finally(() => (longSettled = true));
+      await waitFor(() => server.held.has("/long"));
+      // A shorter deadline started later, behind a longer one: it must not wait for the longer one.
+      const err = await pool.request({ origin: server.origin, path: "/short", timeoutMs: 100 }).then(
+        () => assert.fail("should time out"),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof Http2TimeoutError);
+      assert.equal(err.timeoutMs, 100);
+      assert.equal(longSettled, false, "the long request is still waiting for its answer");
+      server.answer("/long");
+      assert.equal((await long).status, 200);
+      assert.equal(pool.stats().sessionsOpened, 1, "the session answered the liveness PING and was kept");
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("requests sharing a timeout each time out, and a timed-out request hands its slot to a waiting one", async () => {
+    const server = await heldServer();
+    const pool = new Http2Pool({ maxConcurrentStreamsPerOrigin: 3, requestTimeoutMs: 60_000, pingTimeoutMs: 5_000 });
+    try {
+      const doomed = [0, 1, 2].map((i) => pool.request({ origin: server.origin, path: `/doomed-${i}`, timeoutMs: 150 }));
+      const waiting = pool.request({ origin: server.origin, path: "/waiting" });
+      assert.equal(pool.stats().origins[0]?.queued, 1);
+      for (const p of doomed) {
+        const err = await p.then(
+          () => assert.fail("should time out"),
+          (e: unknown) => e,
+        );
+        assert.ok(err instanceof Http2TimeoutError);
+        assert.equal(err.timeoutMs, 150);
+      }
+      await waitFor(() => server.held.has("/waiting"));
+      server.answer("/waiting");
+      assert.equal((await waiting).status, 200);
+      assert.deepEqual(server.seen, ["/doomed-0", "/doomed-1", "/doomed-2", "/waiting"]);
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("waiting requests start in FIFO order", async () => {
+    const server = await heldServer();
+    server.handle((stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end('{"name":"projects/p/messages/1"}');
+    });
+    const pool = new Http2Pool({ maxConcurrentStreamsPerOrigin: 2 });
+    try {
+      const paths = Array.from({ length: 30 }, (_, i) => `/m-${i}`);
+      const all = await Promise.all(paths.map((path) => pool.request({ origin: server.origin, path, body: "{}" })));
+      assert.ok(all.every((r) => r.status === 200));
+      assert.deepEqual(server.seen, paths);
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("a caller's header object is read afresh for every request unless it is frozen", async () => {
+    const server = await heldServer();
+    server.handle((stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end("{}");
+    });
+    const pool = new Http2Pool();
+    try {
+      const headers = { authorization: "Bearer one" };
+      await pool.request({ origin: server.origin, path: "/h", headers, body: "{}" });
+      headers.authorization = "Bearer two";
+      await pool.request({ origin: server.origin, path: "/h", headers, body: "{}" });
+      const frozen = Object.freeze({ authorization: "Bearer three" });
+      await pool.request({ origin: server.origin, path: "/h", headers: frozen, body: "{}" });
+      await pool.request({ origin: server.origin, path: "/h", headers: frozen, body: "{}" });
+      await pool.request({ origin: server.origin, path: "/other", headers: frozen });
+      assert.deepEqual(
+        server.seenHeaders.map((h) => [h[":method"], h[":path"], h.authorization]),
+        [
+          ["POST", "/h", "Bearer one"],
+          ["POST", "/h", "Bearer two"],
+          ["POST", "/h", "Bearer three"],
+          ["POST", "/h", "Bearer three"],
+          ["GET", "/other", "Bearer three"],
+        ],
+      );
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("close() settles every request, in flight or queued (thousands, without deep recursion)", async () => {
+    const server = await heldServer();
+    const pool = new Http2Pool({ maxConcurrentStreamsPerOrigin: 10, closeTimeoutMs: 50 });
+    try {
+      const all = Array.from({ length: 20_000 }, (_, i) =>
+        pool.request({ origin: server.origin, path: `/c-${i}` }).then(
+          () => "answered",
+          (e: unknown) => (e instanceof Http2ConnectionError ? "connection" : e instanceof Error && /closed/.test(e.message) ? "closed" : String(e)),
+        ),
+      );
+      await waitFor(() => server.held.size === 10);
+      await pool.close();
+      const outcomes = await Promise.all(all);
+      assert.equal(outcomes.filter((o) => o === "connection").length, 10);
+      assert.equal(outcomes.filter((o) => o === "closed").length, 20_000 - 10);
+    } finally {
+      await server.close();
+    }
+  });
+
+  test("a response over maxResponseBytes is aborted: ERR_RESPONSE_TOO_LARGE, classified 'other'", async () => {
+    const server = await heldServer();
+    server.handle((stream) => {
+      stream.respond({ ":status": 200 });
+      stream.end("x".repeat(5_000));
+    });
+    const pool = new Http2Pool({ maxResponseBytes: 1_000 });
+    try {
+      const err = await pool.request({ origin: server.origin, path: "/big" }).then(
+        () => assert.fail("should fail"),
+        (e: unknown) => e,
+      );
+      assert.ok(err instanceof Http2ConnectionError);
+      assert.equal(err.code, "ERR_RESPONSE_TOO_LARGE");
+      assert.equal(classifyTransportError(err).kind, "other");
+      // The session survives for the next request.
+      server.handle((stream) => {
+        stream.respond({ ":status": 200 });
+        stream.end("{}");
+      });
+      assert.equal((await pool.request({ origin: server.origin, path: "/small" })).status, 200);
+      assert.equal(pool.stats().sessionsOpened, 1);
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
+  test("REFUSED_STREAM is retried once at once; refused twice, it fails unprocessed; another reset is not retried", async () => {
+    const server = await heldServer();
+    let refusals = 1;
+    server.handle((stream, path) => {
+      if (path.startsWith("/refused") && refusals-- > 0) {
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      if (path === "/reset") {
+        stream.close(http2.constants.NGHTTP2_INTERNAL_ERROR);
+        return;
+      }
+      stream.respond({ ":status": 200 });
+      stream.end('{"name":"projects/p/messages/1"}');
+    });
+    const pool = new Http2Pool();
+    try {
+      assert.equal((await pool.request({ origin: server.origin, path: "/refused-once" })).status, 200);
+      assert.deepEqual(server.seen, ["/refused-once", "/refused-once"]);
+
+      refusals = 2;
+      const twice = await pool.request({ origin: server.origin, path: "/refused-twice" }).then(
+        () => assert.fail("should fail"),
+        (e: unknown) => e,
+      );
+      assert.ok(twice instanceof Http2ConnectionError);
+      assert.equal(twice.unprocessed, true);
+      assert.equal(server.seen.filter((p) => p === "/refused-twice").length, 2);
+
+      const reset = await pool.request({ origin: server.origin, path: "/reset" }).then(
+        () => assert.fail("should fail"),
+        (e: unknown) => e,
+      );
+      assert.ok(reset instanceof Http2ConnectionError);
+      assert.equal(reset.unprocessed, false);
+      assert.equal(server.seen.filter((p) => p === "/reset").length, 1);
+      assert.equal(pool.stats().origins[0]?.inFlight, 0);
+    } finally {
+      await pool.close();
+      await server.close();
     }
   });
 });

@@ -77,6 +77,40 @@ describe("classifyFcmResponse", () => {
     assert.equal(kindOf(classifyFcmResponse(res(200, "<html>"))), "other");
   });
 
+  test("the success fast path still checks the shape: a malformed success body is 'other', never a send", () => {
+    // Unknown fields beside a good name are accepted, as zod's object did.
+    assert.deepEqual(classifyFcmResponse(res(200, { name: "projects/p/messages/2", extra: 1 })), { ok: true, name: "projects/p/messages/2" });
+    const malformed: unknown[] = [
+      { name: 5 },
+      { name: "" },
+      { name: null },
+      { name: ["projects/p/messages/3"] },
+      { name: { id: "x" } },
+      {},
+      { message: { name: "projects/p/messages/4" } },
+      [],
+      ["projects/p/messages/5"],
+      "projects/p/messages/6",
+      null,
+      42,
+      true,
+    ];
+    for (const body of malformed) {
+      const r = classifyFcmResponse(res(200, body));
+      assert.ok(!r.ok, JSON.stringify(body));
+      assert.equal(r.kind, "other");
+      assert.equal(r.httpStatus, 200);
+      assert.match(r.message, /^unexpected success body: /);
+    }
+    for (const text of ["", "{", '{"name": "x"', "not json"]) {
+      const r = classifyFcmResponse(res(200, text));
+      assert.ok(!r.ok && r.kind === "other", text);
+    }
+    // Any 2xx goes the same way.
+    assert.deepEqual(classifyFcmResponse(res(204, { name: "projects/p/messages/7" })), { ok: true, name: "projects/p/messages/7" });
+    assert.equal(kindOf(classifyFcmResponse(res(201, { name: 7 }))), "other");
+  });
+
   test("error kinds", () => {
     const cases: Array<[Http2Response, string]> = [
       [res(404, rpc(404, "NOT_FOUND", "Requested entity was not found.", [fcmError("UNREGISTERED")])), "token-unregistered"],
