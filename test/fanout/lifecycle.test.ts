@@ -81,11 +81,12 @@ before(async () => {
 describe("a batch held by a live lease", () => {
   it("the same Pub/Sub message redelivered (its first attempt died): waits for the lease to expire, takes over, finishes only what is left", async () => {
     const key = `redelivered-${randomUUID()}`;
-    await heldBatch(key, "pubsub-42", Date.now() + 2_000);
-    const started = Date.now();
+    const leaseUntil = Date.now() + 2_000;
+    await heldBatch(key, "pubsub-42", leaseUntil);
     const result = await processBatch(input(key, "pubsub-42"), deps(1_000));
     assert.equal(result.status, "done");
-    assert.ok(Date.now() - started >= 1_500, "it waited for the lease");
+    // The property, not a duration (seeding the held batch may itself take a while on a busy machine).
+    assert.ok(Date.now() >= leaseUntil, "it waited for the first attempt's lease to expire");
     const doc = await batchDoc(key);
     assert.equal(doc.state, "done");
     assert.equal(doc.claims, 2);
@@ -127,7 +128,8 @@ describe("events older than MAX_EVENT_AGE_SECONDS (default 1 hour)", () => {
     const doc = await batchDoc(key);
     assert.deepEqual(doc.entries.map((e) => [e.uid, e.reason]), [["u1", "event-too-old"], ["u2", "event-too-old"]]);
     assert.equal(doc.cost.fcmRequests, 0);
-    assert.equal(doc.cost.firestoreReads, 2, "the claim and the final write's read: no recipient was read");
+    assert.equal(doc.cost.firestoreReads, 0, "no read at all: the claim is a create, the final write is preconditioned, no recipient was read");
+    assert.equal(doc.cost.firestoreWrites, 2, "the claim and the final write");
   });
 
   it("a large event: not split, recorded once as rejected (event-too-old) and acknowledged", async () => {
