@@ -90,6 +90,8 @@ export function resolveTarget(opts: GlobalOptions): Target {
     // The Admin SDK and the Pub/Sub client find the emulators through these variables.
     process.env.FIREBASE_AUTH_EMULATOR_HOST = authHost;
     process.env.PUBSUB_EMULATOR_HOST = pubsubHost;
+    // No metadata server to find on the emulators; its probe only prints a warning.
+    process.env.METADATA_SERVER_DETECTION ??= "none";
     return {
       mode: "emulators",
       projectId,
