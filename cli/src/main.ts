@@ -3,6 +3,7 @@ import { Command, CommanderError, Option } from "commander";
 import { registerAdminCommands } from "./commands/admin.ts";
 import { registerCertCommands } from "./commands/cert.ts";
 import { registerDiagCommands } from "./commands/diag.ts";
+import { registerExplainCommand } from "./commands/explain.ts";
 import { registerPublishCommand } from "./commands/publish.ts";
 import { Context } from "./context.ts";
 import { CliError } from "./errors.ts";
@@ -32,6 +33,7 @@ program
 
 registerCertCommands(program, ctx);
 registerDiagCommands(program, ctx);
+registerExplainCommand(program, ctx);
 registerAdminCommands(program, ctx);
 registerPublishCommand(program, ctx);
 

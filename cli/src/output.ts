@@ -26,13 +26,16 @@ export function note(text: string): void {
 }
 
 export function table(head: string[], rows: Array<Array<string | number>>): string {
+  const cells = rows.map((row) => row.map(String));
+  // Rules between rows only where a row spans several lines; otherwise they double the height.
+  const multiline = cells.some((row) => row.some((c) => c.includes("\n")));
   const t = new Table({
     head: head.map((h) => color.bold(h)),
     // cli-table3 colours with its own library otherwise, whatever the terminal.
     style: { head: [], border: [] },
-    chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" },
+    ...(multiline ? {} : { chars: { mid: "", "left-mid": "", "mid-mid": "", "right-mid": "" } }),
   });
-  for (const row of rows) t.push(row.map(String));
+  for (const row of cells) t.push(row);
   return t.toString();
 }
 

@@ -40,6 +40,17 @@ describe("offline-push cert", () => {
     for (const cmd of ["cert", "user <uid>", "trace <msgKey>", "test-push", "stats", "publish", "admin"]) assert.match(out, new RegExp(cmd.replace(/[<>]/g, ".")));
   });
 
+  it("explain reads the functions' explanation table offline (human and --json)", async () => {
+    const human = await runHuman(["explain", "kicked"]);
+    assert.match(human, /^kicked \(skip-reason\)/);
+    assert.match(human, /what to do:/);
+    const json = await runJson<{ explanations: Array<{ code: string; category: string }> }>(["explain", "UNREGISTERED"]);
+    assert.deepEqual(json.explanations.map((e) => [e.category, e.code]), [["fcm-error", "UNREGISTERED"]]);
+    const unknown = await runCli(["explain", "no-such-code"]);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no explanation for "no-such-code"/);
+  });
+
   it("cert add <file> prints the certificate ID large, without colour off a terminal and without the key", async () => {
     const file = await keyFile("key.json", "demo-cli-app");
     const res = await runCli(["cert", "add", file, "--label", "cli test"]);

@@ -2,9 +2,9 @@
 // against the emulators this suite runs on (their hosts come in the environment), with a deadline.
 import { spawn } from "node:child_process";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
 
-const BIN = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../cli/bin/offline-push.mjs");
+// The file npm links as node_modules/.bin/offline-push.
+const BIN = path.resolve(__dirname, "../../cli/bin/offline-push.mjs");
 
 /**
  * Generous: a subprocess start (tsx, the Admin SDK) plus a cold Functions-emulator worker plus a

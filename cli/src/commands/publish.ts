@@ -63,7 +63,8 @@ export function registerPublishCommand(program: Command, ctx: Context): void {
         const pubsub = new PubSub({ projectId: target.projectId });
         try {
           // The text as given, not the parsed copy: the backend's exact payload is what is tested.
-          return await pubsub.topic(target.topic).publishMessage({ data: Buffer.from(text) });
+          // The client retries for up to 10 minutes on its own; the CLI's deadline is --timeout.
+          return await pubsub.topic(target.topic, { gaxOpts: { timeout: target.timeoutMs } }).publishMessage({ data: Buffer.from(text) });
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
           if (/NOT_FOUND|not found/i.test(message)) throw new CliError(`topic ${target.topic} does not exist in ${ctx.describe()} (deploy the functions, or pass --topic)`, "not-found");
