@@ -10,6 +10,12 @@ import { CliError } from "./errors.ts";
 import { colorErr, printJson } from "./output.ts";
 import { DEFAULT_REGION, DEMO_PROJECT } from "./target.ts";
 
+// `offline-push ... | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 const program = new Command("offline-push");
 const ctx = new Context(program);
 

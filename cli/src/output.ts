@@ -1,12 +1,14 @@
 // How results reach a person or a script. With --json, stdout carries exactly one JSON document and
-// nothing else; people get tables, colour only on a terminal (chalk checks the stream, NO_COLOR and
+// nothing else; people get tables, colour only on a terminal (chalk checks the stream and
 // FORCE_COLOR), and a spinner on stderr while something slow runs.
 import { Chalk, chalkStderr } from "chalk";
 import Table from "cli-table3";
 import ora from "ora";
 
-export const color = new Chalk();
-export const colorErr = chalkStderr;
+// chalk follows FORCE_COLOR and --no-color but not NO_COLOR (no-color.org): that one is ours.
+const noColor = Boolean(process.env.NO_COLOR);
+export const color = noColor ? new Chalk({ level: 0 }) : new Chalk();
+export const colorErr = noColor ? new Chalk({ level: 0 }) : chalkStderr;
 
 export interface Output {
   json: boolean;
