@@ -1,10 +1,10 @@
-// Lints the tests, the fake FCM and the scripts; functions/ has its own config (stricter).
+// Lints the tests, the fake FCM, the scripts and the CLI; functions/ has its own config (stricter).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["functions/**", "node_modules/**", ".emulators/**"] },
+  { ignores: ["functions/**", "**/node_modules/**", ".emulators/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The one place that knows how to run this project on the Firebase Emulator Suite.
 //
-//   node scripts/emulators.mjs start            npm start: emulators + fake FCM + demo seed, rebuilds on change
+//   node scripts/emulators.mjs start            npm start: emulators + fake FCM + demo seed and its banner (last), rebuilds on change
 //   node scripts/emulators.mjs test [files...]  npm test: build, emulators:exec, every test, exit code of the tests
 //   node scripts/emulators.mjs bench            npm run bench: the fan-out benchmark, printing figures
 //
@@ -13,8 +13,10 @@ import { randomBytes } from "node:crypto";
 import fs from "node:fs";
 import os from "node:os";
 import path from "node:path";
+import readline from "node:readline";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
+import { stripVTControlCharacters } from "node:util";
 import zlib from "node:zlib";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
@@ -308,12 +310,72 @@ async function bench(args) {
   process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS));
 }
 
+// --- npm start's terminal -----------------------------------------------------------------------
+// The Functions emulator prints every function log line, whatever its severity, and loads the env
+// files again for every worker it starts; it has no knob for either (--log-verbosity QUIET hides
+// the useful lines too). So npm start filters its output; firebase-debug.log keeps everything.
+function noiseFilter() {
+  const seen = new Set();
+  return (line) => {
+    const plain = stripVTControlCharacters(line);
+    // firebase-functions' per-call "Callable request verification passed" and any other DEBUG log.
+    if (/"severity":"DEBUG"/.test(plain)) return false;
+    // "Finished ... in 45ms" follows for every call; the start line adds nothing.
+    if (/functions: Beginning execution of "/.test(plain)) return false;
+    if (/Loaded environment variables from /.test(plain)) {
+      if (seen.has(plain)) return false;
+      seen.add(plain);
+    }
+    return true;
+  };
+}
+
+/** Copies a child's output line by line through `keep`; remembers when it last wrote. */
+function pipeLines(stream, out, keep, activity) {
+  readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+    if (!keep(line)) return;
+    activity.at = Date.now();
+    out.write(`${line}\n`);
+  });
+}
+
+/** Resolves once `activity` has been quiet for `quietMs` (at most `maxMs`): the banner goes after the emulator's last line. */
+async function quiet(activity, quietMs, maxMs) {
+  const deadline = Date.now() + maxMs;
+  while (Date.now() - activity.at < quietMs && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+}
+
+/**
+ * The TypeScript watcher, started before the emulators: its first compile is the build, so its
+ * first emit cannot reload the functions after the banner. Resolves after that first compile.
+ */
+function startWatcher() {
+  const watcher = run("npm", ["run", "--silent", "build:watch", "--prefix", "functions"], { stdio: ["ignore", "pipe", "inherit"] });
+  return new Promise((resolve, reject) => {
+    let first = true;
+    readline.createInterface({ input: watcher.stdout, crlfDelay: Infinity }).on("line", (line) => {
+      process.stdout.write(`${line}\n`);
+      const done = /Found (\d+) errors?\. Watching for file changes/.exec(line);
+      if (done && first) {
+        first = false;
+        if (done[1] === "0") resolve(watcher);
+        else reject(new Error("building the functions failed (see above)"));
+      }
+    });
+    watcher.on("exit", (code) => first && reject(new Error(`the TypeScript watcher exited with code ${code}`)));
+  });
+}
+
 async function start() {
   ensureLocalSecret();
-  build();
-  const env = { ...EMULATOR_LOAD_LIMITS, ...firebaseEnv() };
+  await startWatcher();
+  const env = { ...EMULATOR_LOAD_LIMITS, ...firebaseEnv(), ...(process.stdout.isTTY ? { FORCE_COLOR: "1" } : {}) };
   await startFakeFcm();
-  const emulators = run(firebaseBin, [...configArgs(), "emulators:start", "--project", PROJECT, "--only", EMULATORS], { env });
+  const activity = { at: Date.now() };
+  const emulators = run(firebaseBin, [...configArgs(), "emulators:start", "--project", PROJECT, "--only", EMULATORS], { env, stdio: ["inherit", "pipe", "pipe"] });
+  const keep = noiseFilter();
+  pipeLines(emulators.stdout, process.stdout, keep, activity);
+  pipeLines(emulators.stderr, process.stderr, keep, activity);
   emulators.on("exit", (code) => {
     stopAll();
     process.exit(code ?? 0);
@@ -322,12 +384,23 @@ async function start() {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
     await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
-    const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env });
-    if ((await exitCode(seed)) !== 0) log("seeding the demo failed (see above); the emulators keep running");
-    // Rebuild on change from now on (the Functions emulator reloads lib/); started after the seed so
-    // that its first compile does not reload the functions in the middle of seeding.
-    run("npm", ["run", "--silent", "build:watch", "--prefix", "functions"], { stdio: ["ignore", "inherit", "inherit"] });
-    log("watching functions/src: changes rebuild and reload the functions. Ctrl-C stops everything.");
+    log("watching functions/src: changes rebuild and reload the functions (DEBUG function logs are in firebase-debug.log). Ctrl-C stops everything.");
+    // The seed prints the banner: kept until the emulator has printed the seed's own calls, so that
+    // it comes last.
+    const seedEnv = {
+      ...env,
+      FIREBASE_AUTH_EMULATOR_HOST: emulatorHost("auth"),
+      FIRESTORE_EMULATOR_HOST: emulatorHost("firestore"),
+      PUBSUB_EMULATOR_HOST: emulatorHost("pubsub"),
+      OFFLINE_PUSH_PORT_OFFSET: String(PORT_OFFSET),
+    };
+    const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env: seedEnv, stdio: ["ignore", "pipe", "inherit"] });
+    let banner = "";
+    seed.stdout.on("data", (chunk) => (banner += chunk));
+    const ok = (await exitCode(seed)) === 0;
+    await quiet(activity, 1500, 10_000);
+    if (ok) process.stdout.write(banner);
+    else log("seeding the demo failed (see above); the emulators keep running");
   } catch (err) {
     log(String(err));
   }

@@ -6,6 +6,10 @@ import { call, callOk, createUser, PROJECT, REGION } from "../test/helpers/emula
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 
 const FUNCTIONS = `http://${process.env.FUNCTIONS_EMULATOR_HOST ?? "127.0.0.1:5001"}/${PROJECT}/${REGION}`;
+const FAKE_FCM = process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471";
+// The CLI finds shifted emulators through the same variable as npm start: say it in every command line.
+const OFFSET = Number(process.env.OFFLINE_PUSH_PORT_OFFSET ?? 0);
+const CLI = `${OFFSET ? `OFFLINE_PUSH_PORT_OFFSET=${OFFSET} ` : ""}npx offline-push`;
 
 async function main() {
   const operator = await createUser({ admin: true, email: "operator@example.com" });
@@ -35,14 +39,15 @@ async function main() {
     MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi from the IM backend" } }],
   });
   const probe = await call("listPushCertificates", {}, operator);
+  const host = (name: string, fallback: string) => `http://${process.env[name] ?? fallback}`;
 
   const out = `
 ================================================================================
  IM offline push: the demo is running on the emulators
 ================================================================================
  Functions   ${FUNCTIONS}/<name>
- Auth        http://127.0.0.1:9099   Firestore http://127.0.0.1:8080   Pub/Sub http://127.0.0.1:8085
- Fake FCM    ${process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471"}/  (every push FCM would deliver; also printed above as [fake-fcm])
+ Auth        ${host("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")}   Firestore ${host("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")}   Pub/Sub ${host("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")}
+ Fake FCM    ${FAKE_FCM}/  (every push FCM would deliver; also printed above as [fake-fcm])
 
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
  App users   alice@example.com (uid ${alice.uid})
@@ -58,17 +63,20 @@ async function main() {
    curl -s ${FUNCTIONS}/sendMessage -H "Authorization: Bearer $ALICE_TOKEN" \\
      -H 'content-type: application/json' -d '${sample}'
 
- Or publish as the IM backend would:
-   curl -s http://127.0.0.1:8085/v1/projects/${PROJECT}/topics/im-offline-push:publish \\
-     -H 'content-type: application/json' \\
-     -d "{\\"messages\\":[{\\"data\\":\\"$(echo '${pubsubMessage}' | base64 -w0)\\"}]}"
+ Or publish as the IM backend would, then follow the message:
+   echo '${pubsubMessage}' | ${CLI} publish -
+   ${CLI} trace demo-1
 
  Then bring Bob's app to the foreground and send again: no push this time.
    curl -s ${FUNCTIONS}/doForeground -H "Authorization: Bearer $BOB_TOKEN" \\
      -H 'content-type: application/json' -d '{"data":{"deviceId":"${deviceId}"}}'
 
- Certificates: curl -s ${FUNCTIONS}/listPushCertificates -H "Authorization: Bearer $OPERATOR_TOKEN" \\
-     -H 'content-type: application/json' -d '{"data":{}}'
+ Operator CLI (the same commands serve a real project with --project <id>; --help lists them all):
+   ${CLI} user ${bob.uid}   # why Bob gets a push now, or why not
+   ${CLI} cert add --demo   # a service-account key the fake FCM trusts, registered
+   ${CLI} cert list         # certificates and their health
+   ${CLI} stats             # pushes per day
+ A key file of your own: curl -s -X POST ${FAKE_FCM}/control/service-accounts -H 'content-type: application/json' -d '{}' > demo-key.json
 ================================================================================
 `;
   process.stdout.write(out);

@@ -48,6 +48,8 @@ import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type PushLogEntry } from "./schemas";
 import { OUTCOMES, PUSH_LOG } from "./pushLog";
+import * as logger from "firebase-functions/logger";
+import { BatchStats } from "../diagnostics/stats";
 
 /**
  * Entries per shard document. Worst case of one entry, with every string at its bound (uid and
@@ -118,6 +120,8 @@ export interface BatchIdentity {
   eventId: string;
   uids: string[];
   notes: string[];
+  /** [diagnostics] The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
+  publishTime?: string;
 }
 
 export interface LeaseOptions {
@@ -259,6 +263,8 @@ export async function claimBatch(logId: string, batch: BatchIdentity, options: L
 /** gRPC codes after which the same checkpoint may well succeed: it is tried again, a few times. */
 const TRANSIENT_CODES = new Set<number>([GRPC.UNKNOWN, GRPC.DEADLINE_EXCEEDED, GRPC.RESOURCE_EXHAUSTED, GRPC.ABORTED, GRPC.INTERNAL, GRPC.UNAVAILABLE]);
 const CHECKPOINT_ATTEMPTS = 5;
+/** Attempts of a final write that carry the day's statistics (see write()). */
+const STATS_IN_FINAL_WRITE_ATTEMPTS = 2;
 
 type WriteMode = "checkpoint" | "finish" | "release";
 
@@ -281,6 +287,8 @@ export class BatchProgress {
   private writeSeq = 0;
   /** Another delivery took the batch over (our lease had expired): stop sending at once. */
   lost = false;
+  /** [diagnostics] Every outcome of the batch (earlier deliveries' too), counted once in the final write. */
+  readonly stats: BatchStats;
 
   constructor(
     private readonly ref: DocumentReference,
@@ -299,6 +307,8 @@ export class BatchProgress {
     this.knownUids = new Set(previous.map((e) => e.uid));
     this.leaseUntil = leaseUntil;
     this.recordedCounts = { ...counts };
+    this.stats = new BatchStats(batch);
+    for (const e of previous) this.stats.add(e);
   }
 
   private now(): number {
@@ -322,6 +332,7 @@ export class BatchProgress {
     this.known.add(key);
     this.knownUids.add(entry.uid);
     this.pending.push(boundedEntry(entry));
+    this.stats.add(entry);
     if (entry.outcome === "sent") this.pendingSent++;
     // Skips are bounded too (a 500-recipient batch of 20-device users is 10,000 of them), so a
     // takeover finds most of the work done and memory stays flat.
@@ -381,13 +392,23 @@ export class BatchProgress {
     // Identifies this write: a commit whose answer was lost (DEADLINE_EXCEEDED after it applied) is
     // recognised on the retry instead of counted twice.
     const writeId = `${this.options.owner}:${this.writeSeq++}`;
+    let statsMayHaveApplied = false;
     try {
       for (let attempt = 1; ; attempt++) {
+        // The day's statistics ride in the final write (no call of their own). Their document is
+        // shared by every batch finishing at that moment: if the commit keeps failing on contention,
+        // the outcomes are written without them and the statistics follow in a write that may fail
+        // alone. A hot counter must never hold up the record that keeps sends exactly-once.
+        const withStats = mode === "finish" && attempt <= STATS_IN_FINAL_WRITE_ATTEMPTS;
         try {
-          await this.commit(mode, batch, shards, writeId);
+          await this.commit(mode, batch, shards, writeId, withStats);
+          // Unless an earlier attempt with them may have applied after all (its answer was lost):
+          // then the day undercounts rather than counts twice.
+          if (mode === "finish" && !withStats && this.finished && !statsMayHaveApplied) await this.writeStatsAlone();
           return;
         } catch (err) {
           const code = grpcCode(err);
+          if (withStats && !(code === GRPC.ABORTED || code === GRPC.RESOURCE_EXHAUSTED)) statsMayHaveApplied = true;
           if (attempt >= CHECKPOINT_ATTEMPTS || code === undefined || !TRANSIENT_CODES.has(code)) throw err;
           await (this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(250 * 2 ** (attempt - 1));
         }
@@ -422,7 +443,19 @@ export class BatchProgress {
    * our lease is still ours and the counters we add to are the ones we know. False when the
    * precondition (or a shard's create) failed: the caller falls back to the transaction.
    */
-  private async commitBlind(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string, since: Timestamp): Promise<boolean> {
+  /** The batch's statistics on their own, best effort: after its final write had to go without them. */
+  private async writeStatsAlone(): Promise<void> {
+    try {
+      const write = db().batch();
+      this.stats.writeIn(write, this.ref.id, this.now());
+      this.cost.firestoreWrites++;
+      await write.commit();
+    } catch (err) {
+      logger.warn("push statistics of a batch could not be written: pushStats undercounts it", { logId: this.ref.id, error: String(err) });
+    }
+  }
+
+  private async commitBlind(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string, since: Timestamp, withStats: boolean): Promise<boolean> {
     const nowMs = this.now();
     const added = countOutcomes(batch);
     const total = this.cost.withPendingWrite();
@@ -446,6 +479,7 @@ export class BatchProgress {
       },
       { lastUpdateTime: since },
     );
+    if (mode === "finish" && withStats) this.stats.writeIn(write, this.ref.id, nowMs);
     let results;
     try {
       results = await write.commit();
@@ -466,12 +500,12 @@ export class BatchProgress {
     return true;
   }
 
-  private async commit(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string): Promise<void> {
+  private async commit(mode: WriteMode, batch: PushLogEntry[], shards: Array<{ id: string; entries: PushLogEntry[] }>, writeId: string, withStats: boolean): Promise<void> {
     if (this.updateTime) {
       const since = this.updateTime;
       // Whatever happens next, the document's time is no longer known for sure.
       this.updateTime = null;
-      if (await this.commitBlind(mode, batch, shards, writeId, since)) return;
+      if (await this.commitBlind(mode, batch, shards, writeId, since, withStats)) return;
     }
     const outcome = await db().runTransaction(async (tx) => {
       this.cost.firestoreReads++;
@@ -486,6 +520,7 @@ export class BatchProgress {
       const until = Timestamp.fromMillis(nowMs + this.options.leaseMs);
       for (const shard of shards) tx.create(this.ref.collection(OUTCOMES).doc(shard.id), this.shardDoc(shard, nowMs));
       const leaseFields = this.leaseFields(mode, nowMs);
+      if (mode === "finish" && withStats) this.stats.writeIn(tx, this.ref.id, nowMs);
       tx.update(this.ref, {
         counts,
         shards: doc.shards + shards.length,

@@ -1,0 +1,259 @@
+// user | trace | test-push | stats: the diagnostics callables, shown for a support person. The
+// request and answer shapes are the functions' own (diagnostics/schemas.ts); the explanations
+// (what a reason means, what to do) come from the functions' table inside each answer.
+import type { Command } from "commander";
+import { z } from "zod";
+import { CertificateIdSchema } from "../../../functions/src/certificates/schemas.ts";
+import {
+  DiagnosePushRequestSchema,
+  DiagnosePushResponseSchema,
+  MAX_STATS_DAYS,
+  PushStatsRequestSchema,
+  PushStatsResponseSchema,
+  SendTestPushRequestSchema,
+  SendTestPushResponseSchema,
+  TraceMessageRequestSchema,
+  TraceMessageResponseSchema,
+  type Explanation,
+  type StatsFigures,
+} from "../../../functions/src/diagnostics/schemas.ts";
+import { callOperator } from "../callables.ts";
+import { CliError } from "../errors.ts";
+import { ago, bar, color, fields, line, printJson, table, withProgress } from "../output.ts";
+import type { Context } from "../context.ts";
+import { CertificateIdArgSchema, parseArg } from "./cert.ts";
+
+/** A request checked with the callable's own schema before it is sent; a bad argument names its flag. */
+function request<S extends z.ZodType>(schema: S, data: unknown, flags: Record<string, string>): z.output<S> {
+  const parsed = schema.safeParse(data);
+  if (parsed.success) return parsed.data;
+  const issue = parsed.error.issues[0];
+  const field = issue?.path[0] === undefined ? "" : String(issue.path[0]);
+  throw new CliError(`${flags[field] ?? field} ${issue?.message ?? "is invalid"}`, "usage");
+}
+
+function outcomeText(outcome: string, reason: string): string {
+  if (outcome === "sent") return color.green("sent");
+  if (outcome === "failed") return color.red(`failed: ${reason}`);
+  return color.yellow(`skipped: ${reason}`);
+}
+
+function explanationLines(explanations: Explanation[]): void {
+  if (explanations.length === 0) return;
+  line();
+  line(color.bold("What the codes mean"));
+  for (const e of explanations) {
+    line(`  ${color.bold(e.code)} (${e.title}): ${e.meaning}`);
+    line(`    ${color.cyan("what to do:")} ${e.action}`);
+  }
+}
+
+function uniqueExplanations(list: Array<Explanation | null | undefined>): Explanation[] {
+  const seen = new Map<string, Explanation>();
+  for (const e of list) if (e && !seen.has(`${e.category}:${e.code}`)) seen.set(`${e.category}:${e.code}`, e);
+  return [...seen.values()];
+}
+
+function ms(n: number): string {
+  return n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`;
+}
+
+function countsText(counts: Record<string, number>): string {
+  const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
+  return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "-";
+}
+
+/** UTC days from `days - 1` days ago to today, as the statistics count them. */
+export function statsRange(days: number, now = new Date()): { from: string; to: string } {
+  const to = now.toISOString().slice(0, 10);
+  const from = new Date(now.getTime() - (days - 1) * 86_400_000).toISOString().slice(0, 10);
+  return { from, to };
+}
+
+export function registerDiagCommands(program: Command, ctx: Context): void {
+  program
+    .command("user")
+    .description("why would (or wouldn't) this user get a push now: devices, sessions, tokens, recent outcomes (diagnosePush)")
+    .argument("<uid>", "the IM account (Firebase uid)")
+    .addHelpText("after", "\nExample:\n  $ offline-push user bob --json | jq .summary")
+    .action(async (uid: string) => {
+      const target = ctx.target();
+      const data = request(DiagnosePushRequestSchema, { uid }, { uid: "<uid>" });
+      const res = await withProgress(`Diagnosing ${uid}`, () => callOperator(target, "diagnosePush", data, DiagnosePushResponseSchema));
+      if (ctx.json) return printJson(res);
+      line(color.bold(`${res.displayName ? `${res.displayName} (${res.uid})` : res.uid} on ${ctx.describe()}`));
+      line(`${res.wouldPushNow ? color.green("✔") : color.red("✘")} ${res.summary}`);
+      line();
+      if (res.devices.length === 0) line("No devices: the app never called login for this account.");
+      else
+        line(
+          table(
+            ["Device", "Session", "App", "Heartbeat", "Token", "Certificate", "Push now?"],
+            res.devices.map((d) => [
+              d.deviceId,
+              d.session === "kicked" ? `kicked ${ago(d.endedAt)}${d.kickedByDeviceId ? ` by ${d.kickedByDeviceId}` : ""}` : d.session === "logged-out" ? `logged out ${ago(d.endedAt)}` : "logged in",
+              d.appState,
+              `${ago(d.lastHeartbeatAt)}${d.heartbeatWithinLease ? "" : color.dim(" (lease over)")}`,
+              d.token ? `${d.token.hashPrefix}… ${ago(d.token.refreshedAt)}${d.token.stale ? color.red(" stale") : ""}` : color.red("none"),
+              d.token
+                ? `${d.token.certificateId}${d.token.certificate.exists ? (d.token.certificate.health?.state === "unhealthy" ? color.red(" unhealthy") : "") : color.red(" deleted")}`
+                : "-",
+              d.eligibility.eligible ? color.green("yes") : color.yellow(`no: ${d.eligibility.reason ?? "?"}`),
+            ]),
+          ),
+        );
+      for (const d of res.devices) line(`  ${color.dim("•")} ${d.summary}`);
+      if (res.recent.length) {
+        line();
+        line(color.bold(`Last ${res.recent.length} message(s)`));
+        line(
+          table(
+            ["When", "MsgKey", "From", "Outcome per device"],
+            res.recent.map((m) => [
+              ago(m.at),
+              m.msgKey ?? "-",
+              m.from ?? "-",
+              m.rejected
+                ? color.red(`event rejected: ${m.rejected.reason}`)
+                : m.devices.map((o) => `${o.deviceId ?? "(user)"}: ${outcomeText(o.outcome, o.reason)}${o.error?.errorCode ? ` ${o.error.errorCode}` : ""}${o.openedAt ? color.green(" opened") : ""}`).join("\n") || "-",
+            ]),
+          ),
+        );
+      }
+      explanationLines(
+        uniqueExplanations([
+          ...res.devices.map((d) => d.eligibility.explanation),
+          ...res.recent.flatMap((m) => [m.rejected?.explanation, ...m.devices.flatMap((o) => [o.explanation, o.fcmErrorExplanation])]),
+        ]),
+      );
+      line();
+      line(color.dim(`Session policy ${res.settings.sessionPolicy}, heartbeat lease ${res.settings.heartbeatLeaseSeconds} s, tokens stale after ${res.settings.tokenStaleDays} d.`));
+    });
+
+  program
+    .command("trace")
+    .description("follow one message from publish to FCM and the tap, per recipient and device (traceMessage)")
+    .argument("<msgKey>", "the MsgKey of the event")
+    .action(async (msgKey: string) => {
+      const target = ctx.target();
+      const data = request(TraceMessageRequestSchema, { msgKey }, { msgKey: "<msgKey>" });
+      const res = await withProgress(`Tracing ${msgKey}`, () => callOperator(target, "traceMessage", data, TraceMessageResponseSchema));
+      if (ctx.json) return printJson(res);
+      line(color.bold(`${res.msgKey}${res.from ? ` from ${res.from}` : ""}${res.publishedAt ? `, published ${ago(res.publishedAt)} (${res.publishedAt})` : ""}`));
+      line(res.summary);
+      if (!res.found) return;
+      const c = res.counts;
+      line();
+      line(fields([
+        ["recipients", c.recipients],
+        ["outcomes", `${color.green(`sent ${c.sent}`)}, skipped ${c.skipped}, failed ${c.failed}, opened ${c.opened}`],
+        ["by reason", countsText(c.byReason)],
+        ["FCM errors", countsText(c.byErrorCode)],
+        ["latency", res.latency ? `publish → FCM accepted: p50 ${ms(res.latency.p50Ms)}, p95 ${ms(res.latency.p95Ms)}, max ${ms(res.latency.maxMs)} (${res.latency.samples} devices)` : "-"],
+        ["batches", `${res.batches.length}${res.batches.some((b) => b.state === "running") ? color.yellow(" (still running)") : ""}`],
+      ]));
+      for (const r of res.rejected) line(color.red(`  event rejected: ${r.reason}: ${r.detail}`));
+      for (const note of new Set(res.batches.flatMap((b) => b.notes))) line(color.dim(`  note: ${note}`));
+      if (res.devices.length) {
+        line();
+        line(
+          table(
+            ["Recipient", "Device", "Outcome", "Stages", "Latency"],
+            res.devices.map((d) => [
+              d.uid,
+              d.deviceId ?? "-",
+              `${outcomeText(d.outcome, d.reason)}${d.error?.errorCode ? `\n${d.error.errorCode}` : ""}${d.attempts && d.attempts > 1 ? `\n${d.attempts} attempts` : ""}`,
+              d.stages.map((s) => `${s.stage} ${s.at.slice(11, 23)}${s.detail ? ` ${color.dim(s.detail)}` : ""}`).join("\n"),
+              d.latencyMs === null ? "-" : ms(d.latencyMs),
+            ]),
+          ),
+        );
+        if (res.devicesTruncated) line(color.yellow("  (more devices than shown: --json has the same list; the counts above cover all)"));
+      }
+      explanationLines(res.explanations);
+    });
+
+  program
+    .command("test-push")
+    .description("send a test notification now to the user's logged-in devices with a token (sendTestPush)")
+    .argument("<uid>", "the IM account (Firebase uid)")
+    .option("--device <deviceId>", "only this device")
+    .option("--title <text>", "notification title")
+    .option("--body <text>", "notification text")
+    .option("--dry-run", "FCM validate_only: FCM checks message, token and certificate but shows nothing")
+    .action(async (uid: string, opts: { device?: string; title?: string; body?: string; dryRun?: boolean }) => {
+      const target = ctx.target();
+      const data = request(
+        SendTestPushRequestSchema,
+        { uid, ...(opts.device !== undefined ? { deviceId: opts.device } : {}), ...(opts.title !== undefined ? { title: opts.title } : {}), ...(opts.body !== undefined ? { body: opts.body } : {}), ...(opts.dryRun ? { dryRun: true } : {}) },
+        { uid: "<uid>", deviceId: "--device", title: "--title", body: "--body" },
+      );
+      const res = await withProgress(opts.dryRun ? `Validating a test push to ${uid} with FCM` : `Sending a test push to ${uid}`, () =>
+        callOperator(target, "sendTestPush", data, SendTestPushResponseSchema),
+      );
+      if (ctx.json) return printJson(res);
+      line(color.bold(`${res.dryRun ? "Dry run (FCM validate_only)" : "Test push"} to ${res.uid} on ${ctx.describe()}, msgKey ${res.msgKey}`));
+      line(res.summary);
+      if (res.devices.length) {
+        line();
+        line(
+          table(
+            ["Device", "Result", "Certificate", "Token", "FCM answer"],
+            res.devices.map((d) => [
+              d.deviceId,
+              d.result === "sent" || d.result === "validated" ? color.green(d.result) : d.result === "failed" ? color.red(`failed: ${d.reason ?? "?"}`) : color.yellow(`skipped: ${d.reason ?? "?"}`),
+              d.certificateId ?? "-",
+              d.tokenHashPrefix ? `${d.tokenHashPrefix}…` : "-",
+              d.fcm ? (d.fcm.name ?? (d.fcm.error ? `${d.fcm.error.httpStatus} ${d.fcm.error.errorCode ?? d.fcm.error.status ?? ""}: ${d.fcm.error.message}` : "-")) : color.dim(d.detail || "no request"),
+            ]),
+          ),
+        );
+      }
+      explanationLines(uniqueExplanations(res.devices.flatMap((d) => [d.explanation, d.fcmErrorExplanation])));
+    });
+
+  program
+    .command("stats")
+    .description("pushes per UTC day: events, sent, skipped and failed by reason, opened (pushStats)")
+    .option("--days <n>", `the last n days, today included (1-${MAX_STATS_DAYS})`, "7")
+    .option("--certificate <id>", "only what one certificate sent")
+    .action(async (opts: { days: string; certificate?: string }) => {
+      const target = ctx.target();
+      const days = parseArg(z.string().regex(/^\d+$/, "must be a whole number of days").transform(Number).pipe(z.number().min(1, "must be at least 1").max(MAX_STATS_DAYS, `must be at most ${MAX_STATS_DAYS}`)), opts.days, "--days");
+      const certificateId = opts.certificate === undefined ? undefined : parseArg(CertificateIdArgSchema.pipe(CertificateIdSchema), opts.certificate, "--certificate");
+      const data = request(PushStatsRequestSchema, { ...statsRange(days), ...(certificateId !== undefined ? { certificateId } : {}) }, { from: "--days", to: "--days", certificateId: "--certificate" });
+      const res = await withProgress(`Reading ${days} day(s) of statistics`, () => callOperator(target, "pushStats", data, PushStatsResponseSchema));
+      if (ctx.json) return printJson(res);
+      line(color.bold(`Pushes ${res.from} to ${res.to} (UTC)${res.certificateId !== null ? `, certificate ${res.certificateId}` : ""} on ${ctx.describe()}`));
+      line();
+      const max = Math.max(1, ...res.days.map((d) => d.sent + (d.skipped ?? 0) + d.failed));
+      const width = 24;
+      line(
+        table(
+          ["Day", "Events", "Sent", "Skipped", "Failed", "Opened", "Open rate", `sent ${color.green("█")} skipped ${color.yellow("█")} failed ${color.red("█")}`],
+          res.days.map((d) => [
+            d.date,
+            d.events ?? "-",
+            d.sent,
+            d.skipped ?? "-",
+            d.failed,
+            d.opened,
+            rate(d),
+            color.green(bar(d.sent, max, width)) + color.yellow(bar(d.skipped ?? 0, max, width)) + color.red(bar(d.failed, max, width)),
+          ]),
+        ),
+      );
+      const t = res.totals;
+      line(fields([
+        ["total", `events ${t.events ?? "-"}, recipients ${t.recipients ?? "-"}, sent ${t.sent}, skipped ${t.skipped ?? "-"}, failed ${t.failed}, opened ${t.opened} (open rate ${rate(t)})`],
+        ["skipped by reason", countsText(t.skippedByReason)],
+        ["failed by reason", countsText(t.failedByReason)],
+        ["FCM errors", countsText(t.failedByErrorCode)],
+      ]));
+      explanationLines(res.explanations);
+    });
+}
+
+function rate(f: StatsFigures): string {
+  return f.openRate === null ? "-" : `${(f.openRate * 100).toFixed(1)} %`;
+}

@@ -1,0 +1,127 @@
+// offline-push publish / user / trace / test-push / stats, as subprocesses against the emulators:
+// an event published by the CLI reaches the fake FCM, and the diagnostics commands explain it.
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { callOk, createUser, eventually, type TestUser } from "../helpers/emulators.ts";
+import { killedDevice, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { ANSI, runCli, runHuman, runJson } from "./run.ts";
+
+const dir = mkdtempSync(path.join(os.tmpdir(), "offline-push-cli-"));
+let alice: TestUser;
+let bob: TestUser;
+let bobToken: string;
+let certificateId: number;
+const key = msgKey("cli");
+
+before(async () => {
+  [alice, bob] = await Promise.all([createUser(), createUser()]);
+  // The certificate through the CLI too: what an operator following README does.
+  certificateId = (await runJson<{ certificateId: number }>(["cert", "add", "--demo", "--label", "cli diag"])).certificateId;
+  bobToken = await killedDevice(bob, certificateId, "pixel-8");
+});
+
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("offline-push publish", () => {
+  it("publishes an event file; the push reaches the fake FCM", async () => {
+    const file = path.join(dir, "event.json");
+    writeFileSync(file, JSON.stringify({ MsgKey: key, From_Account: alice.uid, To_Account: [bob.uid], MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "see you at 8" } }] }));
+    const out = await runHuman(["publish", file]);
+    assert.match(out, new RegExp(`Published ${key} to im-offline-push`));
+    assert.match(out, new RegExp(`offline-push trace ${key}`));
+    const sends = await eventually(async () => {
+      const s = await sendsTo(bobToken);
+      return s.length > 0 ? s : undefined;
+    }, { timeoutMs: 90_000, what: "the push at the fake FCM" });
+    assert.equal(sends.length, 1);
+    assert.equal((sends[0]!.message as { data?: Record<string, string> }).data?.msgKey, key);
+  });
+
+  it("publish - reads stdin; --json answers the message ID", async () => {
+    const other = msgKey("cli-stdin");
+    const res = await runJson<{ messageId: string; msgKey: string; recipients: number; topic: string }>(["publish", "-"], {
+      input: JSON.stringify({ MsgKey: other, From_Account: alice.uid, To_Account: bob.uid, OfflinePushInfo: { PushFlag: 1 } }),
+    });
+    assert.equal(res.msgKey, other);
+    assert.equal(res.recipients, 1);
+    assert.equal(res.topic, "im-offline-push");
+    assert.match(res.messageId, /^\S+$/);
+  });
+
+  it("an event the fan-out would reject fails here, naming the field, exit 2", async () => {
+    const res = await runCli(["publish", "-", "--json"], { input: JSON.stringify({ MsgKey: "x", From_Account: alice.uid, To_Account: [], MsgBody: [] }) });
+    assert.equal(res.code, 2);
+    assert.match(JSON.parse(res.stdout).error.message, /To_Account/);
+    const notJson = await runCli(["publish", "-"], { input: "{nope" });
+    assert.equal(notJson.code, 2);
+    assert.match(notJson.stderr, /stdin is not valid JSON/);
+  });
+});
+
+describe("offline-push trace / user / test-push / stats", () => {
+  it("trace follows the message to FCM's acceptance (table and --json)", async () => {
+    await waitForMessage(key, 90_000);
+    const json = await runJson<{ found: boolean; counts: { sent: number }; devices: Array<{ uid: string; deviceId: string; outcome: string; stages: Array<{ stage: string }> }> }>(["trace", key]);
+    assert.equal(json.found, true);
+    assert.equal(json.counts.sent, 1);
+    const device = json.devices.find((d) => d.uid === bob.uid);
+    assert.equal(device?.outcome, "sent");
+    assert.deepEqual(device?.stages.map((s) => s.stage).slice(0, 1), ["published"]);
+    const human = await runHuman(["trace", key]);
+    assert.match(human, new RegExp(key));
+    assert.match(human, /pixel-8/);
+    assert.match(human, /sent 1/);
+    assert.match(human, /accepted \d\d:\d\d/);
+    assert.doesNotMatch(human, ANSI);
+  });
+
+  it("user says the device would get a push now, then why not once the app is in the foreground", async () => {
+    const json = await runJson<{ wouldPushNow: boolean; eligibleDeviceIds: string[]; recent: Array<{ msgKey: string | null }> }>(["user", bob.uid]);
+    assert.equal(json.wouldPushNow, true);
+    assert.deepEqual(json.eligibleDeviceIds, ["pixel-8"]);
+    assert.ok(json.recent.some((m) => m.msgKey === key));
+    const yes = await runHuman(["user", bob.uid]);
+    assert.match(yes, /pixel-8/);
+    assert.match(yes, /│ yes/);
+
+    await callOk("doForeground", { deviceId: "pixel-8" }, bob);
+    const no = await runHuman(["user", bob.uid]);
+    assert.match(no, /no: foreground/);
+    assert.match(no, /what to do:/);
+    const noJson = await runJson<{ wouldPushNow: boolean; devices: Array<{ eligibility: { reason: string | null } }> }>(["user", bob.uid]);
+    assert.equal(noJson.wouldPushNow, false);
+    assert.equal(noJson.devices[0]?.eligibility.reason, "foreground");
+  });
+
+  it("test-push --dry-run validates with FCM; test-push --device sends (app state ignored)", async () => {
+    const dry = await runJson<{ dryRun: boolean; devices: Array<{ deviceId: string; result: string }> }>(["test-push", bob.uid, "--dry-run"]);
+    assert.equal(dry.dryRun, true);
+    assert.deepEqual(dry.devices.map((d) => [d.deviceId, d.result]), [["pixel-8", "validated"]]);
+    const before = (await sendsTo(bobToken)).length;
+    const human = await runHuman(["test-push", bob.uid, "--device", "pixel-8", "--title", "CLI test"]);
+    assert.match(human, /Test push to/);
+    assert.match(human, /pixel-8\s+│ sent/);
+    assert.match(human, /projects\/[^/]+\/messages\//);
+    const after = await sendsTo(bobToken);
+    assert.equal(after.length, before + 1);
+    const bad = await runCli(["test-push", bob.uid, "--device", "a/b"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--device /);
+  });
+
+  it("stats shows today with a bar chart (table and --json)", async () => {
+    const json = await runJson<{ from: string; to: string; days: Array<{ date: string; sent: number }>; totals: { sent: number } }>(["stats", "--days", "3"]);
+    assert.equal(json.days.length, 3);
+    assert.equal(json.to, new Date().toISOString().slice(0, 10));
+    assert.ok(json.totals.sent >= 1, JSON.stringify(json.totals));
+    const human = await runHuman(["stats"]);
+    assert.match(human, new RegExp(json.to));
+    assert.match(human, /█/);
+    const bad = await runCli(["stats", "--days", "0"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--days must be at least 1/);
+  });
+});
