@@ -357,6 +357,31 @@ describe("Http2Pool: shared deadline sweep, queue, limits", () => {
     }
   });
 
+  test("response headers (built when first read): lower-case names, repeated ones joined, no pseudo-headers, in JSON too", async () => {
+    const server = await heldServer();
+    server.handle((stream) => {
+      stream.respond({ ":status": 503, "retry-after": "7", "x-multi": ["a", "b"], "content-type": "application/json" });
+      stream.end('{"error":{}}');
+    });
+    const pool = new Http2Pool();
+    try {
+      const res = await pool.request({ origin: server.origin, path: "/r", body: "{}" });
+      assert.equal(res.status, 503);
+      assert.equal(res.body, '{"error":{}}');
+      assert.equal(res.headers["retry-after"], "7");
+      assert.equal(res.headers["x-multi"], "a, b");
+      assert.equal(res.headers[":status"], undefined);
+      assert.equal(res.headers, res.headers, "built once");
+      const json = JSON.parse(JSON.stringify(res)) as { status: number; headers: Record<string, string>; body: string };
+      assert.equal(json.status, 503);
+      assert.equal(json.headers["retry-after"], "7");
+      assert.equal(json.body, '{"error":{}}');
+    } finally {
+      await pool.close();
+      await server.close();
+    }
+  });
+
   test("a caller's header object is read afresh for every request unless it is frozen", async () => {
     const server = await heldServer();
     server.handle((stream) => {

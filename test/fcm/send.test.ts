@@ -354,3 +354,35 @@ describe("sendFcmMessage against the fake FCM over HTTP/2", () => {
     assert.deepEqual(await env.ctl.clearRequests({ projectId: env.sa.project_id }), { cleared: 3 });
   });
 });
+
+describe("sendFcmMessage request building (stub requester)", () => {
+  const msg: FcmMessage = { token: "t-1", data: { a: "\"quoted\" \u2028 é" }, android: { priority: "HIGH" } };
+
+  test("the body is exactly JSON.stringify({ message, validate_only }), and a synchronous throw is a rejection", async () => {
+    const { sendFcmMessage } = await import("../../functions/src/fcm/index.js");
+    const bodies: unknown[] = [];
+    const pool = {
+      request: (req: { body?: unknown }) => {
+        bodies.push(req.body);
+        return Promise.resolve({ status: 200, headers: {}, body: '{"name":"projects/p/messages/1"}' });
+      },
+    };
+    const base = { apiOrigin: "http://127.0.0.1:1", projectId: "p", accessToken: "tok" };
+    assert.deepEqual(await sendFcmMessage({ ...base, message: msg }, pool), { ok: true, name: "projects/p/messages/1" });
+    await sendFcmMessage({ ...base, message: msg, validateOnly: true }, pool);
+    await sendFcmMessage({ ...base, message: msg, validateOnly: false }, pool);
+    assert.deepEqual(bodies, [
+      JSON.stringify({ message: msg }),
+      JSON.stringify({ message: msg, validate_only: true }),
+      JSON.stringify({ message: msg }),
+    ]);
+
+    const boom = new Error("boom");
+    const throwing = { request: (): Promise<never> => { throw boom; } };
+    const p = sendFcmMessage({ ...base, message: msg }, throwing);
+    assert.ok(p instanceof Promise);
+    await assert.rejects(p, boom);
+    const rejecting = { request: () => Promise.reject(boom) };
+    await assert.rejects(sendFcmMessage({ ...base, message: msg }, rejecting), boom);
+  });
+});

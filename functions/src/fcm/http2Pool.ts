@@ -154,7 +154,7 @@ interface ExchangeOwner {
 class Exchange {
   settled = false;
   status = 0;
-  headers: Record<string, string> = {};
+  rawHeaders: http2.IncomingHttpHeaders | undefined = undefined;
   chunks: Buffer[] = [];
   size = 0;
   constructor(
@@ -169,13 +169,34 @@ class Exchange {
   ) {}
 }
 
+/**
+ * A response whose `headers` are normalized only when first read: FCM's success answers are
+ * classified by status and body alone, so a fan-out never pays for its headers.
+ */
+class PoolResponse implements Http2Response {
+  private normalized: Record<string, string> | undefined = undefined;
+  constructor(
+    readonly status: number,
+    private readonly raw: http2.IncomingHttpHeaders | undefined,
+    readonly body: string,
+  ) {}
+
+  get headers(): Record<string, string> {
+    return (this.normalized ??= this.raw === undefined ? {} : normalizeHeaders(this.raw));
+  }
+
+  toJSON(): { status: number; headers: Record<string, string>; body: string } {
+    return { status: this.status, headers: this.headers, body: this.body };
+  }
+}
+
 const EXCHANGE = Symbol("Http2Pool.exchange");
 type TrackedStream = http2.ClientHttp2Stream & { [EXCHANGE]: Exchange };
 
 function onStreamResponse(this: TrackedStream, h: http2.IncomingHttpHeaders): void {
   const ex = this[EXCHANGE];
   ex.status = Number(h[http2.constants.HTTP2_HEADER_STATUS]);
-  ex.headers = normalizeHeaders(h);
+  ex.rawHeaders = h;
 }
 
 function onStreamData(this: TrackedStream, chunk: Buffer): void {
@@ -198,7 +219,7 @@ function onStreamEnd(this: TrackedStream): void {
     return;
   }
   const body = ex.chunks.length === 1 ? (ex.chunks[0] as Buffer).toString("utf8") : Buffer.concat(ex.chunks).toString("utf8");
-  ex.owner.settle(ex, undefined, { status: ex.status, headers: ex.headers, body });
+  ex.owner.settle(ex, undefined, new PoolResponse(ex.status, ex.rawHeaders, body));
 }
 
 function onStreamError(this: TrackedStream, err: Error): void {

@@ -34,32 +34,38 @@ export interface SendFcmMessageParams {
  * Never throws for an FCM error or a transport failure (timeout, reset, refused): those
  * are classified into the result. Throws only for programming errors (closed pool...).
  */
-export async function sendFcmMessage(
+export function sendFcmMessage(
   params: SendFcmMessageParams,
   pool: Http2Requester,
 ): Promise<FcmSendResult> {
-  // The message is not validated again here: it was when it was built (checkedFcmMessage), and
-  // this is the hot path of a fan-out.
-  const body: { message: FcmMessage; validate_only?: boolean } = { message: params.message };
-  if (params.validateOnly) body.validate_only = true;
-  const request: Http2Request = {
-    origin: params.apiOrigin,
-    path: sendPath(params.projectId),
-    method: "POST",
-    headers: sendHeaders(params.accessToken),
-    body: JSON.stringify(body),
-  };
-  if (params.timeoutMs !== undefined) request.timeoutMs = params.timeoutMs;
-  let response: Http2Response;
+  // A plain promise chain, not an async function: one promise less per message. Anything thrown
+  // synchronously (building the request, a stub requester) still becomes a rejection.
   try {
-    response = await pool.request(request);
+    // The message is not validated again here: it was when it was built (checkedFcmMessage), and
+    // this is the hot path of a fan-out. The constant wrapping is concatenated around the one
+    // stringify the message needs, the same bytes as JSON.stringify({ message, validate_only }).
+    const body = `{"message":${JSON.stringify(params.message)}${params.validateOnly ? ',"validate_only":true}' : "}"}`;
+    const request: Http2Request = {
+      origin: params.apiOrigin,
+      path: sendPath(params.projectId),
+      method: "POST",
+      headers: sendHeaders(params.accessToken),
+      body,
+    };
+    if (params.timeoutMs !== undefined) request.timeoutMs = params.timeoutMs;
+    const now = params.now;
+    return pool.request(request).then(
+      (response) => classifyFcmResponse(response, now === undefined ? Date.now() : now()),
+      onRequestError,
+    );
   } catch (err) {
-    if (err instanceof Http2TimeoutError || err instanceof Http2ConnectionError) {
-      return classifyTransportError(err);
-    }
-    throw err;
+    return Promise.reject(err);
   }
-  return classifyFcmResponse(response, (params.now ?? Date.now)());
+}
+
+function onRequestError(err: unknown): FcmSendResult {
+  if (err instanceof Http2TimeoutError || err instanceof Http2ConnectionError) return classifyTransportError(err);
+  throw err;
 }
 
 // A fan-out sends thousands of messages with one project and one access token: their path and
