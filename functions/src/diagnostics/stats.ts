@@ -167,18 +167,8 @@ export function writeDelta(writer: Transaction | WriteBatch, dayMs: number, shar
 
 // --- Reading -------------------------------------------------------------------------------------
 
-type StoredDay = Partial<{
-  events: number;
-  recipients: number;
-  sent: number;
-  skipped: number;
-  failed: number;
-  opened: number;
-  skippedByReason: Record<string, number>;
-  failedByReason: Record<string, number>;
-  failedByErrorCode: Record<string, number>;
-  byCertificate: Record<string, Partial<CertificateCounters>>;
-}>;
+/** A day as stored: the delta's shape, any field possibly missing (a day nothing added to yet). */
+type StoredDay = Partial<Omit<StatsDelta, "byCertificate"> & { byCertificate: Record<string, Partial<CertificateCounters>> }>;
 
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
