@@ -20,7 +20,7 @@ import zlib from "node:zlib";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 const PROJECT = "demo-offline-push";
-const EMULATORS = "auth,functions,firestore,pubsub";
+const EMULATORS = "auth,functions,firestore,pubsub,hosting";
 // OFFLINE_PUSH_PORT_OFFSET=1000 moves every port (emulators, fake FCM) by that much, so that two
 // checkouts (say, two branches in git worktrees) can run their suites side by side.
 const PORT_OFFSET = Number(process.env.OFFLINE_PUSH_PORT_OFFSET ?? 0);
@@ -181,6 +181,10 @@ async function startFakeFcm(extraArgs = []) {
 function build() {
   const res = spawnSync("npm", ["run", "--silent", "build", "--prefix", "functions"], { cwd: root, stdio: "inherit" });
   if (res.status !== 0) fail("building the functions failed (see above)");
+  // The Hosting emulator serves the operator console from console/dist (git-ignored): built here so
+  // that a fresh clone needs no step of its own.
+  const consoleBuild = spawnSync("npm", ["run", "--silent", "build:console", "--", "--logLevel", "warn"], { cwd: root, stdio: "inherit" });
+  if (consoleBuild.status !== 0) fail("building the operator console failed (see above)");
 }
 
 function testFiles(args) {
@@ -233,7 +237,14 @@ function emulatorHost(name) {
 }
 
 function firebaseEnv() {
-  const env = { ...process.env, ...emulatorBinaryEnv(), FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}`, FUNCTIONS_EMULATOR_HOST: emulatorHost("functions") };
+  const env = {
+    ...process.env,
+    ...emulatorBinaryEnv(),
+    FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}`,
+    FUNCTIONS_EMULATOR_HOST: emulatorHost("functions"),
+    // The operator console as the Hosting emulator serves it (the seed's banner, the browser tests).
+    CONSOLE_URL: `http://${emulatorHost("hosting")}`,
+  };
   // The emulator hub's locator file is named after the project in the temp folder: two suites of
   // one project need two temp folders.
   if (PORT_OFFSET) {
@@ -319,12 +330,15 @@ async function start() {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
     await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
-    const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env });
+    // The seed runs outside emulators:exec: tell it where the (possibly shifted) emulators are.
+    const seedEnv = { ...env, FIREBASE_AUTH_EMULATOR_HOST: emulatorHost("auth"), FIRESTORE_EMULATOR_HOST: emulatorHost("firestore"), PUBSUB_EMULATOR_HOST: emulatorHost("pubsub") };
+    const seed = run(process.execPath, ["--import", "tsx", "scripts/seed.ts"], { env: seedEnv });
     if ((await exitCode(seed)) !== 0) log("seeding the demo failed (see above); the emulators keep running");
     // Rebuild on change from now on (the Functions emulator reloads lib/); started after the seed so
     // that its first compile does not reload the functions in the middle of seeding.
     run("npm", ["run", "--silent", "build:watch", "--prefix", "functions"], { stdio: ["ignore", "inherit", "inherit"] });
-    log("watching functions/src: changes rebuild and reload the functions. Ctrl-C stops everything.");
+    run("npm", ["run", "--silent", "build:console", "--", "--watch", "--logLevel", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
+    log("watching functions/src and console/: changes rebuild the functions and the console. Ctrl-C stops everything.");
   } catch (err) {
     log(String(err));
   }

@@ -44,6 +44,7 @@ async function main() {
  Auth        http://127.0.0.1:9099   Firestore http://127.0.0.1:8080   Pub/Sub http://127.0.0.1:8085
  Fake FCM    ${process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471"}/  (every push FCM would deliver; also printed above as [fake-fcm])
 
+ Console     ${process.env.CONSOLE_URL ?? "http://127.0.0.1:5000"}   sign in as operator@example.com / password-123
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
  App users   alice@example.com (uid ${alice.uid})
              bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background
