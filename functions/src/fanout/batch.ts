@@ -15,6 +15,7 @@ import { checkedFcmMessage, messageDecision, type Placeholders } from "./message
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
+import { withSenderTitle } from "./senderName"; // [diagnostics]
 
 export interface BatchInput {
   content: PushContent;
@@ -65,7 +66,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const { content } = input;
   const { settings } = deps;
   const cost = new CostCounter();
-  const decision = messageDecision(content, deps.placeholders);
+  // [diagnostics] paper cut: without a Title, the sender's Auth displayName (cached), then the account.
+  const decision = messageDecision(await withSenderTitle(content), deps.placeholders);
   const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
   let tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -93,6 +95,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     eventId: input.eventId,
     uids: input.uids,
     notes: decision.notes,
+    publishTime: new Date(input.publishTimeMs).toISOString(), // [diagnostics] for latency and statistics
   };
   const leaseOptions = {
     owner: randomUUID(),
@@ -291,6 +294,8 @@ async function finish(progress: BatchProgress, logId: string, cost: CostCounter)
   await progress.finish();
   if (progress.lost) return { status: "lease-lost", logId };
   const counts = progress.counts();
-  logger.info("offline push batch done", { logId, ...counts, cost: cost.snapshot() });
+  // [diagnostics] paper cut: the reasons by count, in the line itself ("skipped 1 (foreground 1)").
+  const reasons = progress.stats.reasonsLine();
+  logger.info(`offline push batch done: sent ${counts.sent}, skipped ${counts.skipped}, failed ${counts.failed}${reasons ? ` (${reasons})` : ""}`, { logId, ...counts, reasons, cost: cost.snapshot() });
   return { status: "done", logId, counts, cost: cost.snapshot() };
 }

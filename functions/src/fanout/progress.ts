@@ -41,6 +41,7 @@ import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type PushLogEntry } from "./schemas";
 import { OUTCOMES, PUSH_LOG } from "./pushLog";
+import { BatchStats } from "../diagnostics/stats"; // [diagnostics]
 
 /**
  * Entries per shard document. Worst case of one entry, with every string at its bound (uid and
@@ -111,6 +112,8 @@ export interface BatchIdentity {
   eventId: string;
   uids: string[];
   notes: string[];
+  /** [diagnostics] The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
+  publishTime?: string;
 }
 
 export interface LeaseOptions {
@@ -248,6 +251,8 @@ export class BatchProgress {
   private writeSeq = 0;
   /** Another delivery took the batch over (our lease had expired): stop sending at once. */
   lost = false;
+  /** [diagnostics] Every outcome of the batch (earlier deliveries' too), counted once in the final write. */
+  readonly stats: BatchStats;
 
   constructor(
     private readonly ref: DocumentReference,
@@ -264,6 +269,8 @@ export class BatchProgress {
     this.knownUids = new Set(previous.map((e) => e.uid));
     this.leaseUntil = leaseUntil;
     this.recordedCounts = { ...counts };
+    this.stats = new BatchStats(batch); // [diagnostics]
+    for (const e of previous) this.stats.add(e); // [diagnostics]
   }
 
   private now(): number {
@@ -287,6 +294,7 @@ export class BatchProgress {
     this.known.add(key);
     this.knownUids.add(entry.uid);
     this.pending.push(boundedEntry(entry));
+    this.stats.add(entry); // [diagnostics]
     if (this.pending.length >= this.options.checkpointEvery) await this.checkpoint();
   }
 
@@ -387,6 +395,7 @@ export class BatchProgress {
           : mode === "release"
             ? { lease: null }
             : { lease: { owner: this.options.owner, deliveryId: this.options.deliveryId, until } };
+      if (mode === "finish") this.stats.writeIn(tx, this.ref.id, nowMs); // [diagnostics] the batch's one statistics write
       tx.update(this.ref, {
         counts,
         shards: doc.shards + shards.length,

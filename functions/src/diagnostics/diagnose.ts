@@ -1,0 +1,174 @@
+// diagnosePush: every device of a user as the fan-out would judge it now (the sessions' own
+// pushEligibility), the user's recent outcomes, and one sentence a support person can paste.
+import { heartbeatLeaseMs, sessionPolicy, tokenStaleMs } from "../config";
+import { DomainError } from "../common/errors";
+import { db } from "../common/firestore";
+import { pushLogForUser } from "../fanout/pushLog";
+import { senderDisplayName } from "../fanout/senderName";
+import { eligibilityConfig, formatDuration, pushEligibility } from "../sessions/eligibility";
+import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { explain } from "./explain";
+import { openedTimes, receiptId } from "./receipts";
+import type { DiagnosePushResponse, DiagnosedDevice, RecentMessage } from "./schemas";
+import { certificateLookup, hashPrefix, iso, isoOrNull, outcomeView, type CertificateLookup } from "./views";
+
+export const RECENT_MESSAGES = 20;
+
+const ago = (nowMs: number, t: { toMillis(): number } | null): string => (t ? `${formatDuration(nowMs - t.toMillis())} ago` : "at an unknown time");
+
+/** What a device's state says in a few words, for "kicked by a login on X, which ..." clauses. */
+function shortState(d: DiagnosedDevice): string {
+  if (d.eligibility.eligible) return "would get pushes";
+  switch (d.eligibility.reason) {
+    case "no-token":
+      return "has not reported a token";
+    case "foreground":
+      return "is in the foreground (messages reach it over its connection)";
+    case "logged-out":
+      return "has logged out since";
+    case "kicked":
+      return "was itself kicked since";
+    case "token-stale":
+      return "has a stale token";
+    case "certificate-missing":
+      return `has a token for push certificate ${d.token?.certificateId ?? "?"}, which no longer exists`;
+    default:
+      return `gets no pushes (${d.eligibility.reason})`;
+  }
+}
+
+function deviceSentence(d: DiagnosedDevice, device: Device, nowMs: number, recent: RecentMessage[]): string {
+  const id = d.deviceId;
+  if (d.eligibility.eligible) {
+    const cert = d.token?.certificate;
+    if (cert?.health?.state === "unhealthy") {
+      return `${id} would be pushed, but FCM refused its push certificate ${cert.certificateId} (${cert.health.reason ?? "no reason recorded"}): pushes to it fail until the certificate's key is replaced`;
+    }
+    const state = device.appState === "background" ? `in the background since ${ago(nowMs, device.appStateAt)}` : `in the foreground but silent for ${ago(nowMs, device.lastHeartbeatAt).replace(/ ago$/, "")} (counted as killed)`;
+    return `${id} would get a push now (${state}; token reported ${ago(nowMs, device.token?.refreshedAt ?? null)})`;
+  }
+  switch (d.eligibility.reason) {
+    case "kicked":
+      return `${id} was kicked ${ago(nowMs, device.endedAt)} by a login on ${device.kickedByDeviceId ?? "another device"}`;
+    case "logged-out":
+      return `${id} logged out ${ago(nowMs, device.endedAt)}`;
+    case "no-token": {
+      // A token FCM refused was unbound: say so, it is the usual way a token disappears.
+      const refused = recent
+        .flatMap((m) => m.devices)
+        .find((o) => o.deviceId === id && o.outcome === "failed" && ["token-unregistered", "token-invalid", "sender-mismatch"].includes(o.reason));
+      const why = refused
+        ? ` (FCM answered ${refused.error?.errorCode ?? refused.reason} to the push at ${refused.at}, so its token was removed: the app must report a new one)`
+        : "";
+      return `${id} is logged in (since ${ago(nowMs, device.loggedInAt)}) but has not reported a push token${why}`;
+    }
+    case "certificate-missing":
+      return `${id}'s token is bound to push certificate ${d.token?.certificateId ?? "?"}, which no longer exists (deleted?)`;
+    case "token-stale":
+      return `${id}'s token was last reported ${ago(nowMs, device.token?.refreshedAt ?? null)}, so it counts as stale`;
+    case "foreground":
+      return `${id} is in the foreground and connected (last heartbeat ${ago(nowMs, device.lastHeartbeatAt)}): messages reach it over its connection, not by push`;
+    default:
+      return `${id}: ${d.eligibility.detail}`;
+  }
+}
+
+function diagnoseDevice(device: Device, nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>): DiagnosedDevice {
+  const eligibility = pushEligibility(device, new Date(nowMs), ctx);
+  const token = device.token;
+  const heartbeatAgeMs = nowMs - device.lastHeartbeatAt.toMillis();
+  return {
+    deviceId: device.deviceId,
+    platform: device.platform,
+    session: device.session,
+    loggedInAt: iso(device.loggedInAt),
+    endedAt: isoOrNull(device.endedAt),
+    kickedByDeviceId: device.kickedByDeviceId,
+    appState: device.appState,
+    appStateAt: iso(device.appStateAt),
+    unreadCount: device.unreadCount,
+    lastHeartbeatAt: iso(device.lastHeartbeatAt),
+    heartbeatAgeSeconds: Math.round(heartbeatAgeMs / 1000),
+    heartbeatWithinLease: heartbeatAgeMs <= ctx.leaseMs,
+    token: token
+      ? {
+          hashPrefix: hashPrefix(token.tokenHash),
+          certificateId: token.certificateId,
+          boundAt: iso(token.boundAt),
+          refreshedAt: iso(token.refreshedAt),
+          ageSeconds: Math.round((nowMs - token.refreshedAt.toMillis()) / 1000),
+          stale: nowMs - token.refreshedAt.toMillis() > ctx.tokenStaleMs,
+          certificate: certs(token.certificateId),
+        }
+      : null,
+    eligibility: eligibility.eligible
+      ? { eligible: true, reason: null, detail: "", explanation: null }
+      : { eligible: false, reason: eligibility.reason, detail: eligibility.detail, explanation: explain("skip-reason", eligibility.reason) },
+    summary: "",
+  };
+}
+
+async function recentMessages(uid: string): Promise<RecentMessage[]> {
+  const items = await pushLogForUser(uid, RECENT_MESSAGES);
+  const sent = items.flatMap((i) => i.entries.flatMap((e) => (e.outcome === "sent" && i.msgKey ? [{ msgKey: i.msgKey, uid, deviceId: e.deviceId }] : [])));
+  const opened = await openedTimes(sent);
+  return items.map((i) => ({
+    msgKey: i.msgKey,
+    logId: i.logId,
+    from: i.from,
+    at: iso(i.createdAt),
+    rejected: i.rejected ? { reason: i.rejected.reason, detail: i.rejected.detail, explanation: explain("rejected-event", i.rejected.reason) } : null,
+    devices: i.entries.map((e) => outcomeView(e, e.outcome === "sent" && i.msgKey ? (opened.get(receiptId(i.msgKey, uid, e.deviceId)) ?? null) : null)),
+  }));
+}
+
+export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<DiagnosePushResponse> {
+  const [snap, certs, recent, displayName] = await Promise.all([
+    db().collection(USERS).doc(uid).get(),
+    certificateLookup(),
+    recentMessages(uid),
+    senderDisplayName(uid),
+  ]);
+  let devices: Record<string, Device>;
+  try {
+    devices = parseUserDevices(snap.exists ? snap.data() : undefined);
+  } catch {
+    throw new DomainError("failed-precondition", `the stored device record of ${uid} (users/${uid}) does not match the expected format: fix or delete it; the app's next login rewrites it`);
+  }
+  const ctx = eligibilityConfig((id) => certs(id).exists);
+  const list = Object.values(devices).sort((a, b) => b.loggedInAt.toMillis() - a.loggedInAt.toMillis());
+  const diagnosed = list.map((d) => diagnoseDevice(d, nowMs, certs, ctx));
+  diagnosed.forEach((d, i) => (d.summary = deviceSentence(d, list[i] as Device, nowMs, recent)));
+  const eligible = diagnosed.filter((d) => d.eligibility.eligible);
+  const who = displayName ? `${uid} (${displayName})` : uid;
+
+  let summary: string;
+  if (diagnosed.length === 0) {
+    summary = `${who} has never logged in on any device: no push is possible until the app calls login and then setOfflinePushToken`;
+  } else if (eligible.length > 0) {
+    summary = eligible.map((d) => `${who}'s ${d.summary}`).join("; ");
+  } else {
+    const byId = new Map(diagnosed.map((d) => [d.deviceId, d]));
+    const sentences = diagnosed.map((d, i) => {
+      const device = list[i] as Device;
+      const kicker = d.eligibility.reason === "kicked" && device.kickedByDeviceId ? byId.get(device.kickedByDeviceId) : undefined;
+      return kicker ? `${d.summary}, which ${shortState(kicker)}` : d.summary;
+    });
+    // A kicker described in a kicked device's clause need not be repeated on its own.
+    const described = new Set(diagnosed.flatMap((d, i) => (d.eligibility.reason === "kicked" && byId.has((list[i] as Device).kickedByDeviceId ?? "") ? [(list[i] as Device).kickedByDeviceId] : [])));
+    const shown = sentences.filter((_, i) => !described.has((diagnosed[i] as DiagnosedDevice).deviceId) || (diagnosed[i] as DiagnosedDevice).eligibility.reason === "kicked");
+    summary = `no device of ${who} would get a push: ${shown.join("; ")}`;
+  }
+
+  return {
+    uid,
+    displayName,
+    checkedAt: new Date(nowMs).toISOString(),
+    summary,
+    wouldPushNow: eligible.length > 0,
+    eligibleDeviceIds: eligible.map((d) => d.deviceId),
+    devices: diagnosed,
+    recent,
+    settings: { sessionPolicy: sessionPolicy(), heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000), tokenStaleDays: Math.round(tokenStaleMs() / 86_400_000) },
+  };
+}
