@@ -16,7 +16,7 @@ const STAGES: Array<{ key: TraceStage["stage"]; label: string }> = [
 function offset(at: string, origin: string | null): string {
   if (!origin) return new Date(at).toLocaleTimeString();
   const ms = Date.parse(at) - Date.parse(origin);
-  return ms === 0 ? "0" : `${ms > 0 ? "+" : ""}${formatMs(ms)}`;
+  return ms === 0 ? new Date(at).toLocaleTimeString() : `${ms > 0 ? "+" : ""}${formatMs(ms)}`;
 }
 
 /** The five stages as an ordered list: reached ones filled, the rest hollow; times relative to the publish. */
@@ -51,7 +51,8 @@ function counts(r: TraceMessageResponse): HTMLElement {
     tile("skipped", c.skipped, c.skipped ? "warn" : ""),
     tile("failed", c.failed, c.failed ? "bad" : ""),
     tile("opened", c.opened, "info"),
-    r.latency ? tile(`latency p50 · p95 · max (${r.latency.samples})`, `${formatMs(r.latency.p50Ms)} · ${formatMs(r.latency.p95Ms)} · ${formatMs(r.latency.maxMs)}`) : null,
+    r.latency ? tile("publish → FCM (p50)", formatMs(r.latency.p50Ms)) : null,
+    r.latency && r.latency.samples > 1 ? tile("p95 · max", `${formatMs(r.latency.p95Ms)} · ${formatMs(r.latency.maxMs)}`) : null,
   );
 }
 
@@ -94,7 +95,7 @@ export async function renderMessage(root: HTMLElement, ctx: PageContext): Promis
           h(
             "section",
             { class: "card", "aria-labelledby": "trace-title" },
-            h("h2", { id: "trace-title" }, r.msgKey),
+            h("h2", { id: "trace-title" }, "Trace"),
             h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
             h("p", { class: "small muted" }, r.from ? `From ${r.from} · ` : "", "published ", time(r.publishedAt)),
             counts(r),

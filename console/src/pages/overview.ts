@@ -118,7 +118,7 @@ function health(certs: PublicCertificate[]): HTMLElement {
         "li",
         {},
         h("a", { href: "#/certificates", class: "mono" }, String(c.certificateId)),
-        h("span", { class: "health-name" }, c.label ?? c.projectId),
+        h("span", { class: "health-name" }, c.label ?? c.projectId, h("span", { class: "muted small" }, ` · ${c.projectId}`)),
         c.health.state === "healthy" ? badge("Healthy", "ok") : badge("Refused by FCM", "bad"),
         c.health.state === "unhealthy" ? h("p", { class: "small" }, c.health.reason ?? "", c.health.since ? [" · since ", time(c.health.since, ago(c.health.since))] : null) : null,
       ),
@@ -129,7 +129,7 @@ function health(certs: PublicCertificate[]): HTMLElement {
 export async function renderOverview(root: HTMLElement, { api }: PageContext): Promise<void> {
   const to = new Date();
   const from = new Date(to.getTime() - (DAYS - 1) * 86_400_000);
-  const statsSlot = h("div", {}, spinner("Loading the last 14 days…"));
+  const statsSlot = h("div", { class: "results" }, spinner("Loading the last 14 days…"));
   const healthSlot = h("div", {}, spinner("Loading certificates…"));
   replace(
     root,
@@ -149,7 +149,7 @@ export async function renderOverview(root: HTMLElement, { api }: PageContext): P
           { class: "tiles" },
           tile("events", t.events ?? "—"),
           tile("sent", t.sent, "ok"),
-          tile("skipped", t.skipped ?? "—", "warn"),
+          tile("skipped", t.skipped ?? "—", t.skipped ? "warn" : ""),
           tile("failed", t.failed, t.failed ? "bad" : ""),
           tile("opened", t.opened, "info"),
           tile("open rate", t.openRate === null ? "—" : `${Math.round(t.openRate * 100)} %`),
