@@ -183,5 +183,11 @@ describe("the notification title of a message without Title", () => {
     await waitForMessage(key);
     const [send] = await sendsTo(token);
     assert.deepEqual((send!.message as { notification: unknown }).notification, { title: "Alice Liddell", body: "tea?" });
+
+    // sendMessage from the app: a non-admin's Title is ignored, the sender's display name is used.
+    const sent = await callOk<{ msgKey: string }>("sendMessage", { to: bob.uid, body: "lunch?", offlinePushInfo: { Title: "System" } }, named);
+    await waitForMessage(sent.msgKey);
+    const fromApp = (await sendsTo(token)).find((r) => (r.message as { data: { msgKey: string } }).data.msgKey === sent.msgKey);
+    assert.deepEqual((fromApp!.message as { notification: unknown }).notification, { title: "Alice Liddell", body: "lunch?" });
   });
 });

@@ -122,6 +122,15 @@ async function recentMessages(uid: string): Promise<RecentMessage[]> {
   }));
 }
 
+/** The configured policy; a misconfigured one is shown as such rather than failing the diagnosis. */
+function policyName(): string {
+  try {
+    return sessionPolicy();
+  } catch {
+    return "invalid SESSION_POLICY (logins fail until it is fixed)";
+  }
+}
+
 export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<DiagnosePushResponse> {
   const [snap, certs, recent, displayName] = await Promise.all([
     db().collection(USERS).doc(uid).get(),
@@ -169,6 +178,6 @@ export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<Dia
     eligibleDeviceIds: eligible.map((d) => d.deviceId),
     devices: diagnosed,
     recent,
-    settings: { sessionPolicy: sessionPolicy(), heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000), tokenStaleDays: Math.round(tokenStaleMs() / 86_400_000) },
+    settings: { sessionPolicy: policyName(), heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000), tokenStaleDays: Math.round(tokenStaleMs() / 86_400_000) },
   };
 }

@@ -269,7 +269,8 @@ export async function sendAsApp({ to, body, offlinePushInfo }: SendMessageReques
     throw invalidArgument("to", `names ${recipients.length} accounts; an app may send to at most ${limits.maxRecipients} per call (SEND_MESSAGE_MAX_RECIPIENTS)`);
   }
   if (!caller.admin) await takeSendAllowance(caller.uid, limits.perMinute);
-  const info = offlinePushInfo !== undefined && !caller.admin ? { ...offlinePushInfo, Title: caller.uid } : offlinePushInfo;
+  // [diagnostics] a non-admin's Title is dropped: the fan-out titles it with the sender's displayName, then the account.
+  const info = offlinePushInfo !== undefined && !caller.admin ? (Object.fromEntries(Object.entries(offlinePushInfo).filter(([k]) => k !== "Title")) as typeof offlinePushInfo) : offlinePushInfo;
   const msgKey = `app-${Date.now()}-${randomUUID()}`;
   const event = PushEventSchema.parse({
     MsgKey: msgKey,
