@@ -6,6 +6,7 @@ import { call, callOk, createUser, PROJECT, REGION } from "../test/helpers/emula
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 
 const FUNCTIONS = `http://${process.env.FUNCTIONS_EMULATOR_HOST ?? "127.0.0.1:5001"}/${PROJECT}/${REGION}`;
+const CONSOLE = process.env.CONSOLE_URL ?? "http://127.0.0.1:5000";
 
 async function main() {
   const operator = await createUser({ admin: true, email: "operator@example.com" });
@@ -44,7 +45,8 @@ async function main() {
  Auth        http://127.0.0.1:9099   Firestore http://127.0.0.1:8080   Pub/Sub http://127.0.0.1:8085
  Fake FCM    ${process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471"}/  (every push FCM would deliver; also printed above as [fake-fcm])
 
- Console     ${process.env.CONSOLE_URL ?? "http://127.0.0.1:5000"}   sign in as operator@example.com / password-123
+ Console     ${CONSOLE}   sign in as operator@example.com / password-123
+             Bob's phone, and why it gets a push or not: ${CONSOLE}/#/user/${bob.uid}
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
  App users   alice@example.com (uid ${alice.uid})
              bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background
