@@ -17,6 +17,7 @@ describe("console: certificates", () => {
   let operator: TestUser;
   let page: Page;
   let dir: string;
+  let registeredId = 0;
 
   before(async () => {
     [browser, operator] = await Promise.all([launchBrowser(), createUser({ admin: true })]);
@@ -47,6 +48,7 @@ describe("console: certificates", () => {
 
     const idText = await page.getByTestId("certificate-id").textContent();
     const certificateId = Number(idText);
+    registeredId = certificateId;
     assert.ok(Number.isInteger(certificateId) && certificateId > 0, `a certificate ID is shown, got ${idText}`);
     await page.getByText(`setOfflinePushToken(${certificateId}, token)`).waitFor();
     const row = listRow(certificateId);
@@ -55,6 +57,21 @@ describe("console: certificates", () => {
     for (const expected of ["Console test app", "console-test-app", sa.client_email, "Healthy"]) assert.ok(text.includes(expected), `the list row shows ${expected}: ${text}`);
     assert.ok(!(await page.content()).includes("PRIVATE KEY"), "no key material on the page");
     await screenshot(page, "certificates-registered");
+  });
+
+  it("replaces the key of a certificate: same ID, the new key's ID in the list", async () => {
+    const certificateId = registeredId;
+    const before = await listRow(certificateId).innerText();
+    const sa = await fakeFcm.createServiceAccount("console-test-app");
+    await page.getByRole("button", { name: `Replace the key of certificate ${certificateId}` }).click();
+    const dialog = page.getByRole("dialog");
+    await dialog.getByLabel("Choose the service-account JSON").setInputFiles(await keyFile("rotated.json", sa));
+    await dialog.getByText(sa.client_email).waitFor();
+    await dialog.getByRole("button", { name: "Replace key" }).click();
+    await dialog.waitFor({ state: "detached" });
+    await listRow(certificateId).filter({ hasText: sa.client_email }).waitFor();
+    assert.notEqual(await listRow(certificateId).innerText(), before, "the key ID and client e-mail changed");
+    await screenshot(page, "certificates-key-replaced");
   });
 
   it("a key Google refuses: the reason in plain words and what FCM's side said; nothing registered", async () => {
