@@ -166,15 +166,14 @@ export async function renderCertificates(root: HTMLElement, { api }: PageContext
   const certificateTable = (certs: PublicCertificate[]) =>
     table(
       "Push certificates",
-      ["ID", "Label", "Project", "Client e-mail", "Key ID", "Created", "Updated", "Health", ""],
+      ["ID", "Label", "Project", "Client e-mail", "Key ID", "Created / updated", "Health", ""],
       certs.map((c) => [
         h("strong", { class: "mono" }, String(c.certificateId)),
         c.label ?? h("span", { class: "muted" }, "—"),
         c.projectId,
         h("span", { class: "break" }, c.clientEmail),
         h("span", { class: "mono muted", title: c.privateKeyId }, `${c.privateKeyId.slice(0, 10)}…`),
-        time(c.createdAt),
-        time(c.updatedAt),
+        h("div", { class: "dates" }, time(c.createdAt), c.updatedAt !== c.createdAt ? h("span", { class: "muted small" }, "updated ", time(c.updatedAt)) : null),
         c.health.state === "healthy"
           ? badge("Healthy", "ok")
           : h("div", {}, badge("Refused by FCM", "bad"), h("p", { class: "small" }, c.health.reason ?? ""), c.health.since ? h("p", { class: "small muted" }, "since ", time(c.health.since, ago(c.health.since))) : null),

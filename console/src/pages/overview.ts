@@ -26,7 +26,7 @@ function niceMax(n: number): number {
 function chart(days: StatsDay[]): HTMLElement {
   const W = 720;
   const H = 240;
-  const pad = { l: 36, r: 8, t: 12, b: 28 };
+  const pad = { l: 48, r: 8, t: 12, b: 32 };
   const innerW = W - pad.l - pad.r;
   const innerH = H - pad.t - pad.b;
   const total = (d: StatsDay) => d.sent + (d.skipped ?? 0) + d.failed;
@@ -64,6 +64,9 @@ function chart(days: StatsDay[]): HTMLElement {
       root.append(svg("text", { x: x + barW / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, d.date.slice(5)));
     }
   });
+  if (sum.sent + sum.skipped + sum.failed + sum.opened === 0) {
+    root.append(svg("text", { x: pad.l + innerW / 2, y: pad.t + innerH / 2, class: "chart-empty", "text-anchor": "middle" }, `No offline push in these ${days.length} days`));
+  }
   const legend = h(
     "ul",
     { class: "legend", "aria-hidden": "true" },
