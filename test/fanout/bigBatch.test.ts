@@ -5,7 +5,7 @@
 // delivered here by the fan-out's own processBatch, in this process, against the Firestore
 // emulator and the fake FCM (the same endpoints the emulated functions use).
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
 import { before, describe, it } from "node:test";
@@ -41,7 +41,9 @@ before(async () => {
   await clearFirestore();
   cert = await registerCertificate(await createUser({ admin: true }), "big batch");
   // The emulated functions' FCM endpoints (the fake), as fcmEndpoints() reads them in the emulator.
-  const demo = dotenv("functions/.env.demo-offline-push");
+  // functions/.env.local (written by scripts/emulators.mjs under OFFLINE_PUSH_PORT_OFFSET) overrides it, as in the emulator.
+  const local = resolve(root, "functions/.env.local");
+  const demo = { ...dotenv("functions/.env.demo-offline-push"), ...(existsSync(local) ? dotenv("functions/.env.local") : {}) };
   process.env.FUNCTIONS_EMULATOR = "true";
   process.env.FCM_API_ORIGIN = demo.FCM_API_ORIGIN;
   process.env.FCM_TOKEN_URL = demo.FCM_TOKEN_URL;

@@ -36,10 +36,22 @@ async function lookup(uid: string): Promise<string | null> {
   }
 }
 
+/** Lookups in flight: the batches of one large message start together and share one Auth call. */
+const pending = new Map<string, Promise<string | null>>();
+
 /** The sender's display name, or null (no such Auth user, no displayName, or Auth unavailable). */
-export async function senderDisplayName(uid: string): Promise<string | null> {
+export function senderDisplayName(uid: string): Promise<string | null> {
   const hit = cache.get(uid);
-  if (hit && hit.until > Date.now()) return hit.name;
+  if (hit && hit.until > Date.now()) return Promise.resolve(hit.name);
+  let p = pending.get(uid);
+  if (!p) {
+    p = fetchDisplayName(uid).finally(() => pending.delete(uid));
+    pending.set(uid, p);
+  }
+  return p;
+}
+
+async function fetchDisplayName(uid: string): Promise<string | null> {
   try {
     const name = await lookup(uid);
     remember(uid, name, TTL_MS);
