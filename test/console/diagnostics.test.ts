@@ -92,7 +92,13 @@ describe("console: user, message, overview", () => {
     await page.goto(`${page.url().split("#")[0]}#/user/${encodeURIComponent(bob.uid)}`);
     await page.getByRole("article", { name: `Device ${deviceId}` }).waitFor();
     await screenshot(page, "user-phone");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 1, `no sideways scrolling at 390 px (overflow ${overflow} px)`);
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the User page (overflow ${await overflow()} px)`);
+
+    // The trace of the message in the User page's last pushes.
+    await page.getByRole("region", { name: "Last pushes" }).getByRole("link").first().click();
+    await page.locator(".traced-device").first().waitFor();
+    await screenshot(page, "message-phone");
+    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the Message page (overflow ${await overflow()} px)`);
   });
 });
