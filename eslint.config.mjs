@@ -1,10 +1,10 @@
-// Lints the tests, the fake FCM, the scripts and the CLI; functions/ has its own config (stricter).
+// Lints the tests, the fake FCM, the scripts, the CLI and the console; functions/ has its own config (stricter).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 import globals from "globals";
 
 export default tseslint.config(
-  { ignores: ["functions/**", "**/node_modules/**", ".emulators/**"] },
+  { ignores: ["functions/**", "**/node_modules/**", ".emulators/**", "console/dist/**", "test-results/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -14,4 +14,6 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_" }],
     },
   },
+  // The console runs in the browser.
+  { files: ["console/src/**"], languageOptions: { globals: { ...globals.browser } } },
 );

@@ -22,7 +22,7 @@ import zlib from "node:zlib";
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
 const PROJECT = "demo-offline-push";
-const EMULATORS = "auth,functions,firestore,pubsub";
+const EMULATORS = "auth,functions,firestore,pubsub,hosting";
 // OFFLINE_PUSH_PORT_OFFSET=1000 moves every port (emulators, fake FCM) by that much, so that two
 // checkouts (say, two branches in git worktrees) can run their suites side by side.
 const PORT_OFFSET = Number(process.env.OFFLINE_PUSH_PORT_OFFSET ?? 0);
@@ -183,6 +183,14 @@ async function startFakeFcm(extraArgs = []) {
 function build() {
   const res = spawnSync("npm", ["run", "--silent", "build", "--prefix", "functions"], { cwd: root, stdio: "inherit" });
   if (res.status !== 0) fail("building the functions failed (see above)");
+  buildConsole();
+}
+
+function buildConsole() {
+  // The Hosting emulator serves the operator console from console/dist (git-ignored): built here so
+  // that a fresh clone needs no step of its own.
+  const consoleBuild = spawnSync("npm", ["run", "--silent", "build:console", "--", "--logLevel", "warn"], { cwd: root, stdio: "inherit" });
+  if (consoleBuild.status !== 0) fail("building the operator console failed (see above)");
 }
 
 function testFiles(args) {
@@ -238,7 +246,14 @@ function emulatorHost(name) {
 }
 
 function firebaseEnv() {
-  const env = { ...process.env, ...emulatorBinaryEnv(), FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}`, FUNCTIONS_EMULATOR_HOST: emulatorHost("functions") };
+  const env = {
+    ...process.env,
+    ...emulatorBinaryEnv(),
+    FAKE_FCM_CONTROL_ORIGIN: `http://127.0.0.1:${FAKE_FCM_CONTROL_PORT}`,
+    FUNCTIONS_EMULATOR_HOST: emulatorHost("functions"),
+    // The operator console as the Hosting emulator serves it (the seed's banner, the browser tests).
+    CONSOLE_URL: `http://${emulatorHost("hosting")}`,
+  };
   // The emulator hub's locator file is named after the project in the temp folder: two suites of
   // one project need two temp folders.
   if (PORT_OFFSET) {
@@ -368,6 +383,7 @@ function startWatcher() {
 
 async function start() {
   ensureLocalSecret();
+  buildConsole();
   await startWatcher();
   const env = { ...EMULATOR_LOAD_LIMITS, ...firebaseEnv(), ...(process.stdout.isTTY ? { FORCE_COLOR: "1" } : {}) };
   await startFakeFcm();
@@ -384,7 +400,10 @@ async function start() {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
     await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
-    log("watching functions/src: changes rebuild and reload the functions (DEBUG function logs are in firebase-debug.log). Ctrl-C stops everything.");
+    log("watching functions/src and console/: changes rebuild the functions and the console (DEBUG function logs are in firebase-debug.log). Ctrl-C stops everything.");
+    // The console rebuilds on change too (its first build was made before the emulators started;
+    // its watcher's own first build is done long before the banner).
+    run("npm", ["run", "--silent", "build:console", "--", "--watch", "--logLevel", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
     // The seed prints the banner: kept until the emulator has printed the seed's own calls, so that
     // it comes last.
     const seedEnv = {

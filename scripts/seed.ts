@@ -10,6 +10,7 @@ const FAKE_FCM = process.env.FAKE_FCM_CONTROL_ORIGIN ?? "http://127.0.0.1:9471";
 // The CLI finds shifted emulators through the same variable as npm start: say it in every command line.
 const OFFSET = Number(process.env.OFFLINE_PUSH_PORT_OFFSET ?? 0);
 const CLI = `${OFFSET ? `OFFLINE_PUSH_PORT_OFFSET=${OFFSET} ` : ""}npx offline-push`;
+const CONSOLE = process.env.CONSOLE_URL ?? "http://127.0.0.1:5000";
 
 async function main() {
   const operator = await createUser({ admin: true, email: "operator@example.com" });
@@ -49,6 +50,8 @@ async function main() {
  Auth        ${host("FIREBASE_AUTH_EMULATOR_HOST", "127.0.0.1:9099")}   Firestore ${host("FIRESTORE_EMULATOR_HOST", "127.0.0.1:8080")}   Pub/Sub ${host("PUBSUB_EMULATOR_HOST", "127.0.0.1:8085")}
  Fake FCM    ${FAKE_FCM}/  (every push FCM would deliver; also printed above as [fake-fcm])
 
+ Console     ${CONSOLE}   sign in as operator@example.com / password-123
+             Bob's phone, and why it gets a push or not: ${CONSOLE}/#/user/${bob.uid}
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
  App users   alice@example.com (uid ${alice.uid})
              bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background

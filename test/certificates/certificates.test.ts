@@ -289,6 +289,10 @@ describe("updatePushCertificate / listPushCertificates / deletePushCertificate",
       tokens.doc(`t1-${certificateId}`).set({ uid: "u1", deviceId: "d1", certificateId }),
       tokens.doc(`t2-${certificateId}`).set({ uid: "u2", deviceId: "d1", certificateId }),
     ]);
+    // A dry run (the console's confirmation) counts them and deletes nothing.
+    const counted = await callOk("deletePushCertificate", { certificateId, dryRun: true }, admin);
+    assert.deepEqual(counted, { deleted: false, certificateId, boundTokens: 2 });
+    assert.equal((await adminDb().doc(`pushCertificates/${certificateId}`).get()).exists, true);
     const deleted = await callOk("deletePushCertificate", { certificateId }, admin);
     assert.deepEqual(deleted, { deleted: true, certificateId, boundTokens: 2 });
     assert.equal((await adminDb().doc(`pushCertificates/${certificateId}`).get()).exists, false);

@@ -5,7 +5,7 @@ import { generateKeyPairSync } from "node:crypto";
 import fc from "fast-check";
 import type { z } from "zod";
 import { SendMessageRequestSchema } from "../../functions/src/fanout/schemas.ts";
-import { CertificateIdRequestSchema, ListRequestSchema, RegisterRequestSchema, UpdateRequestSchema } from "../../functions/src/certificates/schemas.ts";
+import { DeleteRequestSchema, ListRequestSchema, RegisterRequestSchema, UpdateRequestSchema } from "../../functions/src/certificates/schemas.ts";
 import {
   DeviceRequestSchema,
   DoBackgroundRequestSchema,
@@ -115,7 +115,7 @@ export const requests: Array<{ name: string; schema: z.ZodType; valid: fc.Arbitr
     valid: fc.record({ serviceAccount: fc.record({ type: fc.constant("service_account"), project_id: fc.constant("p"), private_key: fc.constant(testKeyPem), client_email: fc.constant("a@p.iam.gserviceaccount.com") }), label: fc.string({ maxLength: 20 }) }, { requiredKeys: ["serviceAccount"] }),
   },
   { name: "updatePushCertificate", schema: UpdateRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }), label: fc.string({ minLength: 1, maxLength: 20 }) }) },
-  { name: "deletePushCertificate", schema: CertificateIdRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }) }) },
+  { name: "deletePushCertificate", schema: DeleteRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }) }) },
   { name: "listPushCertificates", schema: ListRequestSchema, valid: fc.constant({}) },
 ];
 

@@ -4,12 +4,12 @@ import { DomainError } from "../common/errors";
 import { keyEncryptionKey, keyEncryptionKeySecret } from "../config";
 import { logCertificateChange } from "./logs";
 import {
-  CertificateIdRequestSchema,
+  DeleteRequestSchema,
   ListRequestSchema,
   RegisterRequestSchema,
   UpdateRequestSchema,
 } from "./schemas";
-import { createCertificate, deleteCertificate, getCertificate, listCertificates, updateCertificate } from "./store";
+import { countBoundTokens, createCertificate, deleteCertificate, getCertificate, listCertificates, updateCertificate } from "./store";
 import { verifyWithFcm } from "./verify";
 
 export const registerPushCertificate = callable(
@@ -58,8 +58,9 @@ export const listPushCertificates = callable(
 );
 
 export const deletePushCertificate = callable(
-  { name: "deletePushCertificate", access: "admin", schema: CertificateIdRequestSchema },
-  async ({ certificateId }, caller) => {
+  { name: "deletePushCertificate", access: "admin", schema: DeleteRequestSchema },
+  async ({ certificateId, dryRun }, caller) => {
+    if (dryRun) return { deleted: false, ...(await countBoundTokens(certificateId)) };
     const result = await deleteCertificate(certificateId);
     logCertificateChange("deleted", { certificateId }, caller.uid);
     return { deleted: true, ...result };

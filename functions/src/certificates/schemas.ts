@@ -85,6 +85,10 @@ export const UpdateRequestSchema = z
   });
 
 export const CertificateIdRequestSchema = z.strictObject({ certificateId: CertificateIdSchema });
+export const DeleteRequestSchema = CertificateIdRequestSchema.extend({
+  /** Only count the device tokens bound to it (for a confirmation that says what a delete would cost). */
+  dryRun: z.boolean().optional(),
+});
 export const ListRequestSchema = z.strictObject({});
 
 export const HealthSchema = z.object({

@@ -122,14 +122,19 @@ export async function updateCertificate(
   return getCertificate(certificateId);
 }
 
-/** Deletes a certificate; tells how many device tokens were bound to it (they now report `certificate-missing`). */
-export async function deleteCertificate(certificateId: number): Promise<{ certificateId: number; boundTokens: number }> {
-  const ref = certRef(certificateId);
-  const snap = await ref.get();
+/** How many device tokens are bound to an existing certificate: one aggregation query, no token read. */
+export async function countBoundTokens(certificateId: number): Promise<{ certificateId: number; boundTokens: number }> {
+  const snap = await certRef(certificateId).get();
   if (!snap.exists) throw new DomainError("not-found", `certificateId: no push certificate ${certificateId}`, { field: "certificateId" });
   const count = await db().collection("pushTokens").where("certificateId", "==", certificateId).count().get();
-  await ref.delete();
   return { certificateId, boundTokens: count.data().count };
+}
+
+/** Deletes a certificate; tells how many device tokens were bound to it (they now report `certificate-missing`). */
+export async function deleteCertificate(certificateId: number): Promise<{ certificateId: number; boundTokens: number }> {
+  const counted = await countBoundTokens(certificateId);
+  await certRef(certificateId).delete();
+  return counted;
 }
 
 export interface CertificateCredentials {

@@ -1,0 +1,159 @@
+// User: "why did this user get no push?" Every device with its session, app state, heartbeat,
+// token and eligibility now; the last pushes; a test push per device with FCM's answer.
+import type { DiagnosedDevice, DiagnosePushResponse, TestPushDevice } from "../api";
+import { ago, badge, busy, card, errorBox, formatDuration, h, replace, spinner, table, time } from "../dom";
+import type { PageContext } from "../main";
+import { explanation, fcmError, outcomeCell, outcomeTone } from "./explain";
+
+function sessionBadge(d: DiagnosedDevice): HTMLElement {
+  if (d.session === "logged-in") return badge("logged in", "ok");
+  if (d.session === "kicked") return badge(d.kickedByDeviceId ? `kicked by ${d.kickedByDeviceId}` : "kicked", "bad");
+  return badge("logged out", "neutral");
+}
+
+function testPushResult(r: TestPushDevice): HTMLElement {
+  const name = r.fcm?.name;
+  return h(
+    "div",
+    { class: "test-result", role: "status" },
+    h("p", {}, badge(r.result, outcomeTone(r.result)), " ", r.detail),
+    name ? h("p", { class: "small" }, "FCM message: ", h("code", { class: "break" }, name)) : null,
+    fcmError(r.fcm?.error),
+    explanation(r.fcmErrorExplanation ?? r.explanation, r.result === "failed"),
+  );
+}
+
+function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElement {
+  const e = d.eligibility;
+  const out = h("div", { class: "test-slot" });
+  const dry = h("input", { type: "checkbox", id: `dry-${d.deviceId}` });
+  const send = h("button", { type: "button", class: "secondary" }, "Send test push");
+  send.addEventListener("click", () =>
+    busy(send, dry.checked ? "Validating…" : "Sending…", async () => {
+      try {
+        const res = await ctx.api("sendTestPush", { uid, deviceId: d.deviceId, dryRun: dry.checked });
+        const mine = res.devices.find((x) => x.deviceId === d.deviceId) ?? res.devices[0];
+        replace(out, mine ? testPushResult(mine) : h("p", { role: "status" }, res.summary));
+      } catch (err) {
+        replace(out, errorBox(err, "The test push was not sent"));
+      }
+    }),
+  );
+  const token = d.token;
+  return h(
+    "article",
+    { class: `device ${e.eligible ? "eligible" : "ineligible"}`, "aria-label": `Device ${d.deviceId}` },
+    h("header", {}, h("h3", {}, d.deviceId), h("span", { class: "muted" }, d.platform), sessionBadge(d)),
+    h(
+      "div",
+      { class: `verdict ${e.eligible ? "yes" : "no"}` },
+      h("strong", {}, e.eligible ? "Would get a push now" : `No push now: ${e.reason ?? "not eligible"}`),
+      e.detail ? h("p", { "data-testid": "eligibility-detail" }, e.detail) : null,
+      explanation(e.explanation),
+    ),
+    h(
+      "dl",
+      { class: "facts" },
+      h("dt", {}, "Session"),
+      h("dd", {}, d.session, d.endedAt ? h("span", { class: "muted" }, " · ended ", time(d.endedAt, ago(d.endedAt))) : h("span", { class: "muted" }, " · since ", time(d.loggedInAt, ago(d.loggedInAt)))),
+      h("dt", {}, "App state"),
+      h("dd", {}, d.appState, h("span", { class: "muted" }, " · ", time(d.appStateAt, ago(d.appStateAt))), d.unreadCount !== null ? h("span", { class: "muted" }, ` · ${d.unreadCount} unread`) : null),
+      h("dt", {}, "Last heartbeat"),
+      h("dd", {}, time(d.lastHeartbeatAt, ago(d.lastHeartbeatAt)), " ", d.heartbeatWithinLease ? badge("connected", "info") : badge("lease expired", "neutral", "counts as killed: offline pushes go through FCM")),
+      h("dt", {}, "Token"),
+      h(
+        "dd",
+        {},
+        token
+          ? h(
+              "span",
+              {},
+              h("code", {}, `sha256:${token.hashPrefix}…`),
+              ` · reported ${formatDuration(token.ageSeconds)} ago`,
+              token.stale ? [" ", badge("stale", "warn")] : null,
+            )
+          : h("span", { class: "warning-text" }, "none reported since login"),
+      ),
+      h("dt", {}, "Certificate"),
+      h(
+        "dd",
+        {},
+        token
+          ? h(
+              "span",
+              {},
+              h("a", { href: "#/certificates" }, String(token.certificate.certificateId)),
+              token.certificate.label ? ` “${token.certificate.label}”` : "",
+              " ",
+              !token.certificate.exists ? badge("deleted", "bad") : token.certificate.health?.state === "unhealthy" ? badge("refused by FCM", "bad", token.certificate.health.reason ?? undefined) : badge("healthy", "ok"),
+            )
+          : "—",
+      ),
+    ),
+    h("div", { class: "row test-row" }, send, h("label", { class: "check", for: `dry-${d.deviceId}` }, dry, "Dry run (FCM validates, delivers nothing)")),
+    out,
+  );
+}
+
+function recentTable(r: DiagnosePushResponse): HTMLElement {
+  if (!r.recent.length) return h("p", { class: "empty" }, "No message for this user in the push log (it keeps recent days only).");
+  return table(
+    "Last pushes",
+    ["When", "Message", "From", "Outcome per device"],
+    r.recent.map((m) => [
+      time(m.at, ago(m.at)),
+      m.msgKey ? h("a", { href: `#/message/${encodeURIComponent(m.msgKey)}` }, m.msgKey) : h("span", { class: "muted" }, m.logId),
+      m.from ?? "—",
+      m.rejected
+        ? h("div", {}, badge(`rejected: ${m.rejected.reason}`, "bad"), h("p", { class: "small muted" }, m.rejected.detail))
+        : h("div", { class: "outcomes" }, ...m.devices.map((o) => h("div", { class: "outcome-line" }, h("span", { class: "mono small" }, o.deviceId ?? "(recipient)"), outcomeCell(o)))),
+    ]),
+  );
+}
+
+export async function renderUser(root: HTMLElement, ctx: PageContext): Promise<void> {
+  const input = h("input", { id: "uid", name: "uid", type: "text", required: true, value: ctx.arg, autocomplete: "off", spellcheck: "false", placeholder: "the IM account: a Firebase uid" });
+  const go = h("button", { type: "submit", class: "primary" }, "Diagnose");
+  const out = h("div", { class: "results" });
+  const form = h("form", { class: "search", role: "search" }, h("label", { for: "uid" }, "Account"), h("div", { class: "search-row" }, input, go));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    const uid = input.value.trim();
+    if (!uid) return input.focus();
+    if (uid === ctx.arg) void load(uid);
+    else ctx.navigate(`#/user/${encodeURIComponent(uid)}`);
+  });
+  replace(
+    root,
+    h("div", { class: "page-head" }, h("h1", {}, "User"), h("p", { class: "muted" }, "Why does this user get (or not get) offline pushes? Every device, its state, and what happened to the last messages.")),
+    card(null, form),
+    out,
+  );
+
+  const load = async (uid: string) => {
+    replace(out, spinner(`Diagnosing ${uid}…`));
+    try {
+      await busy(go, "Diagnosing…", async () => {
+        const r = await ctx.api("diagnosePush", { uid });
+        replace(
+          out,
+          h(
+            "section",
+            { class: `card summary ${r.wouldPushNow ? "yes" : "no"}`, "aria-labelledby": "summary-title" },
+            h("h2", { id: "summary-title" }, r.displayName ? `${r.displayName} (${r.uid})` : r.uid),
+            h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
+            h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days`),
+          ),
+          r.devices.length
+            ? h("section", { class: "devices", "aria-label": "Devices" }, ...r.devices.map((d) => deviceCard(uid, d, ctx)))
+            : card("Devices", h("p", { class: "empty" }, "This account never logged in on a device (no login call recorded).")),
+          card("Last pushes", recentTable(r)),
+        );
+      });
+    } catch (err) {
+      replace(out, errorBox(err, `Could not diagnose ${uid}`));
+    }
+  };
+  if (ctx.arg) await load(ctx.arg);
+  else input.focus();
+}

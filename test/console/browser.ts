@@ -1,0 +1,79 @@
+// A real headless Chromium for the console's tests, driven by playwright-core.
+//
+// The browser is @sparticuz/chromium: an npm package that ships a Chromium binary (brotli-packed,
+// unpacked to the temp folder on first use), so `npm install` alone provides it on a fresh machine
+// whose only reachable registry is npm's. When no browser starts, the tests fail with the reason:
+// they never skip.
+import chromiumPackage from "@sparticuz/chromium";
+import fs from "node:fs";
+import path from "node:path";
+import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
+
+export const CONSOLE_URL = process.env.CONSOLE_URL ?? "http://127.0.0.1:5000";
+export const PASSWORD = "password-123";
+
+/**
+ * Every wait in a console test ends by this: a cold Functions-emulator worker plus a callable's
+ * bounded transaction, on a 2-core machine that other suites load too (load averages of 15 seen).
+ */
+export const UI_DEADLINE_MS = 120_000;
+const LAUNCH_DEADLINE_MS = 90_000;
+
+// Tests run from the repository root (scripts/emulators.mjs).
+export const SCREENSHOT_DIR = path.resolve(process.cwd(), "test-results/console");
+
+// Flags of @sparticuz/chromium meant for AWS Lambda that a test must not inherit:
+// --single-process is fragile with several pages; --disable-web-security would hide CORS mistakes.
+const DROPPED_FLAGS = new Set(["--single-process", "--disable-web-security", "--allow-running-insecure-content"]);
+// This machine's network reaches nothing but the registries: no background calls to Google.
+const EXTRA_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
+
+export async function launchBrowser(): Promise<Browser> {
+  let executablePath: string;
+  try {
+    executablePath = process.env.CONSOLE_TEST_CHROMIUM ?? (await chromiumPackage.executablePath());
+  } catch (err) {
+    throw new Error(`no browser for the console tests: @sparticuz/chromium could not unpack its Chromium (${err instanceof Error ? err.message : String(err)}); run npm install`, { cause: err });
+  }
+  const args = [...chromiumPackage.args.filter((a) => !DROPPED_FLAGS.has(a) && !a.startsWith("--headless")), ...EXTRA_FLAGS];
+  try {
+    return await chromium.launch({ executablePath, args, headless: true, timeout: LAUNCH_DEADLINE_MS });
+  } catch (err) {
+    throw new Error(`no browser for the console tests: Chromium at ${executablePath} did not start (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+}
+
+export interface ConsolePage {
+  context: BrowserContext;
+  page: Page;
+  /** Browser console errors and failed requests, for the assertion message when a test fails. */
+  problems: string[];
+}
+
+export async function openConsole(browser: Browser, viewport = { width: 1280, height: 860 }): Promise<ConsolePage> {
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  context.setDefaultTimeout(UI_DEADLINE_MS);
+  context.setDefaultNavigationTimeout(UI_DEADLINE_MS);
+  const page = await context.newPage();
+  const problems: string[] = [];
+  page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+  page.on("console", (msg) => {
+    if (msg.type() === "error") problems.push(`console: ${msg.text()}`);
+  });
+  await page.goto(CONSOLE_URL);
+  return { context, page, problems };
+}
+
+export async function signIn(page: Page, email: string, password = PASSWORD): Promise<void> {
+  await page.getByLabel("E-mail").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** Saves a full-page screenshot under test-results/console/ (git-ignored); returns its path. */
+export async function screenshot(page: Page, name: string): Promise<string> {
+  fs.mkdirSync(SCREENSHOT_DIR, { recursive: true });
+  const file = path.join(SCREENSHOT_DIR, `${name}.png`);
+  await page.screenshot({ path: file, fullPage: true });
+  return file;
+}

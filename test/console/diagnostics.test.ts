@@ -1,0 +1,104 @@
+// The questions an operator brings to the console: why does this user get no push (User page),
+// what happened to this message (Message page), how are things going (Overview).
+import assert from "node:assert/strict";
+import { after, before, describe, it } from "node:test";
+import type { Browser, Page } from "playwright-core";
+import { registerCertificate } from "../helpers/certificates.ts";
+import { callOk, createUser, type TestUser } from "../helpers/emulators.ts";
+import { waitForMessage } from "../helpers/fanout.ts";
+import { fakeFcmToken } from "../helpers/sessions.ts";
+import { launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
+
+/** A page of the top navigation (exact name: a uid in a link could contain "user"). */
+const nav = (page: Page, name: string) => page.getByRole("navigation", { name: "Console pages" }).getByRole("link", { name, exact: true }).click();
+
+describe("console: user, message, overview", () => {
+  let browser: Browser;
+  let operator: TestUser;
+  let alice: TestUser;
+  let bob: TestUser;
+  let page: Page;
+  const deviceId = "bobs-pixel-8";
+
+  before(async () => {
+    [browser, operator, alice, bob] = await Promise.all([launchBrowser(), createUser({ admin: true }), createUser(), createUser()]);
+    const { certificateId } = await registerCertificate(operator, "console diagnostics");
+    // Bob's phone, as the demo seeds it: logged in, token reported, app in the background.
+    await callOk("login", { deviceId, platform: "android" }, bob);
+    await callOk("setOfflinePushToken", { deviceId, certificateId, token: fakeFcmToken() }, bob);
+    await callOk("doBackground", { deviceId }, bob);
+    page = (await openConsole(browser)).page;
+    await signIn(page, operator.email);
+    await page.getByRole("heading", { name: "Certificates", level: 1 }).waitFor();
+  });
+  after(async () => {
+    await browser?.close();
+  });
+
+  it("a message sent with sendMessage is traced to FCM's acceptance (sent)", async () => {
+    const { msgKey } = await callOk<{ msgKey: string }>("sendMessage", { to: bob.uid, body: [{ MsgType: "TIMTextElem", MsgContent: { Text: "see you at 8" } }] }, alice);
+    // The fan-out runs in the background: its push log is complete before the trace is read.
+    await waitForMessage(msgKey, 120_000);
+
+    await nav(page, "Message");
+    await page.getByLabel("Message key").fill(msgKey);
+    await page.getByRole("button", { name: "Trace" }).click();
+    const device = page.locator(".traced-device").filter({ hasText: deviceId });
+    await device.waitFor();
+    assert.equal(await device.getAttribute("data-outcome"), "sent");
+    assert.equal(await device.locator('[data-stage="accepted"]').getAttribute("class"), "stage done", "the accepted stage is reached");
+    assert.match(await page.getByTestId("summary").innerText(), /\S/);
+    assert.ok(page.url().endsWith(`#/message/${encodeURIComponent(msgKey)}`), "the trace has its own address");
+    await screenshot(page, "message-trace-sent");
+  });
+
+  it("a seeded user whose app is in the foreground: the User page says why the device gets no push", async () => {
+    await callOk("doForeground", { deviceId }, bob);
+    await nav(page, "User");
+    await page.getByLabel("Account").fill(bob.uid);
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    const card = page.getByRole("article", { name: `Device ${deviceId}` });
+    await card.waitFor();
+    const verdict = await card.locator(".verdict").innerText();
+    assert.match(verdict, /No push now: foreground/);
+    assert.match(await page.getByTestId("summary").innerText(), /\S/);
+    // The last pushes include the message sent above, as sent.
+    await page.getByRole("region", { name: "Last pushes" }).getByText("sent", { exact: true }).first().waitFor();
+    await screenshot(page, "user-foreground");
+  });
+
+  it("a test push from the User page shows FCM's answer", async () => {
+    const card = page.getByRole("article", { name: `Device ${deviceId}` });
+    await card.getByLabel("Dry run (FCM validates, delivers nothing)").check();
+    await card.getByRole("button", { name: "Send test push" }).click();
+    const result = card.locator(".test-result");
+    await result.waitFor();
+    assert.match(await result.innerText(), /validated/);
+    await screenshot(page, "user-test-push");
+  });
+
+  it("the overview shows the last 14 days and the certificates' health", async () => {
+    await nav(page, "Overview");
+    await page.getByRole("img", { name: /Pushes per day, last 14 days/ }).waitFor();
+    await page.getByRole("heading", { name: "Why pushes were skipped" }).waitFor();
+    await page.locator(".health-list").getByText("console diagnostics").waitFor();
+    const sent = Number(await page.locator(".tile.ok .tile-value").first().innerText());
+    assert.ok(sent >= 1, `the sent total counts the message above (${sent})`);
+    await screenshot(page, "overview");
+  });
+
+  it("User and Message pages at phone width", async () => {
+    await page.setViewportSize({ width: 390, height: 844 });
+    await page.goto(`${page.url().split("#")[0]}#/user/${encodeURIComponent(bob.uid)}`);
+    await page.getByRole("article", { name: `Device ${deviceId}` }).waitFor();
+    await screenshot(page, "user-phone");
+    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the User page (overflow ${await overflow()} px)`);
+
+    // The trace of the message in the User page's last pushes.
+    await page.getByRole("region", { name: "Last pushes" }).getByRole("link").first().click();
+    await page.locator(".traced-device").first().waitFor();
+    await screenshot(page, "message-phone");
+    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the Message page (overflow ${await overflow()} px)`);
+  });
+});
