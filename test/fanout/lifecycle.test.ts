@@ -14,7 +14,7 @@ import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
 import { BatchBusyError } from "../../functions/src/fanout/progress.ts";
 import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";
-import { logDocs, seedRunningBatch, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+import { logDocs, seedRunningBatch, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
 
 const DAY = 86_400_000;
 
@@ -147,5 +147,34 @@ describe("events older than MAX_EVENT_AGE_SECONDS (default 1 hour)", () => {
     assert.equal(rejected.recipientCount, 250);
     assert.match(rejected.detail, /longer than MAX_EVENT_AGE_SECONDS \(3600 s\)/);
     assert.equal((await logDocs(key)).filter((d) => d.kind === "batch").length, 0, "no batch was started");
+  });
+});
+
+describe("more batches than FANOUT_INLINE_BATCHES", () => {
+  it("the first are processed by the invocation that got the event, the rest go through the batch topic (one publish each, counted in its own batch)", async () => {
+    // The parameter as the functions read it (firebase-functions params read process.env): one
+    // inline batch here, while the emulator's functions keep the default.
+    const previous = process.env.FANOUT_INLINE_BATCHES;
+    process.env.FANOUT_INLINE_BATCHES = "1";
+    try {
+      const key = `spread-${randomUUID()}`;
+      const to = Array.from({ length: 450 }, (_, i) => `spread-${i}`);
+      // PushFlag 1: the whole claim/record path runs in both places, without FCM credentials.
+      await handlePushEvent({
+        topic: "im-offline-push",
+        eventId: `spread-event-${randomUUID()}`,
+        publishTimeMs: Date.now(),
+        json: { MsgKey: key, From_Account: "sender", To_Account: to, MsgBody: [], OfflinePushInfo: { PushFlag: 1 } },
+        jsonError: null,
+      });
+      // Batch 0 was done before handlePushEvent returned; 1 and 2 arrive through the batch topic.
+      const docs = await waitForMessage(key, 120_000);
+      assert.deepEqual(docs.map((d) => d.uids.length), [200, 200, 50]);
+      assert.deepEqual(docs.map((d) => d.cost.publishes), [0, 1, 1], "one publish per published batch, none for the inline one");
+      assert.ok(docs.every((d) => d.claims === 1 && d.counts.skipped === d.uids.length));
+    } finally {
+      if (previous === undefined) delete process.env.FANOUT_INLINE_BATCHES;
+      else process.env.FANOUT_INLINE_BATCHES = previous;
+    }
   });
 });

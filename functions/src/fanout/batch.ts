@@ -15,7 +15,7 @@ import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type Placeholders } 
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
-import { withSenderTitle } from "./senderName"; // [diagnostics]
+import { withSenderTitle } from "./senderName";
 
 export interface BatchInput {
   content: PushContent;
@@ -69,7 +69,11 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const { settings } = deps;
   const cost = new CostCounter();
   // [diagnostics] paper cut: without a Title, the sender's Auth displayName (cached), then the account.
-  const decision = messageDecision(await withSenderTitle(content), deps.placeholders);
+  // Whether to push never depends on the title: the sender's display name (an Auth lookup, when the
+  // message has no Title) is fetched alongside the claim and the reads, and awaited only for the text.
+  const titled = withSenderTitle(content);
+  titled.catch(() => undefined); // a batch that ends early never awaits it
+  const decision = messageDecision(content, deps.placeholders);
   const logId = batchLogId(content.MsgKey, input.batchIndex, input.uids);
   let tooOld = now() - input.publishTimeMs > settings.maxEventAgeMs;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
@@ -213,7 +217,8 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   const { credentials, unreadable } = loaded;
   const ctx = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(now());
-  const text = { title: decision.title, body: decision.body };
+  const textDecision = messageDecision(await titled, deps.placeholders);
+  const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
   const lifetimeEndsAt = input.publishTimeMs + (content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   // The message is built, measured and validated once per batch, with a stand-in token as long as
   // any real one (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message is that one

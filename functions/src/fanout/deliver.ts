@@ -90,11 +90,11 @@ export const jobKey = (j: { uid: string; deviceId: string }): string => `${j.uid
 
 /**
  * When FCM last accepted a send with each certificate (and key version) in this instance. Within
- * PROBE_FREE_MS of that, a batch's first wave skips the one-request probe: a key that FCM refused
+ * PROBE_FREE_MS (5 minutes) of that, a batch's first wave skips the one-request probe: a key that FCM refused
  * in between costs at most one wave of requests for its own devices, never anyone else's.
  */
 const lastAccepted = new Map<string, number>();
-const PROBE_FREE_MS = 60_000;
+const PROBE_FREE_MS = 5 * 60_000;
 const acceptedKey = (cred: CertificateCredentials) => `${cred.certificateId}:${cred.version}:${cred.privateKeyId}`;
 
 function noteAccepted(cred: CertificateCredentials, nowMs: number): void {
@@ -186,7 +186,9 @@ interface OpenJob {
 const defaultSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Sends every job in waves until each has an outcome, the lease is lost, or the invocation's time is up. */
-export async function sendAll(jobs: SendJob[], ctx: SendContext): Promise<SendOutcome> {
+export async function sendAll(jobs: SendJob[], context: SendContext): Promise<SendOutcome> {
+  // Resolved once per batch, not per request (in the emulator it validates two URLs).
+  const ctx = { ...context, apiOrigin: fcmEndpoints().apiOrigin };
   const now = ctx.now ?? Date.now;
   const sleep = ctx.sleep ?? defaultSleep;
   const senders = new Map<number, CertificateSender>();
@@ -320,7 +322,7 @@ function expiredEntry(o: OpenJob, expiresAt: number): PushLogEntry {
   };
 }
 
-async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx: SendContext, now: () => number): Promise<Attempt> {
+async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx: SendContext & { apiOrigin: string }, now: () => number): Promise<Attempt> {
   const { job } = o;
   const at = () => Timestamp.now();
   const failed = (reason: FailReason, detail: string, error: FcmErrorRecord | null, attempts: number): { done: PushLogEntry } => ({
@@ -342,7 +344,7 @@ async function attemptOne(o: OpenJob, sender: CertificateSender | undefined, ctx
     return tokenGrantFailure(err, o, sender, failed, pacer, ctx, now);
   }
   if (!(await ctx.mayProceed())) throw new LeaseLostError("the batch lease was lost");
-  const { apiOrigin } = fcmEndpoints();
+  const apiOrigin = ctx.apiOrigin;
   // A first attempt sends the message as built; a later one, with what is left of its lifetime.
   const message = o.tried ? withRemainingTtl(job.message, job.lifetimeEndsAt, now()) : job.message;
   ctx.cost.fcmRequests++;
