@@ -21,7 +21,9 @@ const args = process.argv.slice(2);
 const sizes = args.map(Number).filter((n) => Number.isInteger(n) && n > 0);
 const runs = sizes.length ? sizes : [1, 300, 1_000, 10_000];
 /** Single-recipient latency is noisy: the median of this many warm runs per path. */
-const SINGLE_RUNS = 10;
+const SINGLE_RUNS = 20;
+/** Rounds per path for 300 and 1,000 recipients (interleaved; the median is printed): a 2-core machine is noisy. */
+const ROUNDS = 10;
 
 type Path = "naive" | "ours";
 
@@ -57,12 +59,24 @@ async function requestsFor(projectId: string, key: string, expected: number): Pr
   );
 }
 
-async function runOnce(path: Path, uids: string[], projectId: string): Promise<Run> {
+/**
+ * Both paths are waited for the same way while they run: by the fake FCM's stream counter, one
+ * small request every 200 ms. Reading either path's own records while it runs would load the
+ * emulators it is using (the push log is a query and its outcome shards), and favour the other.
+ * Their records are read once their last FCM request is in.
+ */
+async function untilRequests(before: number, expected: number, timeoutMs: number, what: string): Promise<void> {
+  await eventually(async () => ((await fakeFcm.stats()).streams - before >= expected ? true : undefined), { timeoutMs, what });
+}
+
+async function runOnce(path: Path, uids: string[], projectId: string, eligible: number): Promise<Run> {
   const key = msgKey(`bench-${path}-${uids.length}`);
   const event = { MsgKey: key, From_Account: `bench-sender-${randomUUID()}`, To_Account: uids, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "benchmark" } }] };
+  const before = (await fakeFcm.stats()).streams;
   const started = Date.now();
   await publish(path === "ours" ? PUSH_TOPIC : BENCH_NAIVE_TOPIC, event);
   const timeoutMs = Math.max(120_000, uids.length * 60);
+  await untilRequests(before, eligible, timeoutMs, `${eligible} FCM requests for ${key}`);
   if (path === "ours") {
     const docs = await waitForMessage(key, timeoutMs);
     const cost = costOf(docs);
@@ -116,16 +130,16 @@ async function benchSize(n: number): Promise<SizeResult> {
   const eligible = seeded.eligibleTokens.size;
   const out: SizeResult = { n, eligible, naive: [], ours: [] };
   // A single recipient: every device of seed state 0 is eligible. Warm both paths first.
-  const rounds = n === 1 ? SINGLE_RUNS : n >= 10_000 ? 1 : 2;
+  const rounds = n === 1 ? SINGLE_RUNS : n >= 10_000 ? 3 : ROUNDS;
   if (n === 1 || n === runs[0]) {
-    await runOnce("naive", uids, cert.sa.project_id);
-    await runOnce("ours", uids, cert.sa.project_id);
+    await runOnce("naive", uids, cert.sa.project_id, eligible);
+    await runOnce("ours", uids, cert.sa.project_id, eligible);
   }
   for (let r = 0; r < rounds; r++) {
     // Interleaved, and the first path alternates: neither always meets a cold or warm machine.
     const order: Path[] = r % 2 === 0 ? ["naive", "ours"] : ["ours", "naive"];
     for (const path of order) {
-      const run = await runOnce(path, uids, cert.sa.project_id);
+      const run = await runOnce(path, uids, cert.sa.project_id, eligible);
       out[path].push(run);
       process.stdout.write(`[bench] ${n} recipients, ${path}: first ${run.firstMs} ms, last ${run.lastMs} ms, FCM ${run.fcm}, reads ${run.reads}, writes ${run.writes}, publishes ${run.publishes}, batches ${run.batches}, peak RSS ${run.peakRssMb} MiB\n`);
     }
@@ -138,9 +152,19 @@ function table(rows: Array<Array<string | number>>): string {
   return rows.map((r) => r.map((c, i) => (i === 0 ? String(c).padEnd(widths[i]!) : String(c).padStart(widths[i]!))).join("  ")).join("\n");
 }
 
+/**
+ * The median of each round's ours/naive ratio (time to the last FCM request). The two runs of a
+ * round are back to back, so this cancels what drifts over a run (the JIT warming up, the
+ * emulators' data growing) better than the ratio of the two medians, which is printed too.
+ */
+function pairedRatio(r: SizeResult): number {
+  const pairs = Math.min(r.naive.length, r.ours.length);
+  return median(Array.from({ length: pairs }, (_, i) => r.ours[i]!.lastMs / Math.max(1, r.naive[i]!.lastMs)));
+}
+
 function report(results: SizeResult[]): string {
   const rows: Array<Array<string | number>> = [
-    ["recipients", "eligible", "path", "first FCM (s)", "last FCM (s)", "ratio last", "reads", "writes", "publishes", "FCM req", "batches", "peak RSS MiB"],
+    ["recipients", "eligible", "path", "first FCM (s)", "last FCM (s)", "ratio last", "paired", "reads", "writes", "publishes", "FCM req", "batches", "peak RSS MiB"],
   ];
   for (const r of results) {
     for (const path of ["naive", "ours"] as const) {
@@ -156,6 +180,7 @@ function report(results: SizeResult[]): string {
         fmtS(first),
         fmtS(last),
         path === "ours" ? `${(last / Math.max(1, naiveLast)).toFixed(2)}x` : "1.00x",
+        path === "ours" ? `${pairedRatio(r).toFixed(2)}x` : "",
         one.reads,
         one.writes,
         one.publishes,
@@ -183,7 +208,7 @@ function report(results: SizeResult[]): string {
     out += `\nThis project's cost per 1,000 recipients (Firestore read and write calls, Pub/Sub publishes, FCM requests; from the batches' push-log cost records)\n${table(krows)}\n`;
   }
   out +=
-    "\nfirst/last FCM: wall clock from the publish to the first/last request the fake FCM received. ratio last: ours / naive (below 1: faster).\n" +
+    "\nfirst/last FCM: wall clock from the publish to the first/last request the fake FCM received. ratio last: ours / naive, of the medians (below 1: faster). paired: the median of the rounds' own ratios.\n" +
     "reads/writes: Firestore read/write calls (getAll, get, commit, transaction), not documents. publishes: the fan-out's Pub/Sub messages to the batch topic (the event's own publish not counted).\n" +
     "peak RSS: the largest peak resident memory of a function process that ran a batch (process.resourceUsage().maxRSS; the emulator runs one process per concurrent execution). Configured: 512 MiB.\n";
   return out;
