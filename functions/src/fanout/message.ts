@@ -57,6 +57,9 @@ export const MAX_QUOTED_CHARS = 100;
 
 /** A user-provided string as quoted in the log: at most MAX_QUOTED_CHARS characters. */
 export function clip(s: string, max = MAX_QUOTED_CHARS): string {
+  // Every outcome's detail goes through here: a string of at most `max` UTF-16 units has at most
+  // `max` characters, so the usual case returns without splitting it into an array of characters.
+  if (s.length <= max) return s;
   const chars = Array.from(s);
   return chars.length <= max ? s : `${chars.slice(0, max).join("")}…`;
 }
