@@ -178,3 +178,28 @@ describe("more batches than FANOUT_INLINE_BATCHES", () => {
     }
   });
 });
+
+describe("the inline batches of one event", () => {
+  it("share their read calls: consecutive batches in one call of up to 400 recipients, counted once, each batch with its own recipients", async () => {
+    const key = `shared-reads-${randomUUID()}`;
+    // 501 recipients and the sender: batches of 200, 200 and 101 (the sender is never read), so
+    // two read calls: batches 0 and 1 (400 recipients), then batch 2.
+    const to = [...Array.from({ length: 501 }, (_, i) => `shared-${String(i).padStart(3, "0")}`), "sender"];
+    await handlePushEvent({
+      topic: "im-offline-push",
+      eventId: `shared-event-${randomUUID()}`,
+      publishTimeMs: Date.now(),
+      json: { MsgKey: key, From_Account: "sender", To_Account: to, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi" } }] },
+      jsonError: null,
+    });
+    const docs = await waitForMessage(key, 120_000);
+    assert.deepEqual(docs.map((d) => d.uids.length), [200, 200, 102]);
+    assert.deepEqual(docs.map((d) => d.cost.firestoreReads), [1, 0, 1], "one read call per 400 recipients, counted by the first batch of the call");
+    // Nobody ever logged in: every recipient is skipped as no-device, by the batch it belongs to.
+    for (const d of docs) {
+      const recipients = d.uids.filter((uid) => uid !== "sender");
+      assert.deepEqual(d.entries.filter((e) => e.reason === "no-device").map((e) => e.uid).sort(), [...recipients].sort());
+    }
+    assert.equal(docs.flatMap((d) => d.entries).filter((e) => e.reason === "sender").length, 1);
+  });
+});

@@ -1,10 +1,10 @@
-// One batch of one message: claim it, read its recipients (one getAll), decide per device with the
-// sessions' pushEligibility, load the certificates (one getAll), send, record. The same code runs
-// inline for a small message and for each batch of a large one.
+// One batch of one message: claim it while its recipients and their certificates are read
+// (recipientReads.ts), decide per device with the sessions' pushEligibility, send, record. The same
+// code runs for the batches the event's invocation processes itself and for each published batch.
 import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
-import { certRef, credentialsFromSnapshots, loadCredentials, type LoadedCredentials } from "../certificates/store";
+import { loadCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
 import type { FanoutSettings } from "../config";
 import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
@@ -13,8 +13,10 @@ import { CostCounter } from "./cost";
 import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
+import { GroupReads, readRecipients, rememberCertificates, type RecipientRead } from "./recipientReads";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
+import type { SendingGroup } from "./sendingGroup";
 import { withSenderTitle } from "./senderName";
 
 export interface BatchInput {
@@ -44,6 +46,10 @@ export interface BatchDeps {
   handOn: (input: BatchInput, notBeforeMs: number) => Promise<void>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** The batches processed alongside this one in the same invocation (see sendingGroup.ts). */
+  group?: SendingGroup;
+  /** Their reads, shared (see recipientReads.ts). */
+  reads?: GroupReads;
 }
 
 /** How long a redelivery of the message that holds a batch waits for it before failing (to be redelivered). */
@@ -63,12 +69,22 @@ export function eventExpiresAt(content: PushContent, publishTimeMs: number, maxE
 }
 
 export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<BatchResult> {
+  const member = deps.group?.member();
+  try {
+    return await processOneBatch(input, deps, member?.beforeFinalWrite);
+  } finally {
+    member?.doneSending();
+  }
+}
+
+type BeforeFinalWrite = (() => Promise<void>) | undefined;
+
+async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFinalWrite): Promise<BatchResult> {
   const now = deps.now ?? Date.now;
   const startedAt = now();
   const { content } = input;
   const { settings } = deps;
   const cost = new CostCounter();
-  // [diagnostics] paper cut: without a Title, the sender's Auth displayName (cached), then the account.
   // Whether to push never depends on the title: the sender's display name (an Auth lookup, when the
   // message has no Title) is fetched alongside the claim and the reads, and awaited only for the text.
   const titled = withSenderTitle(content);
@@ -101,7 +117,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     eventId: input.eventId,
     uids: input.uids,
     notes: decision.notes,
-    publishTime: new Date(input.publishTimeMs).toISOString(), // [diagnostics] for latency and statistics
+    publishTime: new Date(input.publishTimeMs).toISOString(), // for latency and statistics
   };
   const leaseOptions = {
     owner: randomUUID(),
@@ -116,12 +132,12 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
   // message), so the read runs alongside the claim instead of after it. Nothing is sent before the
   // claim is won, and a claim that had to wait reads again.
   const candidates = tooOld || !decision.push ? [] : input.uids.filter((uid) => uid !== content.From_Account);
-  const readFor = (uids: string[]) => {
-    const read = readRecipients(uids, deps.kek, cost);
+  const readFor = (uids: string[], shared: boolean) => {
+    const read = (shared ? deps.reads?.read(input.batchIndex, uids, cost) : null) ?? readRecipients(uids, deps.kek, cost);
     read.catch(() => undefined); // awaited below; not an unhandled rejection if the claim fails first
     return read;
   };
-  let early: Promise<RecipientRead> | null = candidates.length > 0 ? readFor(candidates) : null;
+  let early: Promise<RecipientRead> | null = candidates.length > 0 ? readFor(candidates, true) : null;
   const phases: Record<string, number> = {};
   const mark = (name: string) => (phases[name] = now() - startedAt);
   let claim = await claimBatch(logId, identity, leaseOptions, cost);
@@ -163,7 +179,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
         await skipUser(uid, "event-too-old", `the event was published ${age} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s): dropped rather than pushed late`);
       }
     }
-    return finish(progress, logId, cost);
+    return finish(progress, logId, cost, beforeFinalWrite);
   }
 
   const toRead: string[] = [];
@@ -173,36 +189,28 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     else if (!decision.push) await skipUser(uid, decision.reason, decision.detail);
     else toRead.push(uid);
   }
-  if (!decision.push || toRead.length === 0) return finish(progress, logId, cost);
+  if (!decision.push || toRead.length === 0) return finish(progress, logId, cost, beforeFinalWrite);
 
-  // One read call for every recipient of the batch (and, usually, their certificates).
-  const read = await (early ?? readFor(toRead));
+  // The batch's recipients and, usually, their certificates (recipientReads.ts). The snapshots are
+  // let go as soon as the devices are parsed: a batch holds only what it sends, not its read,
+  // through its sends (less for the garbage collector to copy while other batches work).
+  let reading: Promise<RecipientRead> | null = early ?? readFor(toRead, false);
+  early = null;
+  const recipients = await reading;
+  reading = null;
   mark("readMs");
-  const wanted = new Set(toRead);
-  const devices: Array<{ uid: string; device: Device }> = [];
-  for (const snap of read.users) {
-    if (!wanted.has(snap.id)) continue;
-    const uid = snap.id;
-    let map: Record<string, Device>;
-    try {
-      map = parseUserDevices(snap.exists ? snap.data() : undefined);
-    } catch (err) {
-      logger.error("unreadable users document: recipient skipped", { uid, error: String(err) });
-      await skipUser(uid, "invalid-device-record", "the user's stored device record does not match the expected format");
-      continue;
-    }
-    const list = Object.values(map);
-    if (list.length === 0) {
-      await skipUser(uid, "no-device", "the user has never logged in on any device");
-      continue;
-    }
-    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
-  }
+  // Outcomes decided without a request (skips, unusable messages or certificates) are recorded
+  // after the sends: recording costs CPU that the batch's first FCM request, and the other batches
+  // of the invocation, should not wait for. A delivery that loses its lease drops them, and the
+  // one that took over decides them again.
+  const decided: PushLogEntry[] = [];
+  const skipLater = (uid: string, reason: SkipReason, detail: string) => decided.push({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
+  const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, skipLater);
 
   const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
-  const loaded = read.certificates;
+  const loaded = recipients.certificates;
   // Certificates this instance had not seen yet: one more read (a cold instance, a new certificate).
-  const unread = certificateIds.filter((id) => !read.certificatesRead.has(id));
+  const unread = certificateIds.filter((id) => !recipients.certificatesRead.has(id));
   if (unread.length > 0) {
     cost.firestoreReads++;
     const more = await loadCredentials(unread, deps.kek);
@@ -232,22 +240,22 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     const deviceId = device.deviceId;
     const eligibility = pushEligibility(device, nowDate, ctx);
     if (!eligibility.eligible) {
-      await progress.record({ outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() });
+      decided.push({ outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() });
       continue;
     }
     const token = device.token;
     if (!token) continue; // eligibility guarantees a token; narrows the type
     const why = unreadable.get(token.certificateId);
     if (why !== undefined) {
-      await progress.record(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`));
+      decided.push(failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`));
       continue;
     }
     const checked = messageFor(token.token);
     if (!checked.ok) {
       if (checked.reason === "payload-too-large") {
-        await progress.record({ outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() });
+        decided.push({ outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() });
       } else {
-        await progress.record(failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail));
+        decided.push(failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail));
       }
       continue;
     }
@@ -273,6 +281,7 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     logger.warn("offline push batch taken over by another delivery: stopping", { logId });
     return { status: "lease-lost", logId };
   }
+  for (const entry of decided) await progress.record(entry);
   if (outcome.open.length > 0) {
     // Out of time with devices still open (FCM throttling or an outage): what is known is written,
     // the lease released, and a continuation published; it claims the batch and goes on.
@@ -283,56 +292,36 @@ export async function processBatch(input: BatchInput, deps: BatchDeps): Promise<
     logger.warn("offline push batch handed to a continuation: its invocation's time is up", { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
     return handOn(notBeforeMs, outcome.open.length);
   }
-  return finish(progress, logId, cost, phases);
+  return finish(progress, logId, cost, beforeFinalWrite, phases);
 }
 
-/**
- * The certificates this instance sent with lately, most recent last. The next batch reads them
- * with its recipients, in one getAll: fresh every time (a deleted, replaced or refused certificate
- * is seen at once), yet no extra read call. Bounded: a project has a handful of certificates.
- */
-const recentCertificates = new Set<number>();
-const MAX_RECENT_CERTIFICATES = 16;
-
-function rememberCertificates(ids: number[]): void {
-  for (const id of ids) {
-    recentCertificates.delete(id);
-    recentCertificates.add(id);
+/** The devices of the recipients read (those without an outcome yet); a recipient with none is skipped. */
+function devicesToDecide(
+  users: FirebaseFirestore.DocumentSnapshot[],
+  wanted: Set<string>,
+  progress: BatchProgress,
+  skip: (uid: string, reason: SkipReason, detail: string) => void,
+): Array<{ uid: string; device: Device }> {
+  const devices: Array<{ uid: string; device: Device }> = [];
+  for (const snap of users) {
+    if (!wanted.has(snap.id)) continue;
+    const uid = snap.id;
+    let map: Record<string, Device>;
+    try {
+      map = parseUserDevices(snap.exists ? snap.data() : undefined);
+    } catch (err) {
+      logger.error("unreadable users document: recipient skipped", { uid, error: String(err) });
+      skip(uid, "invalid-device-record", "the user's stored device record does not match the expected format");
+      continue;
+    }
+    const list = Object.values(map);
+    if (list.length === 0) {
+      skip(uid, "no-device", "the user has never logged in on any device");
+      continue;
+    }
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
   }
-  for (const id of recentCertificates) {
-    if (recentCertificates.size <= MAX_RECENT_CERTIFICATES) break;
-    recentCertificates.delete(id);
-  }
-}
-
-interface RecipientRead {
-  users: FirebaseFirestore.DocumentSnapshot[];
-  certificates: LoadedCredentials;
-  /** Certificate IDs read (whether they exist or not). */
-  certificatesRead: Set<number>;
-}
-
-/**
- * Recipients per read call. The calls of a batch run in parallel: a 200-recipient batch waits for
- * the slower of two reads of 100 rather than for one read of 200, at the cost rule's limit of one
- * read call per 100 recipients.
- */
-const READ_CHUNK = 100;
-
-/** The recipients' user documents and the recently used certificates (with the first chunk). */
-async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
-  const certIds = [...recentCertificates];
-  const chunks: string[][] = [];
-  for (let i = 0; i < uids.length; i += READ_CHUNK) chunks.push(uids.slice(i, i + READ_CHUNK));
-  cost.firestoreReads += chunks.length;
-  const users = db().collection(USERS);
-  const [first, ...rest] = await Promise.all(chunks.map((chunk, i) => db().getAll(...chunk.map((uid) => users.doc(uid)), ...(i === 0 ? certIds.map(certRef) : []))));
-  const firstUsers = (first ?? []).slice(0, chunks[0]?.length ?? 0);
-  return {
-    users: [...firstUsers, ...rest.flat()],
-    certificates: credentialsFromSnapshots((first ?? []).slice(firstUsers.length), kek),
-    certificatesRead: new Set(chunks.length > 0 ? certIds : []),
-  };
+  return devices;
 }
 
 /**
@@ -382,7 +371,8 @@ function failedEntry(uid: string, deviceId: string, certificateId: number, reaso
 }
 
 /** `phases`: ms from the start of the invocation's work on the batch to each step, for the log. */
-async function finish(progress: BatchProgress, logId: string, cost: CostCounter, phases: Record<string, number> = {}): Promise<BatchResult> {
+async function finish(progress: BatchProgress, logId: string, cost: CostCounter, beforeFinalWrite: BeforeFinalWrite, phases: Record<string, number> = {}): Promise<BatchResult> {
+  await beforeFinalWrite?.();
   await progress.finish();
   if (progress.lost) return { status: "lease-lost", logId };
   const counts = progress.counts();

@@ -27,6 +27,8 @@ import {
 import { DomainError, invalidArgument } from "../common/errors";
 import { GRPC, grpcCode } from "../common/firestore";
 import { takeSendAllowance } from "./sendLimit";
+import { GroupReads } from "./recipientReads";
+import { SendingGroup } from "./sendingGroup";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./progress";
@@ -225,9 +227,12 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
     }
     // Every inline batch runs to its end even when another fails: the first error then makes Pub/Sub
     // redeliver the event, and the finished batches are found done.
+    // The inline batches share their reads and hold their final writes until all have sent (see
+    // recipientReads.ts and sendingGroup.ts).
+    const shared = inline.length > 1 ? { group: new SendingGroup(inline.length), reads: new GroupReads(inline.map((uids) => uids.filter((uid) => uid !== content.From_Account)), keyEncryptionKey) } : {};
     const results = await Promise.allSettled(
       inline.map((uids, batchIndex) =>
-        processBatch({ content, uids, batchIndex, batchCount: batches.length, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs }, deps(settings)),
+        processBatch({ content, uids, batchIndex, batchCount: batches.length, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs }, { ...deps(settings), ...shared }),
       ),
     );
     const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
@@ -288,7 +293,7 @@ export async function sendAsApp({ to, body, offlinePushInfo }: SendMessageReques
     throw invalidArgument("to", `names ${recipients.length} accounts; an app may send to at most ${limits.maxRecipients} per call (SEND_MESSAGE_MAX_RECIPIENTS)`);
   }
   if (!caller.admin) await takeSendAllowance(caller.uid, limits.perMinute);
-  // [diagnostics] a non-admin's Title is dropped: the fan-out titles it with the sender's displayName, then the account.
+  // a non-admin's Title is dropped: the fan-out titles it with the sender's displayName, then the account.
   const info = offlinePushInfo !== undefined && !caller.admin ? (Object.fromEntries(Object.entries(offlinePushInfo).filter(([k]) => k !== "Title")) as typeof offlinePushInfo) : offlinePushInfo;
   const msgKey = `app-${Date.now()}-${randomUUID()}`;
   const event = PushEventSchema.parse({

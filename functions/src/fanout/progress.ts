@@ -120,7 +120,7 @@ export interface BatchIdentity {
   eventId: string;
   uids: string[];
   notes: string[];
-  /** [diagnostics] The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
+  /** The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
   publishTime?: string;
 }
 
@@ -287,7 +287,7 @@ export class BatchProgress {
   private writeSeq = 0;
   /** Another delivery took the batch over (our lease had expired): stop sending at once. */
   lost = false;
-  /** [diagnostics] Every outcome of the batch (earlier deliveries' too), counted once in the final write. */
+  /** Every outcome of the batch (earlier deliveries' too), counted once in the final write. */
   readonly stats: BatchStats;
 
   constructor(

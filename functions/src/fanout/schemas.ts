@@ -328,7 +328,7 @@ export const BatchLogSchema = z.object({
   batchCount: z.number(),
   eventId: z.string(),
   uids: z.array(z.string()),
-  /** [diagnostics] Publication time of the event (ISO), for latency; absent on batches recorded before it was added. */
+  /** Publication time of the event (ISO), for latency; absent on batches recorded before it was added. */
   publishTime: z.string().optional(),
   state: z.enum(["running", "done"]),
   lease: z.object({ owner: z.string(), deliveryId: z.string(), until: TimestampSchema }).nullable(),

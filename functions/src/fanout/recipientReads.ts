@@ -1,0 +1,148 @@
+// Reading the recipients' devices (users/{uid}) and the certificates their tokens name.
+//
+// A read call has a fixed cost besides its documents: the round trip, and, in the function, the
+// response's decoding, which for a group is CPU on the critical path. So the batches one
+// invocation processes together (the inline batches of an event) are read together: consecutive
+// batches share a call of up to MAX_RECIPIENTS_PER_READ recipients (a 300-recipient group is one
+// call, a 1,000-recipient group three), the calls run in parallel, and each batch goes on as soon
+// as the call holding its recipients is in. A batch read on its own (a published batch, a
+// re-read after waiting for a busy batch) makes the same calls for itself.
+//
+// The certificates this instance sent with lately come in every call, fresh (a deleted, replaced
+// or refused certificate is seen at once): usually no read call of their own.
+import type { DocumentSnapshot } from "firebase-admin/firestore";
+import { certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
+import { db } from "../common/firestore";
+import { USERS } from "../sessions/schemas";
+import type { CostCounter } from "./cost";
+
+/**
+ * Recipients per read call at most: two default batches. Measured on the emulators, one call of
+ * 300 documents answers sooner than three parallel calls of 100 and a call of 400 is not slower
+ * than four of 100, while the calls of a large group still run side by side. At most 1 call per
+ * 100 recipients either way (the cost rule), here 1 per 400 at full calls.
+ */
+export const MAX_RECIPIENTS_PER_READ = 400;
+
+export interface RecipientRead {
+  /** The recipients' user documents (some may not exist), in the order asked. */
+  users: DocumentSnapshot[];
+  certificates: LoadedCredentials;
+  /** Certificate IDs read (whether they exist or not). */
+  certificatesRead: Set<number>;
+}
+
+/**
+ * The certificates this instance sent with lately, most recent last. Bounded: a project has a
+ * handful of certificates.
+ */
+const recentCertificates = new Set<number>();
+const MAX_RECENT_CERTIFICATES = 16;
+
+export function rememberCertificates(ids: number[]): void {
+  for (const id of ids) {
+    recentCertificates.delete(id);
+    recentCertificates.add(id);
+  }
+  for (const id of recentCertificates) {
+    if (recentCertificates.size <= MAX_RECENT_CERTIFICATES) break;
+    recentCertificates.delete(id);
+  }
+}
+
+/** One getAll: the users, then the recent certificates. */
+async function readCall(uids: string[], kek: () => Buffer): Promise<{ users: DocumentSnapshot[]; certificates: LoadedCredentials; certificatesRead: number[] }> {
+  const certIds = [...recentCertificates];
+  const users = db().collection(USERS);
+  const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certIds.map(certRef));
+  return { users: snaps.slice(0, uids.length), certificates: credentialsFromSnapshots(snaps.slice(uids.length), kek), certificatesRead: certIds };
+}
+
+function copyOf(c: LoadedCredentials): LoadedCredentials {
+  return { credentials: new Map(c.credentials), unreadable: new Map(c.unreadable) };
+}
+
+/** A batch's recipients on its own: calls of at most MAX_RECIPIENTS_PER_READ, in parallel. */
+export async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
+  const chunks: string[][] = [];
+  for (let i = 0; i < uids.length; i += MAX_RECIPIENTS_PER_READ) chunks.push(uids.slice(i, i + MAX_RECIPIENTS_PER_READ));
+  cost.firestoreReads += chunks.length;
+  const calls = await Promise.all(chunks.map((chunk) => readCall(chunk, kek)));
+  const certificates: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
+  const certificatesRead = new Set<number>();
+  for (const call of calls) {
+    for (const [id, cred] of call.certificates.credentials) certificates.credentials.set(id, cred);
+    for (const [id, why] of call.certificates.unreadable) certificates.unreadable.set(id, why);
+    for (const id of call.certificatesRead) certificatesRead.add(id);
+  }
+  return { users: calls.flatMap((c) => c.users), certificates, certificatesRead };
+}
+
+interface GroupCall {
+  /** Batch indexes whose recipients this call reads, in order. */
+  batches: number[];
+  started: Promise<void> | null;
+}
+
+/**
+ * The reads of the batches one invocation processes together. Each batch asks for its own
+ * recipients (`read`); the first batch of a call to ask starts it, and counts it in its cost.
+ * A batch's snapshots are handed over once and not kept: the group holds no read longer than the
+ * batch that needs it.
+ */
+export class GroupReads {
+  private readonly calls: GroupCall[] = [];
+  private readonly callOf = new Map<number, GroupCall>();
+  private readonly results = new Map<number, RecipientRead>();
+
+  /** `planned[i]`: the recipients batch i will ask for (its uids without the sender). */
+  constructor(
+    private readonly planned: string[][],
+    private readonly kek: () => Buffer,
+  ) {
+    let call: GroupCall | null = null;
+    let size = 0;
+    planned.forEach((uids, index) => {
+      // An empty batch reads nothing; one larger than a call reads on its own, in chunks.
+      if (uids.length === 0 || uids.length > MAX_RECIPIENTS_PER_READ) return;
+      if (!call || size + uids.length > MAX_RECIPIENTS_PER_READ) {
+        call = { batches: [], started: null };
+        size = 0;
+        this.calls.push(call);
+      }
+      call.batches.push(index);
+      size += uids.length;
+      this.callOf.set(index, call);
+    });
+  }
+
+  /** Batch `index`'s recipients, or null when it asks for others than planned (it reads on its own). */
+  read(index: number, uids: string[], cost: CostCounter): Promise<RecipientRead> | null {
+    const call = this.callOf.get(index);
+    const planned = this.planned[index];
+    if (!call || !planned || planned.length !== uids.length || planned.some((uid, i) => uid !== uids[i])) return null;
+    if (!call.started) {
+      cost.firestoreReads++;
+      call.started = this.run(call);
+    }
+    return call.started.then(() => this.take(index));
+  }
+
+  private take(index: number): RecipientRead {
+    const result = this.results.get(index);
+    if (!result) throw new Error(`recipients of batch ${index} were already handed over`);
+    this.results.delete(index);
+    return result;
+  }
+
+  private async run(call: GroupCall): Promise<void> {
+    const lists = call.batches.map((i) => this.planned[i] ?? []);
+    const read = await readCall(lists.flat(), this.kek);
+    let offset = 0;
+    call.batches.forEach((batchIndex, k) => {
+      const n = lists[k]?.length ?? 0;
+      this.results.set(batchIndex, { users: read.users.slice(offset, offset + n), certificates: copyOf(read.certificates), certificatesRead: new Set(read.certificatesRead) });
+      offset += n;
+    });
+  }
+}
