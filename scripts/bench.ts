@@ -24,6 +24,8 @@ const runs = sizes.length ? sizes : [1, 300, 1_000, 10_000];
 const SINGLE_RUNS = 20;
 /** Rounds per path for 300 and 1,000 recipients (interleaved; the median is printed): a 2-core machine is noisy. */
 const ROUNDS = 10;
+/** Rounds per path from 10,000 recipients. */
+const LARGE_ROUNDS = 3;
 
 type Path = "naive" | "ours";
 
@@ -130,7 +132,7 @@ async function benchSize(n: number): Promise<SizeResult> {
   const eligible = seeded.eligibleTokens.size;
   const out: SizeResult = { n, eligible, naive: [], ours: [] };
   // A single recipient: every device of seed state 0 is eligible. Warm both paths first.
-  const rounds = n === 1 ? SINGLE_RUNS : n >= 10_000 ? 3 : ROUNDS;
+  const rounds = n === 1 ? SINGLE_RUNS : n >= 10_000 ? LARGE_ROUNDS : ROUNDS;
   if (n === 1 || n === runs[0]) {
     await runOnce("naive", uids, cert.sa.project_id, eligible);
     await runOnce("ours", uids, cert.sa.project_id, eligible);
@@ -190,7 +192,7 @@ function report(results: SizeResult[]): string {
       ]);
     }
   }
-  let out = `Fan-out: this project vs a naive fan-out (emulators + fake FCM; one message to N recipients, 30% eligible; median of ${SINGLE_RUNS} runs for 1 recipient, 2 for 300-1,000, 1 for 10,000)\n${table(rows)}\n`;
+  let out = `Fan-out: this project vs a naive fan-out (emulators + fake FCM; one message to N recipients, 30% eligible; median of ${SINGLE_RUNS} runs for 1 recipient, ${ROUNDS} rounds for 300-1,000, ${LARGE_ROUNDS} for 10,000 and more)\n${table(rows)}\n`;
   const single = results.find((r) => r.n === 1);
   if (single) {
     const n = single.naive.map((x) => x.firstMs);
