@@ -12,7 +12,8 @@ import { processBatch, type BatchDeps } from "../../functions/src/fanout/batch.t
 import { handlePushEvent } from "../../functions/src/fanout/functions.ts";
 import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
 import { BatchBusyError } from "../../functions/src/fanout/progress.ts";
-import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
+import { recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
+import { PushContentSchema, PushEventSchema, contentOf } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";
 import { logDocs, seedRunningBatch, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
 
@@ -201,5 +202,25 @@ describe("the inline batches of one event", () => {
       assert.deepEqual(d.entries.filter((e) => e.reason === "no-device").map((e) => e.uid).sort(), [...recipients].sort());
     }
     assert.equal(docs.flatMap((d) => d.entries).filter((e) => e.reason === "sender").length, 1);
+    // Their claims are one commit too, counted by batch 0: a claim and a final write for it, the
+    // final write alone for the others.
+    assert.deepEqual(docs.map((d) => d.cost.firestoreWrites), [2, 1, 1]);
+    assert.ok(docs.every((d) => d.claims === 1));
+  });
+
+  it("one batch already done by an earlier delivery: the shared claim does not apply, and each batch claims on its own", async () => {
+    const key = `shared-claim-${randomUUID()}`;
+    const event = { MsgKey: key, From_Account: "sender", To_Account: Array.from({ length: 450 }, (_, i) => `claim-${String(i).padStart(3, "0")}`), MsgBody: [], OfflinePushInfo: { PushFlag: 1 } };
+    const eventId = `shared-claim-event-${randomUUID()}`;
+    const publishTimeMs = Date.now();
+    // Batch 1 of 3, processed first on its own (as a delivery that got that far before it died would have).
+    const batches = splitIntoBatches(recipientsOf(event), 200);
+    const first = await processBatch({ content: contentOf(PushEventSchema.parse(event)), uids: batches[1] ?? [], batchIndex: 1, batchCount: 3, eventId, deliveryId: eventId, publishTimeMs }, deps(60_000));
+    assert.equal(first.status, "done");
+    await handlePushEvent({ topic: "im-offline-push", eventId, publishTimeMs, json: event, jsonError: null });
+    const docs = await waitForMessage(key, 120_000);
+    assert.deepEqual(docs.map((d) => d.claims), [1, 1, 1], "no batch was claimed twice");
+    assert.deepEqual(docs.map((d) => d.duplicates), [0, 1, 0], "batch 1 was found done");
+    assert.deepEqual(docs.map((d) => d.entries.length), [200, 200, 50], "one outcome per recipient, none twice");
   });
 });

@@ -13,6 +13,7 @@ import { CostCounter } from "./cost";
 import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
+import type { GroupClaims } from "./groupClaims";
 import { GroupReads, readRecipients, rememberCertificates, type RecipientRead } from "./recipientReads";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
@@ -48,8 +49,9 @@ export interface BatchDeps {
   sleep?: (ms: number) => Promise<void>;
   /** The batches processed alongside this one in the same invocation (see sendingGroup.ts). */
   group?: SendingGroup;
-  /** Their reads, shared (see recipientReads.ts). */
+  /** Their reads and their claims, shared (see recipientReads.ts, groupClaims.ts). */
   reads?: GroupReads;
+  claims?: GroupClaims;
 }
 
 /** How long a redelivery of the message that holds a batch waits for it before failing (to be redelivered). */
@@ -140,7 +142,7 @@ async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWr
   let early: Promise<RecipientRead> | null = candidates.length > 0 ? readFor(candidates, true) : null;
   const phases: Record<string, number> = {};
   const mark = (name: string) => (phases[name] = now() - startedAt);
-  let claim = await claimBatch(logId, identity, leaseOptions, cost);
+  let claim = await (deps.claims ? deps.claims.claim({ logId, batch: identity, options: leaseOptions, cost }) : claimBatch(logId, identity, leaseOptions, cost));
   mark("claimedMs");
   const waitUntil = now() + maxBusyWaitMs(settings.leaseMs);
   if (claim.status === "busy" && claim.sameDelivery && !tooOld) early = null;

@@ -27,6 +27,7 @@ import {
 import { DomainError, invalidArgument } from "../common/errors";
 import { GRPC, grpcCode } from "../common/firestore";
 import { takeSendAllowance } from "./sendLimit";
+import { GroupClaims } from "./groupClaims";
 import { GroupReads } from "./recipientReads";
 import { SendingGroup } from "./sendingGroup";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
@@ -227,9 +228,19 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
     }
     // Every inline batch runs to its end even when another fails: the first error then makes Pub/Sub
     // redeliver the event, and the finished batches are found done.
-    // The inline batches share their reads and hold their final writes until all have sent (see
-    // recipientReads.ts and sendingGroup.ts).
-    const shared = inline.length > 1 ? { group: new SendingGroup(inline.length), reads: new GroupReads(inline.map((uids) => uids.filter((uid) => uid !== content.From_Account)), keyEncryptionKey) } : {};
+    // The inline batches share their claims and reads, and hold their final writes until all have
+    // sent (groupClaims.ts, recipientReads.ts, sendingGroup.ts).
+    const shared =
+      inline.length > 1
+        ? {
+            claims: new GroupClaims(inline.length),
+            reads: new GroupReads(
+              inline.map((uids) => uids.filter((uid) => uid !== content.From_Account)),
+              keyEncryptionKey,
+            ),
+            group: new SendingGroup(inline.length),
+          }
+        : {};
     const results = await Promise.allSettled(
       inline.map((uids, batchIndex) =>
         processBatch({ content, uids, batchIndex, batchCount: batches.length, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs }, { ...deps(settings), ...shared }),

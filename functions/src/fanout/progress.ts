@@ -46,7 +46,7 @@ import { FieldValue, Timestamp, type DocumentReference } from "firebase-admin/fi
 import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
-import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type PushLogEntry } from "./schemas";
+import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type CostCounts, type PushLogEntry } from "./schemas";
 import { OUTCOMES, PUSH_LOG } from "./pushLog";
 import * as logger from "firebase-functions/logger";
 import { BatchStats } from "../diagnostics/stats";
@@ -187,21 +187,41 @@ function newBatchLog(batch: BatchIdentity, lease: NonNullable<BatchLog["lease"]>
   };
 }
 
+/** A claim's record, ready to be created: a batch nobody has claimed yet, with our lease. */
+export interface ClaimCreate {
+  ref: DocumentReference;
+  doc: BatchLog;
+  leaseUntilMs: number;
+  /** The cost totals the record holds (see CostCounter.withPendingWrite). */
+  total: CostCounts;
+}
+
+/** `countsWrite`: this batch's cost counts the write that creates it (false: another batch of a shared write does). */
+export function claimCreate(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter, countsWrite = true): ClaimCreate {
+  const nowMs = (options.now ?? Date.now)();
+  const lease = { owner: options.owner, deliveryId: options.deliveryId, until: Timestamp.fromMillis(nowMs + options.leaseMs) };
+  const total = countsWrite ? cost.withPendingWrite() : cost.snapshot();
+  return { ref: batchRef(logId), doc: newBatchLog(batch, lease, addCost(zeroCost(), cost.deltaTo(total)), nowMs, options.ttlMs), leaseUntilMs: lease.until.toMillis(), total };
+}
+
+/** The batch is ours once its created record is committed (at `writeTime`). */
+export function claimedByCreate(created: ClaimCreate, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter, writeTime: Timestamp, countsWrite = true): ClaimResult {
+  if (countsWrite) cost.firestoreWrites++;
+  cost.markSaved(created.total);
+  const progress = new BatchProgress(created.ref, batch, options, [], 1, created.leaseUntilMs, { sent: 0, skipped: 0, failed: 0 }, cost, writeTime);
+  return { status: "claimed", progress, claims: 1, previousOwner: null };
+}
+
 export async function claimBatch(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimResult> {
   const now = options.now ?? Date.now;
   const ref = batchRef(logId);
   // The usual case first: nobody has claimed the batch. A create-if-absent write claims it without
   // a read; ALREADY_EXISTS sends us to the transaction below, which decides from the record.
   {
-    const nowMs = now();
-    const lease = { owner: options.owner, deliveryId: options.deliveryId, until: Timestamp.fromMillis(nowMs + options.leaseMs) };
-    const total = cost.withPendingWrite();
+    const created = claimCreate(logId, batch, options, cost);
     try {
-      const written = await ref.create(newBatchLog(batch, lease, addCost(zeroCost(), cost.deltaTo(total)), nowMs, options.ttlMs));
-      cost.firestoreWrites++;
-      cost.markSaved(total);
-      const progress = new BatchProgress(ref, batch, options, [], 1, lease.until.toMillis(), { sent: 0, skipped: 0, failed: 0 }, cost, written.writeTime);
-      return { status: "claimed", progress, claims: 1, previousOwner: null };
+      const written = await ref.create(created.doc);
+      return claimedByCreate(created, batch, options, cost, written.writeTime);
     } catch (err) {
       if (grpcCode(err) !== GRPC.ALREADY_EXISTS) throw err;
       cost.firestoreWrites++;
