@@ -2,7 +2,8 @@
 // the same emulators, Firestore data, fake FCM and FCM sender as the real one, so that the bench
 // can print how much the real fan-out's promises cost. One function, one getAll of every
 // recipient, pushEligibility, one read of the certificates, every eligible device sent at once
-// over the instance's HTTP/2 connection. No push log, no exactly-once, no retries, no batches.
+// over the instance's HTTP/2 connection, the same notification (title included) as the real one.
+// No push log, no exactly-once, no retries, no batches.
 //
 // Never deployed: index.ts exports it only inside the Functions emulator, where it listens on a
 // topic that only the bench publishes to.
@@ -17,6 +18,7 @@ import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
 import { USERS, parseUserDevices } from "../sessions/schemas";
 import { checkedFcmMessage, messageDecision, placeholdersFrom } from "../fanout/message";
 import { recipientsOf } from "../fanout/recipients";
+import { withSenderTitle } from "../fanout/senderName";
 import { PushEventSchema, contentOf } from "../fanout/schemas";
 
 export const BENCH_NAIVE_TOPIC = "bench-naive-push";
@@ -26,12 +28,16 @@ export const benchNaiveFanout = onMessagePublished({ topic: BENCH_NAIVE_TOPIC, s
   const startedAt = Date.now();
   const ev = PushEventSchema.parse(JSON.parse(Buffer.from(event.data.message.data ?? "", "base64").toString("utf8")));
   const content = contentOf(ev);
-  const decision = messageDecision(content, placeholdersFrom(pushPlaceholderTextsRaw()));
+  const placeholders = placeholdersFrom(pushPlaceholderTextsRaw());
   const uids = recipientsOf(ev).filter((uid) => uid !== ev.From_Account);
   let sent = 0;
   let failed = 0;
-  if (decision.push && uids.length > 0) {
-    const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  if (messageDecision(content, placeholders).push && uids.length > 0) {
+    // The same notification as the real fan-out's: without a Title, the sender's display name,
+    // looked up (with the same per-instance cache) while the recipients are read.
+    const [snaps, titled] = await Promise.all([db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid))), withSenderTitle(content)]);
+    const named = messageDecision(titled, placeholders);
+    const text = named.push ? { title: named.title, body: named.body } : null;
     const devices = snaps.flatMap((snap) => Object.values(parseUserDevices(snap.exists ? snap.data() : undefined)));
     const certificateIds = [...new Set(devices.flatMap((d) => (d.token ? [d.token.certificateId] : [])))];
     const { credentials } = await loadCredentials(certificateIds, keyEncryptionKey);
@@ -42,8 +48,8 @@ export const benchNaiveFanout = onMessagePublished({ topic: BENCH_NAIVE_TOPIC, s
       devices.map(async (device) => {
         const token = device.token;
         const cred = token ? credentials.get(token.certificateId) : undefined;
-        if (!token || !cred || !pushEligibility(device, now, ctx).eligible) return;
-        const checked = checkedFcmMessage(content, { title: decision.title, body: decision.body }, token.token);
+        if (!text || !token || !cred || !pushEligibility(device, now, ctx).eligible) return;
+        const checked = checkedFcmMessage(content, text, token.token);
         if (!checked.ok) return;
         const { accessToken } = await cachedAccessToken(cred);
         const res = await sendFcmMessage({ apiOrigin, projectId: cred.projectId, accessToken, message: checked.message }, fcmPool);
