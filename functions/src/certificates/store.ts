@@ -159,10 +159,10 @@ export interface LoadedCredentials {
  * document) is reported in `unreadable` and harms no other. Missing ones are in neither map.
  * A Firestore error (transient) is thrown.
  */
-export async function loadCredentials(certificateIds: number[], kek: () => Buffer): Promise<LoadedCredentials> {
+export async function loadCredentials(certificateIds: number[], kek: () => Buffer, into: LoadedCredentials = { credentials: new Map(), unreadable: new Map() }): Promise<LoadedCredentials> {
   const ids = [...new Set(certificateIds)];
-  if (ids.length === 0) return { credentials: new Map(), unreadable: new Map() };
-  return credentialsFromSnapshots(await db().getAll(...ids.map(certRef)), kek);
+  if (ids.length === 0) return into;
+  return credentialsFromSnapshots(await db().getAll(...ids.map(certRef)), kek, into);
 }
 
 /**

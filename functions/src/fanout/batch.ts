@@ -14,7 +14,7 @@ import { jobKey, sendAll, type Recheck, type SendJob } from "./deliver";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type Placeholders } from "./message";
 import { BatchBusyError, claimBatch, type BatchProgress } from "./progress";
 import type { GroupClaims } from "./groupClaims";
-import { GroupReads, readRecipients, rememberCertificates, type RecipientRead } from "./recipientReads";
+import { GroupReads, readRecipients, recipientsToRead, rememberCertificates, type RecipientRead } from "./recipientReads";
 import { batchLogId } from "./recipients";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
 import type { SendingGroup } from "./sendingGroup";
@@ -133,7 +133,7 @@ async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWr
   // The recipients whose devices must be read: known before the claim (it only depends on the
   // message), so the read runs alongside the claim instead of after it. Nothing is sent before the
   // claim is won, and a claim that had to wait reads again.
-  const candidates = tooOld || !decision.push ? [] : input.uids.filter((uid) => uid !== content.From_Account);
+  const candidates = tooOld || !decision.push ? [] : recipientsToRead(input.uids, content.From_Account);
   const readFor = (uids: string[], shared: boolean) => {
     const read = (shared ? deps.reads?.read(input.batchIndex, uids, cost) : null) ?? readRecipients(uids, deps.kek, cost);
     read.catch(() => undefined); // awaited below; not an unhandled rejection if the claim fails first
@@ -193,13 +193,8 @@ async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWr
   }
   if (!decision.push || toRead.length === 0) return finish(progress, logId, cost, beforeFinalWrite);
 
-  // The batch's recipients and, usually, their certificates (recipientReads.ts). The snapshots are
-  // let go as soon as the devices are parsed: a batch holds only what it sends, not its read,
-  // through its sends (less for the garbage collector to copy while other batches work).
-  let reading: Promise<RecipientRead> | null = early ?? readFor(toRead, false);
-  early = null;
-  const recipients = await reading;
-  reading = null;
+  // The batch's recipients and, usually, their certificates (recipientReads.ts).
+  const recipients = await (early ?? readFor(toRead, false));
   mark("readMs");
   // Outcomes decided without a request (skips, unusable messages or certificates) are recorded
   // after the sends: recording costs CPU that the batch's first FCM request, and the other batches
@@ -207,6 +202,9 @@ async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWr
   // one that took over decides them again.
   const decided: PushLogEntry[] = [];
   const skipLater = (uid: string, reason: SkipReason, detail: string) => decided.push({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
+  // The snapshots are taken out of the read (splice) and let go once the devices are parsed: a
+  // batch holds only what it sends through its sends, less for the garbage collector to copy
+  // while the other batches of the invocation work.
   const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, skipLater);
 
   const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
@@ -215,9 +213,7 @@ async function processOneBatch(input: BatchInput, deps: BatchDeps, beforeFinalWr
   const unread = certificateIds.filter((id) => !recipients.certificatesRead.has(id));
   if (unread.length > 0) {
     cost.firestoreReads++;
-    const more = await loadCredentials(unread, deps.kek);
-    for (const [id, cred] of more.credentials) loaded.credentials.set(id, cred);
-    for (const [id, why] of more.unreadable) loaded.unreadable.set(id, why);
+    await loadCredentials(unread, deps.kek, loaded);
   }
   rememberCertificates(certificateIds);
   for (const id of certificateIds) {

@@ -200,7 +200,6 @@ export async function sendAll(jobs: SendJob[], context: SendContext): Promise<Se
   let leaseLost = false;
   let firstError: unknown;
   let firstWave = true;
-  let firstWaveOfBatch = true;
   const expireAll = async () => {
     for (const o of open) await ctx.record(expiredEntry(o, ctx.expiresAt));
     open = [];
@@ -289,11 +288,10 @@ export async function sendAll(jobs: SendJob[], context: SendContext): Promise<Se
       if (seen.has(o.job.certificateId)) continue;
       seen.add(o.job.certificateId);
       const cred = ctx.credentials.get(o.job.certificateId);
-      if (firstWaveOfBatch && cred && recentlyAccepted(cred, now())) continue;
+      if (firstWave && cred && recentlyAccepted(cred, now())) continue;
       probes.add(o);
     }
     firstWave = false;
-    firstWaveOfBatch = false;
     await Promise.all([...probes].map(run));
     const rest = wave.filter((o) => !probes.has(o));
     let i = 0;

@@ -28,7 +28,7 @@ import { DomainError, invalidArgument } from "../common/errors";
 import { GRPC, grpcCode } from "../common/firestore";
 import { takeSendAllowance } from "./sendLimit";
 import { GroupClaims } from "./groupClaims";
-import { GroupReads } from "./recipientReads";
+import { GroupReads, recipientsToRead } from "./recipientReads";
 import { SendingGroup } from "./sendingGroup";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
@@ -212,8 +212,8 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
     // Deterministic batches: a redelivered event republishes the same batches and reprocesses the
     // same inline ones, which find their progress records and send nothing twice. The first
     // FANOUT_INLINE_BATCHES are processed right here (no Pub/Sub hop, no cold instance: a group of
-    // up to 1,000 is pushed at chat speed); the rest are published first, so that other instances
-    // start on them while this one works.
+    // up to 10,000 by default is pushed at chat speed); the rest are published first, so that other
+    // instances start on them while this one works.
     const inline = batches.slice(0, settings.inlineBatches);
     const rest = batches.slice(inline.length);
     if (rest.length > 0) {
@@ -226,8 +226,6 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
       );
       logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC });
     }
-    // Every inline batch runs to its end even when another fails: the first error then makes Pub/Sub
-    // redeliver the event, and the finished batches are found done.
     // The inline batches share their claims and reads, and hold their final writes until all have
     // sent (groupClaims.ts, recipientReads.ts, sendingGroup.ts).
     const shared =
@@ -235,12 +233,14 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
         ? {
             claims: new GroupClaims(inline.length),
             reads: new GroupReads(
-              inline.map((uids) => uids.filter((uid) => uid !== content.From_Account)),
+              inline.map((uids) => recipientsToRead(uids, content.From_Account)),
               keyEncryptionKey,
             ),
             group: new SendingGroup(inline.length),
           }
         : {};
+    // Every inline batch runs to its end even when another fails: the first error then makes Pub/Sub
+    // redeliver the event, and the finished batches are found done.
     const results = await Promise.allSettled(
       inline.map((uids, batchIndex) =>
         processBatch({ content, uids, batchIndex, batchCount: batches.length, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs }, { ...deps(settings), ...shared }),

@@ -50,32 +50,40 @@ export function rememberCertificates(ids: number[]): void {
   }
 }
 
-/** One getAll: the users, then the recent certificates. */
-async function readCall(uids: string[], kek: () => Buffer): Promise<{ users: DocumentSnapshot[]; certificates: LoadedCredentials; certificatesRead: number[] }> {
-  const certIds = [...recentCertificates];
+/** Whom a batch reads: its recipients but the sender (whose own devices are never pushed). */
+export function recipientsToRead(uids: string[], from: string): string[] {
+  return uids.filter((uid) => uid !== from);
+}
+
+/** The recipients' documents, and the recent certificates' (read in the same call). */
+interface CallResult {
+  users: DocumentSnapshot[];
+  certificateIds: number[];
+  certificates: DocumentSnapshot[];
+}
+
+/** One getAll: the users, then the recent certificates when `withCertificates`. */
+async function readCall(uids: string[], withCertificates: boolean): Promise<CallResult> {
+  const certificateIds = withCertificates ? [...recentCertificates] : [];
   const users = db().collection(USERS);
-  const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certIds.map(certRef));
-  return { users: snaps.slice(0, uids.length), certificates: credentialsFromSnapshots(snaps.slice(uids.length), kek), certificatesRead: certIds };
+  const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certificateIds.map(certRef));
+  return { users: snaps.slice(0, uids.length), certificateIds, certificates: snaps.slice(uids.length) };
 }
 
-function copyOf(c: LoadedCredentials): LoadedCredentials {
-  return { credentials: new Map(c.credentials), unreadable: new Map(c.unreadable) };
+/** A batch's read: `users`, and the certificates decoded for it alone (the batch adds to its maps). */
+function batchRead(users: DocumentSnapshot[], call: CallResult, kek: () => Buffer): RecipientRead {
+  return { users, certificates: credentialsFromSnapshots(call.certificates, kek), certificatesRead: new Set(call.certificateIds) };
 }
 
-/** A batch's recipients on its own: calls of at most MAX_RECIPIENTS_PER_READ, in parallel. */
+/** A batch's recipients on its own: calls of at most MAX_RECIPIENTS_PER_READ, in parallel, the first with the certificates. */
 export async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
   const chunks: string[][] = [];
   for (let i = 0; i < uids.length; i += MAX_RECIPIENTS_PER_READ) chunks.push(uids.slice(i, i + MAX_RECIPIENTS_PER_READ));
   cost.firestoreReads += chunks.length;
-  const calls = await Promise.all(chunks.map((chunk) => readCall(chunk, kek)));
-  const certificates: LoadedCredentials = { credentials: new Map(), unreadable: new Map() };
-  const certificatesRead = new Set<number>();
-  for (const call of calls) {
-    for (const [id, cred] of call.certificates.credentials) certificates.credentials.set(id, cred);
-    for (const [id, why] of call.certificates.unreadable) certificates.unreadable.set(id, why);
-    for (const id of call.certificatesRead) certificatesRead.add(id);
-  }
-  return { users: calls.flatMap((c) => c.users), certificates, certificatesRead };
+  const calls = await Promise.all(chunks.map((chunk, i) => readCall(chunk, i === 0)));
+  const [first] = calls;
+  if (!first) return { users: [], certificates: { credentials: new Map(), unreadable: new Map() }, certificatesRead: new Set() };
+  return batchRead(calls.flatMap((c) => c.users), first, kek);
 }
 
 interface GroupCall {
@@ -95,7 +103,7 @@ export class GroupReads {
   private readonly callOf = new Map<number, GroupCall>();
   private readonly results = new Map<number, RecipientRead>();
 
-  /** `planned[i]`: the recipients batch i will ask for (its uids without the sender). */
+  /** `planned[i]`: the recipients batch i will ask for (recipientsToRead). */
   constructor(
     private readonly planned: string[][],
     private readonly kek: () => Buffer,
@@ -137,11 +145,11 @@ export class GroupReads {
 
   private async run(call: GroupCall): Promise<void> {
     const lists = call.batches.map((i) => this.planned[i] ?? []);
-    const read = await readCall(lists.flat(), this.kek);
+    const read = await readCall(lists.flat(), true);
     let offset = 0;
     call.batches.forEach((batchIndex, k) => {
       const n = lists[k]?.length ?? 0;
-      this.results.set(batchIndex, { users: read.users.slice(offset, offset + n), certificates: copyOf(read.certificates), certificatesRead: new Set(read.certificatesRead) });
+      this.results.set(batchIndex, batchRead(read.users.slice(offset, offset + n), read, this.kek));
       offset += n;
     });
   }
