@@ -1,8 +1,9 @@
 // Message: follow one msgKey through every stage, per recipient and device: published → received
 // → decided → accepted by FCM → opened, with counts and latency.
 import type { TracedDevice, TraceMessageResponse, TraceStage } from "../api";
-import { badge, busy, card, errorBox, formatMs, h, replace, spinner, time } from "../dom";
+import { badge, card, formatMs, h, replace, time } from "../dom";
 import type { PageContext } from "../main";
+import { renderSearchPage } from "./search";
 import { explanation, outcomeCell } from "./explain";
 
 const STAGES: Array<{ key: TraceStage["stage"]; label: string }> = [
@@ -63,80 +64,64 @@ function reasons(r: TraceMessageResponse): HTMLElement | null {
 }
 
 export async function renderMessage(root: HTMLElement, ctx: PageContext): Promise<void> {
-  const input = h("input", { id: "msgkey", name: "msgKey", type: "text", required: true, value: ctx.arg, autocomplete: "off", spellcheck: "false", placeholder: "MsgKey, e.g. msg-123" });
-  const go = h("button", { type: "submit", class: "primary" }, "Trace");
-  const out = h("div", { class: "results" });
-  const form = h("form", { class: "search", role: "search" }, h("label", { for: "msgkey" }, "Message key"), h("div", { class: "search-row" }, input, go));
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const key = input.value.trim();
-    if (!key) return input.focus();
-    if (key === ctx.arg) void load(key);
-    else ctx.navigate(`#/message/${encodeURIComponent(key)}`);
-  });
-  replace(
-    root,
-    h("div", { class: "page-head" }, h("h1", {}, "Message"), h("p", { class: "muted" }, "Follow one message from the IM backend's publish to the user's tap, on every recipient's devices.")),
-    card(null, form),
-    out,
-  );
-
-  const load = async (msgKey: string) => {
-    replace(out, spinner(`Tracing ${msgKey}…`));
-    try {
-      await busy(go, "Tracing…", async () => {
-        const r = await ctx.api("traceMessage", { msgKey });
-        if (!r.found) {
-          replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary), h("p", { class: "muted" }, "Nothing is recorded for this key: it was never published, is still queued, or has expired from the push log.")));
-          return;
-        }
-        replace(
-          out,
-          h(
-            "section",
-            { class: "card", "aria-labelledby": "trace-title" },
-            h("h2", { id: "trace-title" }, "Trace"),
-            h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
-            h("p", { class: "small muted" }, r.from ? `From ${r.from} · ` : "", "published ", time(r.publishedAt)),
-            counts(r),
-            reasons(r),
-            ...r.batches.flatMap((b) => b.notes).map((n) => h("p", { class: "note" }, n)),
-          ),
-          ...r.rejected.map((x) => card(`Rejected: ${x.reason}`, h("p", {}, x.detail), ...x.issues.map((i) => h("p", { class: "small" }, h("code", {}, i.field), ` ${i.message}`)), explanation(x.explanation, true))),
-          r.devices.length
-            ? card(
-                "Devices",
-                r.devicesTruncated ? h("p", { class: "muted" }, "Only the first devices are shown; the counts above cover all.") : null,
-                h(
-                  "ul",
-                  { class: "traced" },
-                  ...r.devices.map((d) =>
+  await renderSearchPage(root, ctx, {
+    field: "msgkey",
+    label: "Message key",
+    placeholder: "MsgKey, e.g. msg-123",
+    button: "Trace",
+    verb: "Tracing",
+    route: "#/message/",
+    title: "Message",
+    intro: "Follow one message from the IM backend's publish to the user's tap, on every recipient's devices.",
+    failure: (msgKey) => `Could not trace ${msgKey}`,
+    show: async (msgKey, out) => {
+      const r = await ctx.api("traceMessage", { msgKey });
+      if (!r.found) {
+        replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary), h("p", { class: "muted" }, "Nothing is recorded for this key: it was never published, is still queued, or has expired from the push log.")));
+        return;
+      }
+      replace(
+        out,
+        h(
+          "section",
+          { class: "card", "aria-labelledby": "trace-title" },
+          h("h2", { id: "trace-title" }, "Trace"),
+          h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
+          h("p", { class: "small muted" }, r.from ? `From ${r.from} · ` : "", "published ", time(r.publishedAt)),
+          counts(r),
+          reasons(r),
+          ...r.batches.flatMap((b) => b.notes).map((n) => h("p", { class: "note" }, n)),
+        ),
+        ...r.rejected.map((x) => card(`Rejected: ${x.reason}`, h("p", {}, x.detail), ...x.issues.map((i) => h("p", { class: "small" }, h("code", {}, i.field), ` ${i.message}`)), explanation(x.explanation, true))),
+        r.devices.length
+          ? card(
+              "Devices",
+              r.devicesTruncated ? h("p", { class: "muted" }, "Only the first devices are shown; the counts above cover all.") : null,
+              h(
+                "ul",
+                { class: "traced" },
+                ...r.devices.map((d) =>
+                  h(
+                    "li",
+                    { class: "traced-device", "data-outcome": d.outcome },
                     h(
-                      "li",
-                      { class: "traced-device", "data-outcome": d.outcome },
-                      h(
-                        "div",
-                        { class: "traced-head" },
-                        h("a", { href: `#/user/${encodeURIComponent(d.uid)}`, class: "mono" }, d.uid),
-                        h("span", { class: "mono muted" }, d.deviceId ? ` · ${d.deviceId}` : " · (recipient)"),
-                        outcomeCell(d),
-                        d.latencyMs !== null ? h("span", { class: "small muted" }, `${formatMs(d.latencyMs)} to FCM`) : null,
-                        d.attempts && d.attempts > 1 ? h("span", { class: "small muted" }, `${d.attempts} attempts`) : null,
-                      ),
-                      timeline(d, r.publishedAt),
-                      d.fcmName ? h("p", { class: "small muted" }, "FCM message ", h("code", { class: "break" }, d.fcmName)) : null,
-                      explanation(d.fcmErrorExplanation ?? d.explanation),
+                      "div",
+                      { class: "traced-head" },
+                      h("a", { href: `#/user/${encodeURIComponent(d.uid)}`, class: "mono" }, d.uid),
+                      h("span", { class: "mono muted" }, d.deviceId ? ` · ${d.deviceId}` : " · (recipient)"),
+                      outcomeCell(d),
+                      d.latencyMs !== null ? h("span", { class: "small muted" }, `${formatMs(d.latencyMs)} to FCM`) : null,
+                      d.attempts && d.attempts > 1 ? h("span", { class: "small muted" }, `${d.attempts} attempts`) : null,
                     ),
+                    timeline(d, r.publishedAt),
+                    d.fcmName ? h("p", { class: "small muted" }, "FCM message ", h("code", { class: "break" }, d.fcmName)) : null,
+                    explanation(d.fcmErrorExplanation ?? d.explanation),
                   ),
                 ),
-              )
-            : null,
-        );
-      });
-    } catch (err) {
-      replace(out, errorBox(err, `Could not trace ${msgKey}`));
-    }
-  };
-  if (ctx.arg) await load(ctx.arg);
-  else input.focus();
+              ),
+            )
+          : null,
+      );
+    },
+  });
 }

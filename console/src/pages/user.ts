@@ -1,8 +1,9 @@
 // User: "why did this user get no push?" Every device with its session, app state, heartbeat,
 // token and eligibility now; the last pushes; a test push per device with FCM's answer.
 import type { DiagnosedDevice, DiagnosePushResponse, TestPushDevice } from "../api";
-import { ago, badge, busy, card, errorBox, formatDuration, h, replace, spinner, table, time } from "../dom";
+import { ago, badge, busy, card, errorBox, formatDuration, h, replace, table, time } from "../dom";
 import type { PageContext } from "../main";
+import { renderSearchPage } from "./search";
 import { explanation, fcmError, outcomeCell, outcomeTone } from "./explain";
 
 function sessionBadge(d: DiagnosedDevice): HTMLElement {
@@ -112,48 +113,32 @@ function recentTable(r: DiagnosePushResponse): HTMLElement {
 }
 
 export async function renderUser(root: HTMLElement, ctx: PageContext): Promise<void> {
-  const input = h("input", { id: "uid", name: "uid", type: "text", required: true, value: ctx.arg, autocomplete: "off", spellcheck: "false", placeholder: "the IM account: a Firebase uid" });
-  const go = h("button", { type: "submit", class: "primary" }, "Diagnose");
-  const out = h("div", { class: "results" });
-  const form = h("form", { class: "search", role: "search" }, h("label", { for: "uid" }, "Account"), h("div", { class: "search-row" }, input, go));
-  form.addEventListener("submit", (e) => {
-    e.preventDefault();
-    const uid = input.value.trim();
-    if (!uid) return input.focus();
-    if (uid === ctx.arg) void load(uid);
-    else ctx.navigate(`#/user/${encodeURIComponent(uid)}`);
+  await renderSearchPage(root, ctx, {
+    field: "uid",
+    label: "Account",
+    placeholder: "the IM account: a Firebase uid",
+    button: "Diagnose",
+    verb: "Diagnosing",
+    route: "#/user/",
+    title: "User",
+    intro: "Why does this user get (or not get) offline pushes? Every device, its state, and what happened to the last messages.",
+    failure: (uid) => `Could not diagnose ${uid}`,
+    show: async (uid, out) => {
+      const r = await ctx.api("diagnosePush", { uid });
+      replace(
+        out,
+        h(
+          "section",
+          { class: `card summary ${r.wouldPushNow ? "yes" : "no"}`, "aria-labelledby": "summary-title" },
+          h("h2", { id: "summary-title" }, r.displayName ? `${r.displayName} (${r.uid})` : r.uid),
+          h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
+          h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days`),
+        ),
+        r.devices.length
+          ? h("section", { class: "devices", "aria-label": "Devices" }, ...r.devices.map((d) => deviceCard(uid, d, ctx)))
+          : card("Devices", h("p", { class: "empty" }, "This account never logged in on a device (no login call recorded).")),
+        card("Last pushes", recentTable(r)),
+      );
+    },
   });
-  replace(
-    root,
-    h("div", { class: "page-head" }, h("h1", {}, "User"), h("p", { class: "muted" }, "Why does this user get (or not get) offline pushes? Every device, its state, and what happened to the last messages.")),
-    card(null, form),
-    out,
-  );
-
-  const load = async (uid: string) => {
-    replace(out, spinner(`Diagnosing ${uid}…`));
-    try {
-      await busy(go, "Diagnosing…", async () => {
-        const r = await ctx.api("diagnosePush", { uid });
-        replace(
-          out,
-          h(
-            "section",
-            { class: `card summary ${r.wouldPushNow ? "yes" : "no"}`, "aria-labelledby": "summary-title" },
-            h("h2", { id: "summary-title" }, r.displayName ? `${r.displayName} (${r.uid})` : r.uid),
-            h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
-            h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days`),
-          ),
-          r.devices.length
-            ? h("section", { class: "devices", "aria-label": "Devices" }, ...r.devices.map((d) => deviceCard(uid, d, ctx)))
-            : card("Devices", h("p", { class: "empty" }, "This account never logged in on a device (no login call recorded).")),
-          card("Last pushes", recentTable(r)),
-        );
-      });
-    } catch (err) {
-      replace(out, errorBox(err, `Could not diagnose ${uid}`));
-    }
-  };
-  if (ctx.arg) await load(ctx.arg);
-  else input.focus();
 }
