@@ -233,6 +233,34 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
     return up;
   }
 
+  /**
+   * `from.pipe(to)`, with the chunks that arrive in one tick written together: the emulator answers
+   * a getAll with one small DATA frame per document, and corking lets HTTP/2 pack them into full
+   * frames with one write instead of one per document (less CPU here and in the client). No copy.
+   */
+  function relay(from: http2.Http2Stream, to: http2.Http2Stream): void {
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      to.uncork();
+    };
+    from.on("data", (chunk: Buffer) => {
+      if (to.destroyed || to.writableEnded) return;
+      if (!corked) {
+        corked = true;
+        to.cork();
+        process.nextTick(uncork);
+      }
+      if (!to.write(chunk)) {
+        from.pause();
+        to.once("drain", () => from.resume());
+      }
+    });
+    from.on("end", () => {
+      if (!to.destroyed && !to.writableEnded) to.end();
+    });
+  }
+
   /** The call as it is, to the emulator and back: headers, body and trailers, with backpressure both ways. */
   function forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
     if (stream.destroyed || stream.closed) return;
@@ -260,7 +288,7 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
         return;
       }
       stream.respond(responseHeaders, { waitForTrailers: true });
-      up.pipe(stream);
+      relay(up, stream);
     });
     up.on("trailers", (t) => {
       trailers = t;
@@ -289,7 +317,7 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
       // The client went away (cancelled, deadline, connection lost): so does the emulator's call.
       if (!up.closed && !up.destroyed) up.close(stream.rstCode !== undefined && stream.rstCode !== NGHTTP2_NO_ERROR ? stream.rstCode : NGHTTP2_CANCEL);
     });
-    if (!requestEnded) stream.pipe(up);
+    if (!requestEnded) relay(stream, up);
   }
 
   function hold(stream: http2.ServerHttp2Stream, f: Fault, go: () => void): void {
