@@ -4,6 +4,7 @@
 //   node scripts/emulators.mjs start            npm start: emulators + fake FCM + demo seed and its banner (last), rebuilds on change
 //   node scripts/emulators.mjs test [files...]  npm test: build, emulators:exec, every test, exit code of the tests
 //   node scripts/emulators.mjs bench            npm run bench: the fan-out benchmark, printing figures
+//   node scripts/emulators.mjs bench-proxy      the Firestore proxy's overhead (scripts/bench-firestore-proxy.ts)
 //
 // It works on a laptop with internet (the Firebase CLI downloads its emulators as usual) and on
 // machines without internet that ship Google's own emulators in the Google Cloud SDK: when the
@@ -357,6 +358,10 @@ async function bench(args) {
   process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS));
 }
 
+async function benchProxy() {
+  process.exit(await execUnderEmulators(["scripts/bench-firestore-proxy.ts"], EMULATOR_LOAD_LIMITS, { firestoreProxy: true }));
+}
+
 // --- npm start's terminal -----------------------------------------------------------------------
 // The Functions emulator prints every function log line, whatever its severity, and loads the env
 // files again for every worker it starts; it has no knob for either (--log-verbosity QUIET hides
@@ -465,7 +470,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 }
 
 const [mode, ...rest] = process.argv.slice(2);
-const modes = { start, test, bench };
+const modes = { start, test, bench, "bench-proxy": benchProxy };
 if (!modes[mode]) fail(`usage: node scripts/emulators.mjs ${Object.keys(modes).join("|")}`);
 modes[mode](rest).catch((err) => {
   stopAll();
