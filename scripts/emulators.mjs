@@ -4,6 +4,7 @@
 //   node scripts/emulators.mjs start            npm start: emulators + fake FCM + demo seed and its banner (last), rebuilds on change
 //   node scripts/emulators.mjs test [files...]  npm test: build, emulators:exec, every test, exit code of the tests
 //   node scripts/emulators.mjs bench            npm run bench: the fan-out benchmark, printing figures
+//   node scripts/emulators.mjs bench-proxy      the Firestore proxy's overhead (scripts/bench-firestore-proxy.ts)
 //
 // It works on a laptop with internet (the Firebase CLI downloads its emulators as usual) and on
 // machines without internet that ship Google's own emulators in the Google Cloud SDK: when the
@@ -32,6 +33,8 @@ if (!Number.isInteger(PORT_OFFSET) || PORT_OFFSET < 0 || PORT_OFFSET > 50_000) {
 }
 const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470 + PORT_OFFSET);
 const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471 + PORT_OFFSET);
+const FIRESTORE_PROXY_PORT = Number(process.env.FIRESTORE_PROXY_PORT ?? 9472 + PORT_OFFSET);
+const FIRESTORE_PROXY_CONTROL_PORT = Number(process.env.FIRESTORE_PROXY_CONTROL_PORT ?? 9473 + PORT_OFFSET);
 const firebaseBin = path.join(root, "node_modules", ".bin", "firebase");
 
 function log(msg) {
@@ -180,6 +183,31 @@ async function startFakeFcm(extraArgs = []) {
   return child;
 }
 
+/**
+ * The Firestore proxy (tools/firestore-proxy) in front of the Firestore emulator: `npm test` only.
+ * The tests count the functions' Firestore calls and inject Firestore faults there. The bench runs
+ * without it (its figures measure the code, not one more hop), and so does `npm start` (the demo
+ * talks to Firestore as a deployed function does; nothing there reads counts or injects faults).
+ * Returns the variables that route the functions through it: the Functions emulator passes its
+ * own environment to every worker, where db() honours FIRESTORE_PROXY_HOST (emulator only).
+ */
+async function startFirestoreProxy() {
+  const child = run(process.execPath, ["--import", "tsx", "tools/firestore-proxy/main.ts"], {
+    env: {
+      ...process.env,
+      FIRESTORE_PROXY_UPSTREAM: emulatorHost("firestore"),
+      FIRESTORE_PROXY_PORT: String(FIRESTORE_PROXY_PORT),
+      FIRESTORE_PROXY_CONTROL_PORT: String(FIRESTORE_PROXY_CONTROL_PORT),
+    },
+  });
+  child.on("exit", (code) => {
+    if (code) log(`Firestore proxy exited with code ${code}`);
+  });
+  const controlOrigin = `http://127.0.0.1:${FIRESTORE_PROXY_CONTROL_PORT}`;
+  await waitFor(`${controlOrigin}/control/stats`, "the Firestore proxy");
+  return { FIRESTORE_PROXY_HOST: `127.0.0.1:${FIRESTORE_PROXY_PORT}`, FIRESTORE_PROXY_CONTROL_ORIGIN: controlOrigin };
+}
+
 function build() {
   const res = spawnSync("npm", ["run", "--silent", "build", "--prefix", "functions"], { cwd: root, stdio: "inherit" });
   if (res.status !== 0) fail("building the functions failed (see above)");
@@ -272,12 +300,16 @@ const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 // emulator), and a longer start-up limit for a loaded machine. Both are the emulator's own knobs.
 const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCOVERY_TIMEOUT: "90" };
 
-/** Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM; resolves to its exit code. */
-async function execUnderEmulators(argv, envDefaults = {}) {
+/**
+ * Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM (and, with
+ * `firestoreProxy`, the Firestore proxy); resolves to its exit code.
+ */
+async function execUnderEmulators(argv, envDefaults = {}, { firestoreProxy = false } = {}) {
   ensureLocalSecret();
   build();
   const env = { ...envDefaults, ...firebaseEnv() };
   await startFakeFcm(["--quiet"]);
+  if (firestoreProxy) Object.assign(env, await startFirestoreProxy());
   const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
   const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
   const code = await exitCode(exec);
@@ -312,6 +344,7 @@ async function test(args) {
   const code = await execUnderEmulators(
     ["--test", "--test-concurrency=1", "--test-reporter=spec", "--test-reporter-destination=stdout", "--test-reporter=tap", `--test-reporter-destination=${tap}`, ...files],
     EMULATOR_LOAD_LIMITS,
+    { firestoreProxy: true },
   );
   const t = tapTotals(tap);
   log(`test suite wall time: ${minutes(Date.now() - started)} (build, emulators and ${files.length} test files; lint ran before)`);
@@ -323,6 +356,10 @@ async function bench(args) {
   // Each batch runs in its own Functions-emulator worker process; on a small machine 50 of them at
   // once measure the machine, not the code.
   process.exit(await execUnderEmulators(["scripts/bench.ts", ...args], EMULATOR_LOAD_LIMITS));
+}
+
+async function benchProxy() {
+  process.exit(await execUnderEmulators(["scripts/bench-firestore-proxy.ts"], EMULATOR_LOAD_LIMITS, { firestoreProxy: true }));
 }
 
 // --- npm start's terminal -----------------------------------------------------------------------
@@ -433,7 +470,7 @@ for (const sig of ["SIGINT", "SIGTERM"]) {
 }
 
 const [mode, ...rest] = process.argv.slice(2);
-const modes = { start, test, bench };
+const modes = { start, test, bench, "bench-proxy": benchProxy };
 if (!modes[mode]) fail(`usage: node scripts/emulators.mjs ${Object.keys(modes).join("|")}`);
 modes[mode](rest).catch((err) => {
   stopAll();

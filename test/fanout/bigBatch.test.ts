@@ -5,9 +5,7 @@
 // delivered here by the fan-out's own processBatch, in this process, against the Firestore
 // emulator and the fake FCM (the same endpoints the emulated functions use).
 import assert from "node:assert/strict";
-import { existsSync, readFileSync } from "node:fs";
 import { randomUUID } from "node:crypto";
-import { resolve } from "node:path";
 import { before, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
 import { processBatch } from "../../functions/src/fanout/batch.ts";
@@ -20,33 +18,16 @@ import { DeviceSchema, tokenHash } from "../../functions/src/sessions/schemas.ts
 import { adminDb, clearFirestore, createUser } from "../helpers/emulators.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
+import { dotenv, runAsEmulatedFunctions } from "../helpers/functionsEnv.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
-
-/** Tests run from the repository root (scripts/emulators.mjs). */
-const root = process.cwd();
-
-/** `KEY=value` lines of a dotenv file. */
-function dotenv(file: string): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const line of readFileSync(resolve(root, file), "utf8").split("\n")) {
-    const m = /^([A-Z_]+)=(.*)$/.exec(line.trim());
-    if (m) out[m[1]!] = m[2]!;
-  }
-  return out;
-}
 
 let cert: TestCertificate;
 
 before(async () => {
   await clearFirestore();
   cert = await registerCertificate(await createUser({ admin: true }), "big batch");
-  // The emulated functions' FCM endpoints (the fake), as fcmEndpoints() reads them in the emulator.
-  // functions/.env.local (written by scripts/emulators.mjs under OFFLINE_PUSH_PORT_OFFSET) overrides it, as in the emulator.
-  const local = resolve(root, "functions/.env.local");
-  const demo = { ...dotenv("functions/.env.demo-offline-push"), ...(existsSync(local) ? dotenv("functions/.env.local") : {}) };
-  process.env.FUNCTIONS_EMULATOR = "true";
-  process.env.FCM_API_ORIGIN = demo.FCM_API_ORIGIN;
-  process.env.FCM_TOKEN_URL = demo.FCM_TOKEN_URL;
+  // The emulated functions' FCM endpoints (the fake) and Firestore (through the proxy).
+  runAsEmulatedFunctions();
 });
 
 describe("a batch at the limits", () => {

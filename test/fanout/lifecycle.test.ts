@@ -3,7 +3,9 @@
 // - Pub/Sub redelivering a message with the same message ID (the emulator never redelivers);
 // - events older than MAX_EVENT_AGE_SECONDS (the emulator stamps every message with "now").
 // The messages carry PushFlag 1 or are too old: the claim, progress and logging logic runs in full
-// and no FCM credentials are involved.
+// and no FCM credentials are involved. Firestore calls are counted where they arrive, at the
+// Firestore proxy in front of the emulator (db() in this process goes through it, as in the
+// emulated functions); the per-batch `cost` assertions check which batch records a shared call.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { before, describe, it } from "node:test";
@@ -16,6 +18,11 @@ import { recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recip
 import { PushContentSchema, PushEventSchema, contentOf } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";
 import { logDocs, seedRunningBatch, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+import { countFirestoreCalls } from "../helpers/firestoreProxy.ts";
+import { runAsEmulatedFunctions } from "../helpers/functionsEnv.ts";
+
+// Before anything uses db(): this process talks to Firestore as the emulated functions do, through the proxy.
+runAsEmulatedFunctions();
 
 const DAY = 86_400_000;
 
@@ -124,13 +131,12 @@ describe("events older than MAX_EVENT_AGE_SECONDS (default 1 hour)", () => {
     const key = `old-${randomUUID()}`;
     const old = { ...input(key, "pubsub-old"), publishTimeMs: Date.now() - 2 * 3_600_000 };
     old.content = PushContentSchema.parse({ MsgKey: key, From_Account: "sender", MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "late" } }] });
-    const result = await processBatch(old, deps(60_000));
+    const { result, calls } = await countFirestoreCalls(() => processBatch(old, deps(60_000)), { quietMs: 200 });
     assert.equal(result.status, "done");
+    assert.deepEqual(calls.byMethod, { Commit: 2 }, "no read at all: the claim is a create, the final write is preconditioned, no recipient was read; two commits, the claim and the final write");
     const doc = await batchDoc(key);
     assert.deepEqual(doc.entries.map((e) => [e.uid, e.reason]), [["u1", "event-too-old"], ["u2", "event-too-old"]]);
-    assert.equal(doc.cost.fcmRequests, 0);
-    assert.equal(doc.cost.firestoreReads, 0, "no read at all: the claim is a create, the final write is preconditioned, no recipient was read");
-    assert.equal(doc.cost.firestoreWrites, 2, "the claim and the final write");
+    assert.deepEqual(doc.cost, { firestoreReads: 0, firestoreWrites: 2, fcmRequests: 0, publishes: 0 }, "recorded as made");
   });
 
   it("a large event: not split, recorded once as rejected (event-too-old) and acknowledged", async () => {
@@ -186,13 +192,19 @@ describe("the inline batches of one event", () => {
     // 501 recipients and the sender: batches of 200, 200 and 101 (the sender is never read), so
     // two read calls: batches 0 and 1 (400 recipients), then batch 2.
     const to = [...Array.from({ length: 501 }, (_, i) => `shared-${String(i).padStart(3, "0")}`), "sender"];
-    await handlePushEvent({
-      topic: "im-offline-push",
-      eventId: `shared-event-${randomUUID()}`,
-      publishTimeMs: Date.now(),
-      json: { MsgKey: key, From_Account: "sender", To_Account: to, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi" } }] },
-      jsonError: null,
-    });
+    const { calls } = await countFirestoreCalls(
+      () =>
+        handlePushEvent({
+          topic: "im-offline-push",
+          eventId: `shared-event-${randomUUID()}`,
+          publishTimeMs: Date.now(),
+          json: { MsgKey: key, From_Account: "sender", To_Account: to, MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "hi" } }] },
+          jsonError: null,
+        }),
+      { quietMs: 200 },
+    );
+    // Two read calls for three batches; one commit claims all three, and each batch's final write.
+    assert.deepEqual(calls.byMethod, { BatchGetDocuments: 2, Commit: 4 });
     const docs = await waitForMessage(key, 120_000);
     assert.deepEqual(docs.map((d) => d.uids.length), [200, 200, 102]);
     assert.deepEqual(docs.map((d) => d.cost.firestoreReads), [1, 0, 1], "one read call per 400 recipients, counted by the first batch of the call");

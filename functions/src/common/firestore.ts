@@ -4,12 +4,44 @@ import { DomainError } from "./errors";
 
 let firestore: Firestore | undefined;
 
+/**
+ * The Firestore proxy the tests put between the functions and the Firestore emulator
+ * (tools/firestore-proxy: it counts calls and injects faults), or undefined. Honoured only in the
+ * Functions emulator (`FUNCTIONS_EMULATOR === "true"`, set by the emulator itself, never in a
+ * deployed function) and only in place of an emulator the SDK would use anyway
+ * (`FIRESTORE_EMULATOR_HOST` set): a deployed function always talks to the real Firestore, and no
+ * configuration can send its traffic anywhere else (as with the FCM origin, fcm/endpoints.ts).
+ * A separate variable, because the Functions emulator sets FIRESTORE_EMULATOR_HOST for its
+ * workers itself, over anything the environment or an .env file says.
+ */
+export function emulatorProxyHost(env: Readonly<Record<string, string | undefined>> = process.env): string | undefined {
+  if (env.FUNCTIONS_EMULATOR !== "true" || !env.FIRESTORE_EMULATOR_HOST) return undefined;
+  const host = env.FIRESTORE_PROXY_HOST;
+  return host && /^[^\s/]+:\d+$/.test(host) ? host : undefined;
+}
+
 /** Lazily initialised so that modules can be imported (and unit-tested) without an app. */
 export function db(): Firestore {
   if (!firestore) {
     if (getApps().length === 0) initializeApp();
-    firestore = getFirestore();
-    firestore.settings({ ignoreUndefinedProperties: true });
+    const proxy = emulatorProxyHost();
+    if (!proxy) {
+      firestore = getFirestore();
+      firestore.settings({ ignoreUndefinedProperties: true });
+      return firestore;
+    }
+    // The SDK takes its emulator's address from FIRESTORE_EMULATOR_HOST (over any setting) when
+    // the client is constructed and configured: both happen here, synchronously, with the
+    // proxy's address in it; everything else in the process (a test's own Admin SDK) still sees
+    // the emulator's. Emulator semantics are kept: no credentials, `Bearer owner`.
+    const emulator = process.env.FIRESTORE_EMULATOR_HOST;
+    process.env.FIRESTORE_EMULATOR_HOST = proxy;
+    try {
+      firestore = getFirestore();
+      firestore.settings({ ignoreUndefinedProperties: true });
+    } finally {
+      process.env.FIRESTORE_EMULATOR_HOST = emulator;
+    }
   }
   return firestore;
 }
