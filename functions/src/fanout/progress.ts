@@ -49,7 +49,7 @@ import { clip } from "./message";
 import { BatchLogSchema, OutcomeShardSchema, type BatchLog, type CostCounts, type PushLogEntry } from "./schemas";
 import { OUTCOMES, PUSH_LOG } from "./pushLog";
 import * as logger from "firebase-functions/logger";
-import { BatchStats } from "../diagnostics/stats";
+import { BatchStats } from "./pushStats";
 
 /**
  * Entries per shard document. Worst case of one entry, with every string at its bound (uid and
