@@ -1,7 +1,7 @@
 // Per-day push statistics (UTC): the counters a batch's final write adds to, and their layout.
 //   pushStats/{YYYY-MM}__{shard}   { month, shard, days: { "DD": DayCounters } }
 // A batch adds its whole outcome in ONE merge-set of FieldValue.increment()s, written in the same
-// commit as the batch's final progress write (progress.ts): it is counted exactly when the
+// commit as the batch's final progress write (finalRecord.ts): it is counted exactly when the
 // batch is recorded done, and a retried final write (recognised by its write ID) counts nothing
 // twice. A receipt (reportPushOpened, diagnostics/receipts.ts) adds `opened` in the commit that
 // creates it.
