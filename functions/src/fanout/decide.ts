@@ -12,6 +12,7 @@ import type { CostCounter } from "./cost";
 import type { SendJob } from "./attempt";
 import { jobKey, type Recheck } from "./deliver";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
+import type { BatchProgress } from "./progress";
 import { rememberCertificates, type RecipientRead } from "./recipientReads";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
 
@@ -42,7 +43,7 @@ type Recipient = { uid: string; device: Device };
 type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
 
 /** Every device of the recipients in `toRead` that has no outcome yet, decided. */
-export async function decideDevices(input: DecideInput, recipients: RecipientRead, toRead: string[], progress: { has(device: { uid: string; deviceId: string | null }): boolean }): Promise<Decided> {
+export async function decideDevices(input: DecideInput, recipients: RecipientRead, toRead: string[], progress: Pick<BatchProgress, "has">): Promise<Decided> {
   const entries: PushLogEntry[] = [];
   // The snapshots are taken out of the read (splice) and let go once the devices are parsed: a
   // batch holds only what it sends through its sends, less for the garbage collector to copy
@@ -64,7 +65,7 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
 }
 
 /** The devices of the recipients read (those without an outcome yet); a recipient with none is skipped. */
-function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progress: { has(device: { uid: string; deviceId: string | null }): boolean }, skipped: PushLogEntry[]): Recipient[] {
+function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progress: Pick<BatchProgress, "has">, skipped: PushLogEntry[]): Recipient[] {
   const skip = (uid: string, reason: SkipReason, detail: string) => skipped.push({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
   const devices: Recipient[] = [];
   for (const snap of users) {
