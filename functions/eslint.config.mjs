@@ -1,6 +1,15 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// The directions imports may take inside functions/src. Matched on the import as written (relative
+// paths), type-only imports included. A new import the wrong way fails `npm run lint` with the reason.
+const restricted = (...patterns) => ["error", { patterns }];
+const OPERATOR_TOOLS = {
+  regex: "(^|/)(diagnostics|bench)(/|$)",
+  message:
+    "diagnostics/ and bench/ are operator tools on top of the capabilities: the hot path and the services must not depend on them. Put what both need here (or below), and let the tool read it (e.g. fanout/pushStats.ts).",
+};
+
 export default tseslint.config(
   { ignores: ["lib/**", "node_modules/**"] },
   js.configs.recommended,
@@ -11,4 +20,23 @@ export default tseslint.config(
       "no-console": "error",
     },
   },
+  {
+    files: ["src/config.ts"],
+    rules: {
+      "no-restricted-imports": restricted({
+        regex: "^\\.",
+        message: "config.ts is the bottom layer: every module may read a setting, so it imports nothing of the project (a misconfiguration is its own ConfigurationError).",
+      }),
+    },
+  },
+  {
+    files: ["src/common/**"],
+    rules: {
+      "no-restricted-imports": restricted({
+        regex: "^\\.\\./(?!config$)",
+        message: "common/ (callable wrapper, errors, Firestore) sits below the capabilities: it may read ../config and nothing else outside common/.",
+      }),
+    },
+  },
+  { files: ["src/fcm/**", "src/certificates/**", "src/sessions/**", "src/fanout/**"], rules: { "no-restricted-imports": restricted(OPERATOR_TOOLS) } },
 );

@@ -4,21 +4,12 @@ import { onAuthStateChanged, signOut, type User } from "firebase/auth";
 import { makeApi, type Api } from "./api";
 import { h, replace, spinner } from "./dom";
 import { initFirebase, type ConsoleFirebase } from "./firebase";
+import type { Page } from "./page";
 import { renderCertificates } from "./pages/certificates";
 import { renderMessage } from "./pages/message";
 import { renderOverview } from "./pages/overview";
 import { renderRefusal, renderSignIn } from "./pages/signIn";
 import { renderUser } from "./pages/user";
-
-export interface PageContext {
-  api: Api;
-  user: User;
-  /** The route's argument (a uid, a msgKey), decoded; "" when none. */
-  arg: string;
-  navigate: (hash: string) => void;
-}
-
-type Page = (root: HTMLElement, ctx: PageContext) => void | Promise<void>;
 
 const PAGES: Record<string, { title: string; render: Page }> = {
   overview: { title: "Overview", render: renderOverview },

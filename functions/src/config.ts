@@ -1,8 +1,19 @@
 // The one place for configuration and secrets. Values come from Firebase params (.env files,
 // prompted at deploy) and Secret Manager (defineSecret); nothing else reads process.env.
+//
+// The bottom layer: any module may read a setting (common/callable.ts reads the App Check rule, the
+// CLI the bounds it checks before a call), and this file imports nothing of the project (enforced
+// in functions/eslint.config.mjs), so reading a setting never pulls anything else in.
 import { defineInt, defineSecret, defineString } from "firebase-functions/params";
 import { z } from "zod";
-import { DomainError } from "./common/errors";
+
+/**
+ * A parameter or secret that an operator must fix. The message names the setting, never its value;
+ * the callable wrapper (common/callable.ts) answers it as `internal` with that message.
+ */
+export class ConfigurationError extends Error {
+  override readonly name = "ConfigurationError";
+}
 
 export const REGION = "us-central1";
 
@@ -23,7 +34,7 @@ const KekSchema = z
 export function keyEncryptionKey(): Buffer {
   const parsed = KekSchema.safeParse(keyEncryptionKeySecret.value());
   if (!parsed.success) {
-    throw new DomainError("internal", "the key-encryption key (secret PUSH_KEY_ENCRYPTION_KEY) is missing or not 32 base64 bytes");
+    throw new ConfigurationError("the key-encryption key (secret PUSH_KEY_ENCRYPTION_KEY) is missing or not 32 base64 bytes");
   }
   return parsed.data;
 }
@@ -65,7 +76,7 @@ export function sessionPolicy(): SessionPolicy {
   if (raw === "") return DEFAULT_SESSION_POLICY;
   const parsed = z.enum(SESSION_POLICIES).safeParse(raw);
   // A typo must not silently change who gets kicked: refuse to run the login instead.
-  if (!parsed.success) throw new DomainError("internal", `SESSION_POLICY must be one of ${SESSION_POLICIES.join(", ")}`);
+  if (!parsed.success) throw new ConfigurationError(`SESSION_POLICY must be one of ${SESSION_POLICIES.join(", ")}`);
   return parsed.data;
 }
 

@@ -28,6 +28,15 @@ const DROPPED_FLAGS = new Set(["--single-process", "--disable-web-security", "--
 // This machine's network reaches nothing but the registries: no background calls to Google.
 const EXTRA_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
 
+/**
+ * Chromium refuses some ports outright (ERR_UNSAFE_PORT), among them 6000, where the console lands
+ * with OFFLINE_PUSH_PORT_OFFSET=1000: the console's own port is allowed explicitly.
+ */
+function allowedPorts(): string[] {
+  const port = new URL(CONSOLE_URL).port;
+  return port ? [`--explicitly-allowed-ports=${port}`] : [];
+}
+
 export async function launchBrowser(): Promise<Browser> {
   let executablePath: string;
   try {
@@ -35,7 +44,7 @@ export async function launchBrowser(): Promise<Browser> {
   } catch (err) {
     throw new Error(`no browser for the console tests: @sparticuz/chromium could not unpack its Chromium (${err instanceof Error ? err.message : String(err)}); run npm install`, { cause: err });
   }
-  const args = [...chromiumPackage.args.filter((a) => !DROPPED_FLAGS.has(a) && !a.startsWith("--headless")), ...EXTRA_FLAGS];
+  const args = [...chromiumPackage.args.filter((a) => !DROPPED_FLAGS.has(a) && !a.startsWith("--headless")), ...EXTRA_FLAGS, ...allowedPorts()];
   try {
     return await chromium.launch({ executablePath, args, headless: true, timeout: LAUNCH_DEADLINE_MS });
   } catch (err) {

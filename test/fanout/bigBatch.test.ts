@@ -10,7 +10,7 @@ import { before, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
 import { processBatch } from "../../functions/src/fanout/batch.ts";
 import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
-import { SHARD_ENTRIES, batchRef, readBatchEntries } from "../../functions/src/fanout/progress.ts";
+import { SHARD_ENTRIES, batchRef, readBatchEntries } from "../../functions/src/fanout/pushLog.ts";
 import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
 import { MAX_FANOUT_BATCH_SIZE } from "../../functions/src/config.ts";
 import { MAX_DEVICES } from "../../functions/src/sessions/policy.ts";

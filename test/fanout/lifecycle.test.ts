@@ -13,7 +13,7 @@ import { Timestamp } from "firebase-admin/firestore";
 import { processBatch, type BatchDeps } from "../../functions/src/fanout/batch.ts";
 import { handlePushEvent } from "../../functions/src/fanout/functions.ts";
 import { DEFAULT_PLACEHOLDERS } from "../../functions/src/fanout/message.ts";
-import { BatchBusyError } from "../../functions/src/fanout/progress.ts";
+import { BatchBusyError } from "../../functions/src/fanout/claim.ts";
 import { recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import { PushContentSchema, PushEventSchema, contentOf } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";

@@ -14,7 +14,9 @@ import { before, describe, it } from "node:test";
 // The functions' own copy of firebase-admin: these values go into documents its Firestore client writes.
 import { FieldValue, Timestamp } from "../../functions/node_modules/firebase-admin/lib/firestore/index.js";
 import { CostCounter } from "../../functions/src/fanout/cost.ts";
-import { batchRef, claimBatch, readBatchEntries, type BatchIdentity, type LeaseOptions } from "../../functions/src/fanout/progress.ts";
+import type { BatchIdentity, LeaseOptions } from "../../functions/src/fanout/claim.ts";
+import { claimBatch } from "../../functions/src/fanout/progress.ts";
+import { batchRef, readBatchEntries } from "../../functions/src/fanout/pushLog.ts";
 import { BatchLogSchema, type PushLogEntry } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";
 import { firestoreProxy, readWriteCalls, type CallCounts } from "../helpers/firestoreProxy.ts";

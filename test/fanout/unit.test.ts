@@ -16,7 +16,8 @@ import {
   remainingTtlSeconds,
   truncateToJsonBytes,
 } from "../../functions/src/fanout/message.ts";
-import { SHARD_ENTRIES, boundedEntry, claimDecision, countOutcomes } from "../../functions/src/fanout/progress.ts";
+import { claimDecision } from "../../functions/src/fanout/claim.ts";
+import { SHARD_ENTRIES, boundedEntry, countOutcomes } from "../../functions/src/fanout/pushLog.ts";
 import { batchLogId, msgKeyId, recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import {
   BatchMessageSchema,

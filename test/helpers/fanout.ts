@@ -6,7 +6,7 @@ import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
 import { batchLogId } from "../../functions/src/fanout/recipients.ts";
 import { BatchLogSchema, RejectedLogSchema, type BatchLog, type PushLogEntry, type RejectedLog } from "../../functions/src/fanout/schemas.ts";
-import { readBatchEntries } from "../../functions/src/fanout/progress.ts";
+import { readBatchEntries } from "../../functions/src/fanout/pushLog.ts";
 import { adminDb, callOk, eventually, type TestUser } from "./emulators.ts";
 import { fakeFcm, type RecordedRequest } from "./fakeFcm.ts";
 import { fakeFcmToken } from "./sessions.ts";

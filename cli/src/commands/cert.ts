@@ -7,9 +7,9 @@ import type { Command } from "commander";
 import { z } from "zod";
 import { CertificateIdSchema, PublicCertificateSchema, ServiceAccountSchema } from "../../../functions/src/certificates/schemas.ts";
 import { MAX_SERVICE_ACCOUNT_BYTES } from "../../../functions/src/config.ts";
-import { FakeFcmClient } from "../../../tools/fake-fcm/client.ts";
 import { callOperator } from "../callables.ts";
 import { CliError } from "../errors.ts";
+import { postJson } from "../http.ts";
 import { ago, bigNumber, color, fields, line, printJson, table, withProgress } from "../output.ts";
 import type { Context } from "../context.ts";
 
@@ -56,6 +56,19 @@ function healthText(h: z.output<typeof PublicCertificateSchema>["health"]): stri
   return h.state === "healthy" ? color.green("healthy") : color.red(`unhealthy${h.reason ? `: ${h.reason}` : ""}`);
 }
 
+/**
+ * A service-account key the emulators' fake FCM trusts, from its HTTP control API: the CLI ships to
+ * operators of real projects, so it knows the fake only as any client would, by its origin.
+ */
+async function demoServiceAccount(origin: string, timeoutMs: number): Promise<unknown> {
+  const what = `the fake FCM at ${origin} did not make a key`;
+  const res = await postJson(`${origin}/control/service-accounts`, { projectId: "demo-chat-app" }, { timeoutMs, what, hint: "Is `npm start` running?" });
+  if (res.status !== 200 || typeof res.json !== "object" || res.json === null) {
+    throw new CliError(`${what}: its control API answered HTTP ${res.status} (is that origin the fake FCM of \`npm start\`?)`, "remote");
+  }
+  return res.json;
+}
+
 export function registerCertCommands(program: Command, ctx: Context): void {
   const cert = program.command("cert").description("push certificates (FCM service-account keys)");
 
@@ -73,14 +86,8 @@ export function registerCertCommands(program: Command, ctx: Context): void {
       if (opts.demo) {
         if (file) throw new CliError("give a key file or --demo, not both", "usage");
         if (target.mode !== "emulators") throw new CliError("--demo makes a key only the fake FCM of the emulators trusts: it is for the emulators, not a real project", "usage");
-        const fake = new FakeFcmClient(target.fakeFcmControlOrigin);
-        serviceAccount = await withProgress("Making a key the fake FCM trusts", async () => {
-          try {
-            return await fake.createServiceAccount("demo-chat-app");
-          } catch (err) {
-            throw new CliError(`the fake FCM at ${target.fakeFcmControlOrigin} did not make a key (${err instanceof Error ? err.message : String(err)}); is \`npm start\` running?`, "unreachable");
-          }
-        });
+        const origin = target.fakeFcmControlOrigin;
+        serviceAccount = await withProgress("Making a key the fake FCM trusts", () => demoServiceAccount(origin, target.timeoutMs));
       } else {
         if (!file) throw new CliError("give the service-account key file (or --demo on the emulators)", "usage");
         serviceAccount = await readServiceAccount(file);

@@ -3,7 +3,7 @@
 import type { PublicCertificate } from "../api";
 import { CallError } from "../api";
 import { badge, busy, card, copyButton, errorBox, h, replace, spinner, table, time, ago } from "../dom";
-import type { PageContext } from "../main";
+import type { PageContext } from "../page";
 
 // The server refuses larger files anyway; checked here so a wrong file (a photo) fails at once.
 const MAX_FILE_BYTES = 64 * 1024;

@@ -2,7 +2,7 @@
 // → decided → accepted by FCM → opened, with counts and latency.
 import type { TracedDevice, TraceMessageResponse, TraceStage } from "../api";
 import { badge, card, formatMs, h, replace, time } from "../dom";
-import type { PageContext } from "../main";
+import type { PageContext } from "../page";
 import { renderSearchPage } from "./search";
 import { explanation, outcomeCell } from "./explain";
 

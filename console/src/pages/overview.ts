@@ -2,7 +2,7 @@
 // failed, and the certificates' health at a glance.
 import type { Explanation, PublicCertificate, PushStatsResponse, StatsDay } from "../api";
 import { ago, badge, card, errorBox, h, replace, spinner, svg, table, time } from "../dom";
-import type { PageContext } from "../main";
+import type { PageContext } from "../page";
 
 const DAYS = 14;
 const SERIES = [

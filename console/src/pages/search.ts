@@ -1,7 +1,7 @@
 // The frame of a page that looks one thing up (a user, a message): a search form whose key is in
 // the URL (#/page/<key>), so a result can be linked and reloaded, and a results area below.
 import { busy, card, errorBox, h, replace, spinner } from "../dom";
-import type { PageContext } from "../main";
+import type { PageContext } from "../page";
 
 export interface SearchPageOptions {
   /** The input's id and form field name. */

@@ -2,7 +2,7 @@
 // token and eligibility now; the last pushes; a test push per device with FCM's answer.
 import type { DiagnosedDevice, DiagnosePushResponse, TestPushDevice } from "../api";
 import { ago, badge, busy, card, errorBox, formatDuration, h, replace, table, time } from "../dom";
-import type { PageContext } from "../main";
+import type { PageContext } from "../page";
 import { renderSearchPage } from "./search";
 import { explanation, fcmError, outcomeCell, outcomeTone } from "./explain";
 

@@ -5,6 +5,7 @@ import { FieldValue, Timestamp, type DocumentSnapshot } from "firebase-admin/fir
 import { z } from "zod";
 import { DomainError } from "../common/errors";
 import { db, runBoundedTransaction } from "../common/firestore";
+import { ConfigurationError } from "../config";
 import { decryptPrivateKey, encryptPrivateKey, EncryptedKeySchema } from "./keyEncryption";
 import { PublicCertificateSchema, type PublicCertificate, type ServiceAccount } from "./schemas";
 
@@ -186,7 +187,7 @@ export function credentialsFromSnapshots(snaps: DocumentSnapshot[], kek: () => B
       });
     } catch (err) {
       // Never the error's own text for a decryption failure: say what an operator can act on.
-      const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof DomainError ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
+      const why = err instanceof z.ZodError ? "its stored document is not in the expected format (edited by hand?)" : err instanceof ConfigurationError ? err.message : "its key could not be decrypted (was PUSH_KEY_ENCRYPTION_KEY changed?)";
       into.unreadable.set(id, why);
     }
   }

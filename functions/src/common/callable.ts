@@ -7,7 +7,7 @@ import * as logger from "firebase-functions/logger";
 import { z } from "zod";
 import { DomainError } from "./errors";
 import { retryableFirestoreError } from "./firestore";
-import { APP_CHECK_ENFORCED } from "../config";
+import { APP_CHECK_ENFORCED, ConfigurationError } from "../config";
 
 export interface Caller {
   uid: string;
@@ -56,6 +56,8 @@ export function toHttpsError(err: unknown, name: string): HttpsError {
     logger.warn(`${name}: ${retryable.message}`);
     err = retryable;
   }
+  // A misconfiguration: the operator reads which setting to fix.
+  if (err instanceof ConfigurationError) err = new DomainError("internal", err.message);
   if (err instanceof DomainError) {
     if (err.kind === "internal") {
       logger.error(`${name}: ${err.message}`);

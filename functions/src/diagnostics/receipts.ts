@@ -10,7 +10,7 @@ import { db, grpcCode } from "../common/firestore";
 import { fanoutSettings } from "../config";
 import { OUTCOMES, PUSH_LOG } from "../fanout/pushLog";
 import { OutcomeShardSchema } from "../fanout/schemas";
-import { emptyDelta, writeDelta } from "./stats";
+import { emptyDelta, writeDelta } from "../fanout/pushStats";
 
 export const PUSH_OPENED = "pushOpened";
 /** Batch documents of one message that may name one user (a MsgKey republished with other recipients). */

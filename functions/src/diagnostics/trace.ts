@@ -1,7 +1,6 @@
 // traceMessage: one message from publication to the user's tap, per recipient device, from the
 // push log (its batch documents and their outcome shards) and the receipts.
-import { pushLogForMessage, type PushLogDoc } from "../fanout/pushLog";
-import { batchRef, readBatchEntries } from "../fanout/progress";
+import { batchRef, pushLogForMessage, readBatchEntries, type PushLogDoc } from "../fanout/pushLog";
 import type { BatchLog, PushLogEntry } from "../fanout/schemas";
 import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";

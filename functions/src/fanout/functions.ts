@@ -32,7 +32,7 @@ import { GroupReads, recipientsToRead } from "./recipientReads";
 import { SendingGroup } from "./sendingGroup";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
-import { BatchBusyError } from "./progress";
+import { BatchBusyError } from "./claim";
 import { publishJson } from "./publish";
 import { recordRejected } from "./pushLog";
 import { recipientsOf, splitIntoBatches } from "./recipients";

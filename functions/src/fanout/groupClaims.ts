@@ -1,8 +1,8 @@
 // The claims of the batches one invocation processes together (the inline batches of an event),
 // made in one commit: the batch records are created together, with the same create-if-absent
-// rule as a single claim (progress.ts), so a batch is still never claimed twice. One write call
-// instead of one per batch, and in the emulator one commit instead of several competing with the
-// batches' reads.
+// rule as a single claim (claim.ts; progress.ts says why it keeps sends exactly-once), so a batch
+// is still never claimed twice. One write call instead of one per batch, and in the emulator one
+// commit instead of several competing with the batches' reads.
 //
 // A create fails the whole commit when any record exists already (the event redelivered, a
 // batch done or held by another delivery): then every batch claims on its own, as it would
@@ -10,7 +10,8 @@
 import * as logger from "firebase-functions/logger";
 import { db } from "../common/firestore";
 import type { CostCounter } from "./cost";
-import { claimBatch, claimCreate, claimedByCreate, type BatchIdentity, type ClaimResult, type LeaseOptions } from "./progress";
+import { claimCreate, type BatchIdentity, type LeaseOptions } from "./claim";
+import { claimBatch, claimedByCreate, type ClaimResult } from "./progress";
 
 export interface ClaimRequest {
   logId: string;

@@ -11,8 +11,9 @@
 //                                     (invalid, older than MAX_EVENT_AGE_SECONDS, or unprocessable)
 // Every document has `msgKey` (query by message), `uids` (array-contains: query by user),
 // `createdAt` and `expireAt` (Firestore TTL policy on pushLog.expireAt deletes it).
-import { Timestamp } from "firebase-admin/firestore";
+import { Timestamp, type DocumentReference } from "firebase-admin/firestore";
 import { db } from "../common/firestore";
+import { clip } from "./message";
 import {
   BatchLogSchema,
   OutcomeShardSchema,
@@ -24,8 +25,71 @@ import {
 import { rejectedLogId } from "./recipients";
 
 export const PUSH_LOG = "pushLog";
-/** Each batch's outcome shards: pushLog/{logId}/outcomes/{claim}-{seq} (progress.ts). */
+/** Each batch's outcome shards: pushLog/{logId}/outcomes/{claim}-{seq} (written by checkpoints.ts). */
 export const OUTCOMES = "outcomes";
+
+/**
+ * Entries per shard document. Worst case of one entry, with every string at its bound (uid and
+ * deviceId 128 characters each by their schemas, the rest clipped by boundedEntry): about 1.8 KB
+ * with field names, so a full shard is under 200 KB and its `uids` list under 14 KB: a fifth of
+ * Firestore's 1 MiB. The batch document itself holds no entries: at most 500 uids of 128
+ * characters (65 KB), its notes (clipped) and counters.
+ */
+export const SHARD_ENTRIES = 100;
+const MAX_DETAIL_CHARS = 600;
+const MAX_ERROR_MESSAGE_CHARS = 300;
+const MAX_SHORT_CHARS = 256;
+
+/** The entry with every free-text field clipped to its bound (see SHARD_ENTRIES). */
+export function boundedEntry(e: PushLogEntry): PushLogEntry {
+  switch (e.outcome) {
+    case "sent":
+      return { ...e, fcmName: clip(e.fcmName, MAX_SHORT_CHARS) };
+    case "skipped":
+      return { ...e, detail: clip(e.detail, MAX_DETAIL_CHARS) };
+    case "failed":
+      return {
+        ...e,
+        detail: clip(e.detail, MAX_DETAIL_CHARS),
+        error: e.error
+          ? {
+              kind: clip(e.error.kind, 64),
+              httpStatus: e.error.httpStatus,
+              status: e.error.status === null ? null : clip(e.error.status, 64),
+              errorCode: e.error.errorCode === null ? null : clip(e.error.errorCode, 64),
+              message: clip(e.error.message, MAX_ERROR_MESSAGE_CHARS),
+            }
+          : null,
+      };
+  }
+}
+
+/** One key per device outcome; a recipient's outcome as a whole (no device) has deviceId null. */
+export const entryKey = (e: { uid: string; deviceId: string | null }): string => `${e.uid}\u0000${e.deviceId ?? ""}`;
+
+export function countOutcomes(entries: PushLogEntry[]): { sent: number; skipped: number; failed: number } {
+  const counts = { sent: 0, skipped: 0, failed: 0 };
+  for (const e of entries) counts[e.outcome]++;
+  return counts;
+}
+
+export function batchRef(id: string): DocumentReference {
+  return db().collection(PUSH_LOG).doc(id);
+}
+
+/** Shard IDs are `{claim}-{seq}`: sorting by both numbers gives the order outcomes were recorded in. */
+function shardOrder(id: string): [number, number] {
+  const [claim, seq] = id.split("-").map(Number);
+  return [claim ?? 0, seq ?? 0];
+}
+
+/** Every outcome recorded for a batch (one query), in the order they were recorded. */
+export async function readBatchEntries(ref: DocumentReference): Promise<PushLogEntry[]> {
+  const snaps = await ref.collection(OUTCOMES).get();
+  const shards = snaps.docs.map((d) => ({ order: shardOrder(d.id), entries: OutcomeShardSchema.parse(d.data()).entries }));
+  shards.sort((a, b) => a.order[0] - b.order[0] || a.order[1] - b.order[1]);
+  return shards.flatMap((s) => s.entries);
+}
 
 export type RejectedInput = Omit<RejectedLog, "kind" | "batchIndex" | "createdAt" | "expireAt">;
 

@@ -7,9 +7,8 @@
 //
 // The wait is bounded (FINAL_WRITE_MAX_WAIT_MS): a batch whose devices are in a retry wave (FCM
 // throttling, an outage) may take minutes, and the others' sends must not stay unrecorded that
-// long. Meanwhile every batch keeps its lease and its checkpoints (every FANOUT_CHECKPOINT_EVERY
-// sends), so the exactly-once promise is unchanged: what a crash here can repeat is what it could
-// before, the sends since the last checkpoint.
+// long. Meanwhile every batch keeps its lease and its checkpoints, so what a crash here can repeat
+// is unchanged (progress.ts).
 
 /** How long a batch's final write waits for the rest of its group to finish sending. */
 export const FINAL_WRITE_MAX_WAIT_MS = 2_000;

@@ -1,0 +1,191 @@
+// Deciding, for each device of the recipients read, whether it gets a send, is skipped (and why)
+// or failed (and why): the sessions' pushEligibility, the certificates its token names, and the
+// message, built once per batch. And deciding again from a fresh read before a retry (recheckDevices).
+import { Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
+import * as logger from "firebase-functions/logger";
+import { loadCredentials, type CertificateCredentials, type LoadedCredentials } from "../certificates/store";
+import { db } from "../common/firestore";
+import type { FcmMessage } from "../fcm/message";
+import { eligibilityConfig, pushEligibility, type EligibilityContext } from "../sessions/eligibility";
+import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import type { CostCounter } from "./cost";
+import type { SendJob } from "./attempt";
+import { jobKey, type Recheck } from "./deliver";
+import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
+import type { BatchProgress } from "./progress";
+import { rememberCertificates, type RecipientRead } from "./recipientReads";
+import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
+
+/** What deciding needs of the batch. */
+export interface DecideInput {
+  content: PushContent;
+  publishTimeMs: number;
+  /** Decided from the message alone: it is pushed. Its text gives way to the one with the sender's name. */
+  decision: Extract<MessageDecision, { push: true }>;
+  /** The content with the sender's display name as its title, when it has none. */
+  titled: Promise<PushContent>;
+  placeholders: Placeholders;
+  kek: () => Buffer;
+  cost: CostCounter;
+  now: () => number;
+}
+
+export interface Decided {
+  jobs: SendJob[];
+  /** Outcomes decided without a request: recorded after the sends (batch.ts says why). */
+  entries: PushLogEntry[];
+  credentials: Map<number, CertificateCredentials>;
+  /** How eligibility was judged (which certificates exist): the same again before a retry. */
+  eligibility: EligibilityContext;
+}
+
+type Recipient = { uid: string; device: Device };
+type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
+
+/** Every device of the recipients in `toRead` that has no outcome yet, decided. */
+export async function decideDevices(input: DecideInput, recipients: RecipientRead, toRead: string[], progress: Pick<BatchProgress, "has">): Promise<Decided> {
+  const entries: PushLogEntry[] = [];
+  // The snapshots are taken out of the read (splice) and let go once the devices are parsed: a
+  // batch holds only what it sends through its sends, less for the garbage collector to copy
+  // while the other batches of the invocation work.
+  const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, entries);
+  const { credentials, unreadable } = await usableCertificates(input, recipients, devices);
+  const eligibility = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
+  const nowDate = new Date(input.now());
+  const messageFor = await batchMessage(input);
+  const lifetimeEndsAt = input.publishTimeMs + (input.content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
+  const jobs: SendJob[] = [];
+  for (const { uid, device } of devices) {
+    const decided = decideDevice(uid, device, pushEligibility(device, nowDate, eligibility), unreadable, messageFor);
+    if (decided === null) continue;
+    if ("outcome" in decided) entries.push(decided);
+    else jobs.push({ ...decided, lifetimeEndsAt });
+  }
+  return { jobs, entries, credentials, eligibility };
+}
+
+/** The devices of the recipients read (those without an outcome yet); a recipient with none is skipped. */
+function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progress: Pick<BatchProgress, "has">, skipped: PushLogEntry[]): Recipient[] {
+  const skip = (uid: string, reason: SkipReason, detail: string) => skipped.push({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
+  const devices: Recipient[] = [];
+  for (const snap of users) {
+    if (!wanted.has(snap.id)) continue;
+    const uid = snap.id;
+    let map: Record<string, Device>;
+    try {
+      map = parseUserDevices(snap.exists ? snap.data() : undefined);
+    } catch (err) {
+      logger.error("unreadable users document: recipient skipped", { uid, error: String(err) });
+      skip(uid, "invalid-device-record", "the user's stored device record does not match the expected format");
+      continue;
+    }
+    const list = Object.values(map);
+    if (list.length === 0) {
+      skip(uid, "no-device", "the user has never logged in on any device");
+      continue;
+    }
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
+  }
+  return devices;
+}
+
+/** The certificates the devices' tokens name, as read with the recipients, and any this instance had not seen yet. */
+async function usableCertificates(input: DecideInput, recipients: RecipientRead, devices: Recipient[]): Promise<LoadedCredentials> {
+  const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
+  const loaded = recipients.certificates;
+  // Certificates this instance had not seen yet: one more read (a cold instance, a new certificate).
+  const unread = certificateIds.filter((id) => !recipients.certificatesRead.has(id));
+  if (unread.length > 0) {
+    input.cost.firestoreReads++;
+    await loadCredentials(unread, input.kek, loaded);
+  }
+  rememberCertificates(certificateIds);
+  for (const id of certificateIds) {
+    const why = loaded.unreadable.get(id);
+    if (why !== undefined) logger.error("push certificate cannot be used: its devices are recorded as failed, the others are sent", { certificateId: id, why });
+  }
+  return loaded;
+}
+
+/**
+ * The batch's message for a token. Built, measured and validated once per batch, with a stand-in
+ * token as long as any real one (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message
+ * is that one with its token, and cannot be larger. A longer token goes the whole way on its own.
+ */
+async function batchMessage(input: DecideInput): Promise<(token: string) => DeviceMessage> {
+  const { content, decision } = input;
+  const textDecision = messageDecision(await input.titled, input.placeholders);
+  const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
+  const ageMs = input.now() - input.publishTimeMs;
+  const template = checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs });
+  return (token) =>
+    template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
+}
+
+/** One device: a send job (without its lifetime), an outcome decided without a request, or nothing (no token). */
+function decideDevice(
+  uid: string,
+  device: Device,
+  eligibility: ReturnType<typeof pushEligibility>,
+  unreadable: Map<number, string>,
+  messageFor: (token: string) => DeviceMessage,
+): Omit<SendJob, "lifetimeEndsAt"> | PushLogEntry | null {
+  const deviceId = device.deviceId;
+  if (!eligibility.eligible) return { outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() };
+  const token = device.token;
+  if (!token) return null; // eligibility guarantees a token; narrows the type
+  const why = unreadable.get(token.certificateId);
+  if (why !== undefined) return failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`);
+  const checked = messageFor(token.token);
+  if (!checked.ok) {
+    if (checked.reason === "payload-too-large") return { outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() };
+    return failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail);
+  }
+  return { uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message };
+}
+
+/**
+ * Before a retry: the devices as stored now (one getAll). A device still gets the retry only if it
+ * is in the same session with the same token and certificate, and still eligible; otherwise the
+ * outcome says why (binding-changed, or the eligibility reason, e.g. it came to the foreground).
+ */
+export async function recheckDevices(jobs: SendJob[], ctx: EligibilityContext, now: () => number, cost: CostCounter): Promise<Map<string, Recheck>> {
+  const uids = [...new Set(jobs.map((j) => j.uid))];
+  cost.firestoreReads++;
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  const byUid = new Map<string, Record<string, Device>>();
+  for (const snap of snaps) {
+    try {
+      byUid.set(snap.id, parseUserDevices(snap.exists ? snap.data() : undefined));
+    } catch {
+      byUid.set(snap.id, Object.create(null) as Record<string, Device>);
+    }
+  }
+  const result = new Map<string, Recheck>();
+  const nowDate = new Date(now());
+  for (const job of jobs) {
+    const device = byUid.get(job.uid)?.[job.deviceId];
+    const changed = (what: string): Recheck => ({
+      ok: false,
+      entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: "binding-changed", detail: `not retried: ${what} since the first attempt`, at: ts() },
+    });
+    if (!device || device.sessionId !== job.sessionId) result.set(jobKey(job), changed(`device ${job.deviceId} logged in again or was removed`));
+    else if (device.session !== "logged-in") result.set(jobKey(job), changed(`device ${job.deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`));
+    else if (device.token?.tokenHash !== job.tokenHash || device.token.certificateId !== job.certificateId) {
+      result.set(jobKey(job), changed(`the push token of device ${job.deviceId} was ${device.token ? "replaced" : "unbound (it moved to another account or device, or FCM refused it)"}`));
+    } else {
+      const eligibility = pushEligibility(device, nowDate, ctx);
+      result.set(
+        jobKey(job),
+        eligibility.eligible ? { ok: true } : { ok: false, entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: eligibility.reason, detail: `not retried: ${eligibility.detail}`, at: ts() } },
+      );
+    }
+  }
+  return result;
+}
+
+const ts = () => Timestamp.now();
+
+function failedEntry(uid: string, deviceId: string, certificateId: number, reason: "certificate-unreadable" | "invalid-message", detail: string): PushLogEntry {
+  return { outcome: "failed", uid, deviceId, reason, detail, certificateId, error: null, attempts: 0, at: ts() };
+}
