@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { MAX_FANOUT_BATCH_SIZE } from "../config";
 import { IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
+import { notificationElements } from "./elements";
 import { guarded, jsonBytesUpTo, longerThan } from "./sizeGuard";
 
 /**
@@ -188,33 +189,18 @@ function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): 
   return out;
 }
 
-/** The parts of a MsgBody element the push reads; anything else an element carries stays behind. */
-function knownElem(e: MsgElem): MsgElem {
-  switch (e.MsgType) {
-    case "TIMTextElem":
-      return { MsgType: e.MsgType, MsgContent: { Text: e.MsgContent.Text } };
-    case "TIMCustomElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Data", "Desc", "Ext", "Sound"] as const) };
-    case "TIMLocationElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Desc", "Latitude", "Longitude"] as const) };
-    case "TIMFaceElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Index", "Data"] as const) };
-    default:
-      return { MsgType: e.MsgType, MsgContent: {} };
-  }
-}
-
 /**
  * What each batch carries: the event without its recipients (which can be 100,000 accounts) and
- * with only the fields the push reads. Unknown fields are dropped, not copied into every batch: no
- * amplification, and nothing that parsed but cannot be serialized again travels further.
+ * with only the fields the push reads: of the body, the few elements the notification is made of
+ * (elements.ts), whatever their number in the event. Unknown fields are dropped, not copied into
+ * every batch: no amplification, and nothing that parsed but cannot be serialized again travels further.
  */
 export function contentOf(event: PushEvent): PushContent {
   const info = event.OfflinePushInfo;
   return {
     MsgKey: event.MsgKey,
     From_Account: event.From_Account,
-    MsgBody: event.MsgBody.map(knownElem),
+    MsgBody: notificationElements(event.MsgBody),
     ...(event.MsgLifeTime !== undefined ? { MsgLifeTime: event.MsgLifeTime } : {}),
     ...(info
       ? {
