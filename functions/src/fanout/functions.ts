@@ -33,7 +33,7 @@ import { SendingGroup } from "./sendingGroup";
 import { processBatch, type BatchDeps, type BatchInput } from "./batch";
 import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./progress";
-import { publishJson } from "./publish";
+import { publishEach, publishJson } from "./publish";
 import { recordRejected } from "./pushLog";
 import { recipientsOf, splitIntoBatches } from "./recipients";
 import {
@@ -217,12 +217,16 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
     const rest = batches.slice(inline.length);
     if (rest.length > 0) {
       const publishTime = new Date(d.publishTimeMs).toISOString();
-      await Promise.all(
-        rest.map((uids, i) => {
-          const message: BatchMessage = { v: 1, content, batchIndex: inline.length + i, batchCount: batches.length, uids, publishTime, eventId: d.eventId };
-          return publishJson(PUSH_BATCH_TOPIC, message);
-        }),
-      );
+      // A few at a time (publish.ts): a million recipients are 4,950 messages, not all in memory at once.
+      await publishEach(PUSH_BATCH_TOPIC, rest.length, (i): BatchMessage => ({
+        v: 1,
+        content,
+        batchIndex: inline.length + i,
+        batchCount: batches.length,
+        uids: rest[i] as string[],
+        publishTime,
+        eventId: d.eventId,
+      }));
       logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC });
     }
     // The inline batches share their claims and reads, and hold their final writes until all have
