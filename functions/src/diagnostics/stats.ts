@@ -9,6 +9,7 @@
 // 2 months x STATS_SHARDS documents, in one getAll.
 import { createHash } from "node:crypto";
 import { FieldValue, type Transaction, type WriteBatch } from "firebase-admin/firestore";
+import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
 import type { PushLogEntry } from "../fanout/schemas";
 import type { StatsDay, StatsFigures } from "./schemas";
@@ -38,10 +39,22 @@ interface CertificateCounters {
   failedByErrorCode: Record<string, number>;
 }
 
-const zeroCert = (): CertificateCounters => ({ sent: 0, failed: 0, opened: 0, failedByReason: {}, failedByErrorCode: {} });
+// Maps keyed by error codes from FCM: no prototype (common/counts.ts).
+const zeroCert = (): CertificateCounters => ({ sent: 0, failed: 0, opened: 0, failedByReason: emptyCounts(), failedByErrorCode: emptyCounts() });
 
 export function emptyDelta(): StatsDelta {
-  return { events: 0, recipients: 0, sent: 0, skipped: 0, failed: 0, opened: 0, skippedByReason: {}, failedByReason: {}, failedByErrorCode: {}, byCertificate: {} };
+  return {
+    events: 0,
+    recipients: 0,
+    sent: 0,
+    skipped: 0,
+    failed: 0,
+    opened: 0,
+    skippedByReason: emptyCounts(),
+    failedByReason: emptyCounts(),
+    failedByErrorCode: emptyCounts(),
+    byCertificate: Object.create(null) as Record<string, CertificateCounters>,
+  };
 }
 
 /**
@@ -185,10 +198,10 @@ function emptyFigures(byCertificate: boolean): StatsFigures {
     recipients: byCertificate ? null : 0,
     sent: 0,
     skipped: byCertificate ? null : 0,
-    skippedByReason: {},
+    skippedByReason: emptyCounts(),
     failed: 0,
-    failedByReason: {},
-    failedByErrorCode: {},
+    failedByReason: emptyCounts(),
+    failedByErrorCode: emptyCounts(),
     opened: 0,
     openRate: null,
   };
