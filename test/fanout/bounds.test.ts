@@ -17,6 +17,7 @@ import {
   contentOf,
   type PushContent,
 } from "../../functions/src/fanout/schemas.ts";
+import { PUBLISH_CONCURRENCY, publishEach } from "../../functions/src/fanout/publish.ts";
 import { jsonBytesUpTo } from "../../functions/src/fanout/sizeGuard.ts";
 import { seed } from "../fuzz/arbitraries.ts";
 
@@ -177,5 +178,39 @@ describe("a batch keeps only the elements its notification uses", () => {
       text("the text"),
       { MsgType: "TIMCustomElem", MsgContent: { Desc: "a gift", Sound: "s.mp3" } },
     ]);
+  });
+});
+
+describe("publishing an event's further batches", () => {
+  it("at most 50 at a time, each message built when its turn comes; nothing new after a failure", async () => {
+    let inFlight = 0;
+    let most = 0;
+    let built = 0;
+    let published = 0;
+    const publish = async (): Promise<string> => {
+      inFlight++;
+      most = Math.max(most, inFlight);
+      await new Promise((r) => setImmediate(r));
+      inFlight--;
+      published++;
+      return "id";
+    };
+    const messageAt = (i: number) => {
+      built++;
+      assert.ok(built - published <= PUBLISH_CONCURRENCY, "a message is built only when a slot is free");
+      return { i };
+    };
+    await publishEach("t", 450, messageAt, { publish });
+    assert.equal(most, PUBLISH_CONCURRENCY);
+    assert.equal(published, 450);
+
+    let attempts = 0;
+    const failing = async (): Promise<string> => {
+      attempts++;
+      await new Promise((r) => setImmediate(r));
+      throw new Error("publish failed");
+    };
+    await assert.rejects(publishEach("t", 450, (i) => ({ i }), { publish: failing }), /publish failed/);
+    assert.equal(attempts, PUBLISH_CONCURRENCY, "the first wave failed: no message was started after it");
   });
 });

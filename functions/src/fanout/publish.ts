@@ -31,14 +31,19 @@ export const PUBLISH_CONCURRENCY = 50;
  * broadcast's thousands of batch messages (4,950 for a million recipients) are never all built
  * and serialized in memory at once. Starts no new one after a failure, and rejects with it.
  */
-export async function publishEach(topic: string, count: number, messageAt: (i: number) => unknown, concurrency = PUBLISH_CONCURRENCY): Promise<void> {
+export async function publishEach(
+  topic: string,
+  count: number,
+  messageAt: (i: number) => unknown,
+  { concurrency = PUBLISH_CONCURRENCY, publish = publishJson }: { concurrency?: number; publish?: (topic: string, data: unknown) => Promise<string> } = {},
+): Promise<void> {
   let next = 0;
   let failed = false;
   const worker = async (): Promise<void> => {
     while (!failed && next < count) {
       const i = next++;
       try {
-        await publishJson(topic, messageAt(i));
+        await publish(topic, messageAt(i));
       } catch (err) {
         failed = true;
         throw err;
