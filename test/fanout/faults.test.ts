@@ -6,7 +6,8 @@
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import { adminDb, callOk, clearFirestore, createUser, createUsers, eventually, publish, type TestUser } from "../helpers/emulators.ts";
-import { PUSH_TOPIC, entriesOf, entryFor, killedDevice, logDocs, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { PUSH_TOPIC, entriesOf, entryFor, killedDevice, logDocs, msgKey, sendsTo, sendsToProject, waitForMessage } from "../helpers/fanout.ts";
+import type { RecordedRequest } from "../helpers/fakeFcm.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
 import { seedRecipients } from "../helpers/fanoutSeed.ts";
@@ -29,6 +30,9 @@ async function publishTo(uids: string[], extra: Record<string, unknown> = {}): P
   await publish(PUSH_TOPIC, { MsgKey: key, From_Account: sender, To_Account: uids, MsgBody: text("weather"), ...extra });
   return key;
 }
+
+const msgKeyOf = (s: RecordedRequest): string | undefined => (s.message as { data?: { msgKey?: string } } | null)?.data?.msgKey;
+const tokenOf = (s: RecordedRequest): string | undefined => (s.message as { token?: string } | null)?.token;
 
 /** The fake's answers to a token, for one message. */
 async function answers(token: string, key: string): Promise<Array<number | null>> {
@@ -74,22 +78,28 @@ describe("throttling and outages lose nothing while the event is young", () => {
   it("503 on every request for 15 s: backs off, resumes, every device pushed exactly once", async (t) => {
     const cert = await registerCertificate(admin, "outage");
     const { users, tokens } = await devicesOn(cert, 3);
-    await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, preset: "unavailable", forMs: 15_000 });
+    const rule = await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, preset: "unavailable", forMs: 15_000 });
     const key = await publishTo(users.map((u) => u.uid));
     const docs = await waitForMessage(key, 150_000);
     await assertExactlyOnce(tokens, key);
     for (const u of users) assert.equal(entryFor(docs, u.uid).outcome, "sent");
-    const failedRequests = (await Promise.all(tokens.map((tk) => answers(tk, key)))).flat().filter((s) => s === 503).length;
-    t.diagnostic(`503 answers during the outage: ${failedRequests}, claims ${docs[0]!.claims}`);
+    const seen = (await sendsToProject(cert.sa.project_id)).filter((s) => msgKeyOf(s) === key);
+    const unavailable = seen.filter((s) => s.answeredStatus === 503);
+    assert.ok(unavailable.length >= 1, "FCM answered 503 during the outage");
+    assert.equal((await fakeFcm.errorRule(rule.id)).hits, unavailable.length, "every 503 of the outage went to this message's requests");
+    const outageEnd = rule.expiresAt as number;
+    for (const s of seen.filter((x) => x.answeredStatus === 200)) assert.ok(Date.parse(s.answeredAt) >= outageEnd, "accepted only once the outage was over");
+    t.diagnostic(`503 answers during the outage: ${unavailable.length}, claims ${docs[0]!.claims}`);
   });
 
   it("the OAuth token endpoint answering 503 for 10 s: an outage, not a refused key; pushed exactly once, the certificate stays healthy", async () => {
     const cert = await registerCertificate(admin, "token endpoint down");
     const { users, tokens } = await devicesOn(cert, 2);
     const since = Date.now();
-    await fakeFcm.addTokenErrorRule({ clientEmail: cert.sa.client_email, httpStatus: 503, forMs: 10_000 });
+    const rule = await fakeFcm.addTokenErrorRule({ clientEmail: cert.sa.client_email, httpStatus: 503, forMs: 10_000 });
     const key = await publishTo(users.map((u) => u.uid));
     const docs = await waitForMessage(key, 150_000);
+    assert.ok((await fakeFcm.errorRule(rule.id)).hits >= 1, "the token endpoint answered 503");
     await assertExactlyOnce(tokens, key);
     for (const u of users) assert.equal(entryFor(docs, u.uid).outcome, "sent");
     const first = Math.min(...(await Promise.all(tokens.map(sendsTo))).flat().map((s) => Date.parse(s.receivedAt)));
@@ -100,9 +110,10 @@ describe("throttling and outages lose nothing while the event is young", () => {
   it("the token endpoint answering 429: also an outage; the certificate is not flagged", async () => {
     const cert = await registerCertificate(admin, "token endpoint busy");
     const { users, tokens } = await devicesOn(cert, 1);
-    await fakeFcm.addTokenErrorRule({ clientEmail: cert.sa.client_email, httpStatus: 429, times: 2 });
+    const rule = await fakeFcm.addTokenErrorRule({ clientEmail: cert.sa.client_email, httpStatus: 429, times: 2 });
     const key = await publishTo(users.map((u) => u.uid));
     await waitForMessage(key, 120_000);
+    assert.equal((await fakeFcm.errorRule(rule.id)).hits, 2, "the token endpoint answered 429 twice");
     await assertExactlyOnce(tokens, key);
     assert.equal(await certificateHealth(cert.certificateId), "healthy");
   });
@@ -142,17 +153,34 @@ describe("never to the wrong person", () => {
 });
 
 describe("the connection misbehaves in the middle of a batch", () => {
-  /** Slow answers keep requests in flight while the fake closes its sessions (GOAWAY) or drops them. */
+  /**
+   * Slow answers keep requests in flight while the fake closes its sessions (GOAWAY) or drops
+   * them. The fake says when it closed them; its records say which of this message's requests
+   * were received before that moment and answered (or found closed) after it.
+   */
   async function closedInFlight(mode: "goaway" | "destroy", devices: number): Promise<void> {
     const cert = await registerCertificate(admin, mode);
     const { users, tokens } = await devicesOn(cert, devices);
     await fakeFcm.addErrorRule({ projectId: cert.sa.project_id, delayMs: 1_500, times: devices / 2 });
     const key = await publishTo(users.map((u) => u.uid));
     await eventually(async () => ((await fakeFcm.stats()).activeStreams >= 1 ? true : undefined), { intervalMs: 20, what: "requests in flight" });
-    await fakeFcm.closeSessions(mode);
+    const closed = await fakeFcm.closeSessions(mode);
     const docs = await waitForMessage(key, 90_000);
     await assertExactlyOnce(tokens, key);
     assert.equal(entriesOf(docs).filter((e) => e.outcome === "sent").length, devices);
+    const closedAt = Date.parse(closed.at);
+    const requests = (await sendsToProject(cert.sa.project_id)).filter((s) => msgKeyOf(s) === key);
+    const caught = requests.filter((s) => Date.parse(s.receivedAt) <= closedAt && Date.parse(s.answeredAt) >= closedAt);
+    assert.ok(caught.length >= 1, `a request of this message was in flight when the sessions closed (${requests.length} requests)`);
+    if (mode === "goaway") {
+      // GOAWAY is graceful: the streams already open are answered on the closing session.
+      assert.ok(caught.some((s) => s.answeredStatus === 200), "a request in flight was answered after the GOAWAY");
+    } else {
+      assert.ok(caught.every((s) => s.answeredStatus === null), "the requests in flight were cut off without an answer");
+      // ... and their devices were pushed by a retry: exactly once (above), after the close.
+      const retried = new Set(caught.map(tokenOf));
+      for (const s of requests.filter((x) => x.answeredStatus === 200 && retried.has(tokenOf(x)))) assert.ok(Date.parse(s.receivedAt) >= closedAt);
+    }
   }
 
   it("an HTTP/2 GOAWAY while requests are in flight: every device pushed exactly once", () => closedInFlight("goaway", 12));

@@ -76,6 +76,11 @@ export class FakeFcmClient {
     return this.call("GET", "/control/errors");
   }
 
+  /** A rule by its id, also once spent (until clearErrors/reset): `hits` says how often it was applied. */
+  errorRule(id: string): Promise<ErrorRule | TokenErrorRule> {
+    return this.call("GET", `/control/errors/${encodeURIComponent(id)}`);
+  }
+
   clearErrors(): Promise<{ cleared: number }> {
     return this.call("DELETE", "/control/errors");
   }
@@ -97,8 +102,11 @@ export class FakeFcmClient {
     return this.call("GET", "/control/stats");
   }
 
-  /** Closes every HTTP/2 session on the API port: GOAWAY (default) or abrupt destroy. */
-  closeSessions(mode: "goaway" | "destroy" = "goaway"): Promise<{ closed: number }> {
+  /**
+   * Closes every HTTP/2 session on the API port: GOAWAY (default) or abrupt destroy. Says when
+   * (`at`, ISO) and how many requests were in flight at that moment.
+   */
+  closeSessions(mode: "goaway" | "destroy" = "goaway"): Promise<{ closed: number; at: string; activeStreams: number }> {
     return this.call("POST", "/control/sessions/close", { mode });
   }
 

@@ -202,6 +202,8 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
   const tokens = new Map<string, IssuedToken>();
   let rules: ErrorRule[] = [];
   let tokenRules: TokenErrorRule[] = [];
+  /** Every rule since the last clear, spent or not, by id: how often each was applied (`hits`). */
+  let ruleHistory = new Map<string, ErrorRule | TokenErrorRule>();
   let requests: RecordedRequest[] = [];
   let requestSeq = 0;
   let ruleSeq = 0;
@@ -294,8 +296,8 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     });
   }
 
-  function record(r: Omit<RecordedRequest, "id" | "receivedAt"> & { receivedAt: Date }): void {
-    const rec: RecordedRequest = { ...r, id: ++requestSeq, receivedAt: r.receivedAt.toISOString() };
+  function record(r: Omit<RecordedRequest, "id" | "receivedAt" | "answeredAt"> & { receivedAt: Date }): void {
+    const rec: RecordedRequest = { ...r, id: ++requestSeq, receivedAt: r.receivedAt.toISOString(), answeredAt: new Date().toISOString() };
     requests.push(rec);
     if (requests.length > maxRecorded) requests.splice(0, requests.length - maxRecorded);
     try {
@@ -418,7 +420,7 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       // delay only: continue normally
     }
     if (stream.destroyed || stream.closed) {
-      record({ ...base, answeredStatus: null, errorMessage: "client cancelled the stream" });
+      record({ ...base, answeredStatus: null, errorMessage: "the stream was closed before the answer (the client cancelled it, or the session was closed)" });
       return;
     }
     // 4. Validation
@@ -435,7 +437,7 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       ...base,
       validateOnly: v.validateOnly,
       answeredStatus: sent ? 200 : null,
-      ...(sent ? { name } : { errorMessage: "client cancelled the stream" }),
+      ...(sent ? { name } : { errorMessage: "the stream was closed before the answer (the client cancelled it, or the session was closed)" }),
     });
   }
 
@@ -443,10 +445,11 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
    * The first live rule that matches, with one use counted off it. A rule whose `times` are used
    * up or whose `forMs` window is over no longer matches (and is dropped).
    */
-  function take<R extends { remaining?: number; expiresAt?: number }>(list: R[], matches: (rule: R) => boolean): { rule: R | undefined; list: R[] } {
+  function take<R extends { remaining?: number; expiresAt?: number; hits: number }>(list: R[], matches: (rule: R) => boolean): { rule: R | undefined; list: R[] } {
     const now = Date.now();
     const live = list.filter((r) => (r.expiresAt === undefined || r.expiresAt > now) && (r.remaining === undefined || r.remaining > 0));
     const rule = live.find(matches);
+    if (rule) rule.hits++;
     if (rule?.remaining !== undefined) rule.remaining--;
     return { rule, list: live.filter((r) => r.remaining === undefined || r.remaining > 0) };
   }
@@ -580,10 +583,12 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       const rule: ErrorRule = {
         ...body,
         id: `rule-${++ruleSeq}`,
+        hits: 0,
         ...(body.times !== undefined ? { remaining: body.times } : {}),
         ...(body.forMs !== undefined ? { expiresAt: Date.now() + body.forMs } : {}),
       };
       rules.push(rule);
+      ruleHistory.set(rule.id, rule);
       sendJson(res, 200, rule);
       return;
     }
@@ -592,10 +597,12 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       const rule: TokenErrorRule = {
         ...body,
         id: `token-rule-${++ruleSeq}`,
+        hits: 0,
         ...(body.times !== undefined ? { remaining: body.times } : {}),
         ...(body.forMs !== undefined ? { expiresAt: Date.now() + body.forMs } : {}),
       };
       tokenRules.push(rule);
+      ruleHistory.set(rule.id, rule);
       sendJson(res, 200, rule);
       return;
     }
@@ -607,7 +614,15 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       const cleared = rules.length + tokenRules.length;
       rules = [];
       tokenRules = [];
+      ruleHistory = new Map();
       sendJson(res, 200, { cleared });
+      return;
+    }
+    if (path.startsWith("/control/errors/") && method === "GET") {
+      // Any rule since the last clear, also one that is spent: how often it was applied.
+      const rule = ruleHistory.get(decodeURIComponent(path.slice("/control/errors/".length)));
+      if (rule) sendJson(res, 200, rule);
+      else sendJson(res, 404, { error: "no such rule" });
       return;
     }
     if (path.startsWith("/control/errors/") && method === "DELETE") {
@@ -635,17 +650,21 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     if (path === "/control/sessions/close" && method === "POST") {
       const body = await readJson(req, closeSessionsSchema);
       const n = sessions.size;
+      // When, and how many requests were in flight then: a test can tell the requests the close caught.
+      const at = new Date().toISOString();
+      const activeStreams = stats.activeStreams;
       for (const s of sessions) {
         if (body.mode === "destroy") s.destroy();
         else s.close();
       }
-      sendJson(res, 200, { closed: n });
+      sendJson(res, 200, { closed: n, at, activeStreams });
       return;
     }
     if (path === "/control/reset" && method === "POST") {
       const body = await readJson(req, resetSchema);
       rules = [];
       tokenRules = [];
+      ruleHistory = new Map();
       requests = [];
       if (!body.keepAccounts) {
         accounts.clear();

@@ -59,6 +59,8 @@ export interface ErrorRuleInput {
 
 export interface ErrorRule extends ErrorRuleInput {
   id: string;
+  /** Requests this rule was applied to. */
+  hits: number;
   /** Matches left when `times` was given. */
   remaining?: number;
   /** Epoch ms after which the rule no longer applies, when `forMs` was given. */
@@ -79,6 +81,8 @@ export interface TokenErrorRuleInput {
 
 export interface TokenErrorRule extends TokenErrorRuleInput {
   id: string;
+  /** Grants this rule was applied to. */
+  hits: number;
   remaining?: number;
   expiresAt?: number;
 }
@@ -94,8 +98,10 @@ export interface RecordedRequest {
   message: unknown;
   /** ISO timestamp. */
   receivedAt: string;
-  /** HTTP status answered; null when the stream was reset (error rule resetStream). */
+  /** HTTP status answered; null when the stream was reset (error rule resetStream) or closed before the answer. */
   answeredStatus: number | null;
+  /** ISO timestamp of the answer, or of the moment the fake found the stream reset or closed. */
+  answeredAt: string;
   /** `projects/{p}/messages/{id}` on success. */
   name?: string;
   /** google.rpc.Status status and FcmError errorCode of the error answered. */

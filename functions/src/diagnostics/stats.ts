@@ -1,5 +1,6 @@
 // Reading the per-day push statistics that the fan-out writes (fanout/pushStats.ts: their layout,
 // and how a batch's or a receipt's outcomes add to them) for pushStats.
+import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
 import { PUSH_STATS, STATS_SHARDS, statsDocId, type CertificateCounters, type StatsDelta } from "../fanout/pushStats";
 import type { StatsDay, StatsFigures } from "./schemas";
@@ -22,10 +23,10 @@ function emptyFigures(byCertificate: boolean): StatsFigures {
     recipients: byCertificate ? null : 0,
     sent: 0,
     skipped: byCertificate ? null : 0,
-    skippedByReason: {},
+    skippedByReason: emptyCounts(),
     failed: 0,
-    failedByReason: {},
-    failedByErrorCode: {},
+    failedByReason: emptyCounts(),
+    failedByErrorCode: emptyCounts(),
     opened: 0,
     openRate: null,
   };

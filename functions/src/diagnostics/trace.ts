@@ -1,10 +1,12 @@
 // traceMessage: one message from publication to the user's tap, per recipient device, from the
 // push log (its batch documents and their outcome shards) and the receipts.
+import { addCount, emptyCounts } from "../common/counts";
 import { batchRef, pushLogForMessage, readBatchEntries, type PushLogDoc } from "../fanout/pushLog";
 import type { BatchLog, PushLogEntry } from "../fanout/schemas";
 import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";
 import { openedTimes, receiptId } from "./receipts";
+import { statsKey } from "./stats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
 import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
 
@@ -62,17 +64,19 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
   const sentKeys = pairs.flatMap(({ entry }) => (entry.outcome === "sent" ? [{ msgKey, uid: entry.uid, deviceId: entry.deviceId }] : []));
   const opened = await openedTimes(sentKeys);
 
-  const byReason: Record<string, number> = {};
-  const byErrorCode: Record<string, number> = {};
+  // Error codes come from FCM: counted under the key pushStats uses (a name Firestore reserves, such
+  // as __proto__, is "other" in both), in maps without a prototype.
+  const byReason = emptyCounts();
+  const byErrorCode = emptyCounts();
   const latencies: number[] = [];
   const devices: TracedDevice[] = pairs.map(({ batch, entry }) => {
     const openedAt = entry.outcome === "sent" ? (opened.get(receiptId(msgKey, entry.uid, entry.deviceId)) ?? null) : null;
     const view = outcomeView(entry, openedAt);
-    byReason[entry.reason] = (byReason[entry.reason] ?? 0) + 1;
+    addCount(byReason, entry.reason);
     if (entry.outcome !== "sent") codes.push({ category: entry.outcome === "skipped" ? "skip-reason" : "fail-reason", code: entry.reason });
     const code = view.error?.errorCode ?? view.error?.status ?? null;
     if (code !== null) {
-      byErrorCode[code] = (byErrorCode[code] ?? 0) + 1;
+      addCount(byErrorCode, statsKey(code));
       const fcm = explainFcmError(view.error);
       if (fcm) codes.push({ category: "fcm-error", code: fcm.code });
     }
@@ -157,11 +161,12 @@ function traceSummary(t: TraceMessageResponse): string {
   const parts: string[] = [];
   for (const r of t.rejected) parts.push(`the event was rejected (${r.reason}): ${r.detail}`);
   if (t.batches.length > 0) {
-    const skipped: Record<string, number> = {};
-    const failed: Record<string, number> = {};
+    const skipped = emptyCounts();
+    const failed = emptyCounts();
     for (const d of t.devices) {
-      if (d.outcome === "skipped") skipped[d.reason] = (skipped[d.reason] ?? 0) + 1;
-      if (d.outcome === "failed") failed[d.error?.errorCode ?? d.reason] = (failed[d.error?.errorCode ?? d.reason] ?? 0) + 1;
+      if (d.outcome === "skipped") addCount(skipped, d.reason);
+      const code = d.error?.errorCode ?? null;
+      if (d.outcome === "failed") addCount(failed, code !== null ? statsKey(code) : d.reason);
     }
     const c = t.counts;
     let line = `${t.msgKey} from ${t.from ?? "?"} to ${c.recipients} recipient(s): ${c.sent} sent`;

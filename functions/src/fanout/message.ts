@@ -3,6 +3,7 @@
 import * as logger from "firebase-functions/logger";
 import { z } from "zod";
 import { FCM_MAX_PAYLOAD_BYTES, fcmMessageSchema, fcmPayloadSize, type FcmMessage } from "../fcm/message";
+import { hasCustomDesc, hasCustomSound, hasText, nonEmpty } from "./elements";
 import { MAX_MSG_LIFETIME_SECONDS, MSG_TYPES, type MsgType, type PushContent } from "./schemas";
 
 /** The notification text of a message without Desc and without text, by its first element's type. */
@@ -49,8 +50,6 @@ export function placeholdersFrom(raw: string): Placeholders {
 export type MessageDecision =
   | { push: true; title: string; body: string; notes: string[] }
   | { push: false; reason: "push-disabled" | "custom-without-desc"; detail: string; notes: string[] };
-
-const nonEmpty = (s: string | undefined): string | undefined => (s !== undefined && s.trim() !== "" ? s : undefined);
 
 /** Longest user-provided text quoted in a log note or detail: the push log is for reading, not a copy of the event. */
 export const MAX_QUOTED_CHARS = 100;
@@ -128,7 +127,8 @@ export function messageDecision(content: PushContent, placeholders: Placeholders
     return { push: false, reason: "push-disabled", detail: "OfflinePushInfo.PushFlag is 1: the sender asked for no offline push", notes };
   }
   const body = content.MsgBody;
-  const customDesc = body.find((e) => e.MsgType === "TIMCustomElem" && nonEmpty(e.MsgContent.Desc) !== undefined);
+  // The elements read here are the ones contentOf keeps (elements.ts): change both together.
+  const customDesc = body.find(hasCustomDesc);
   const desc = nonEmpty(info?.Desc) ?? (customDesc?.MsgType === "TIMCustomElem" ? customDesc.MsgContent.Desc : undefined);
   // As in the original service: a custom message only says what to show through a Desc.
   if (desc === undefined && body.length > 0 && body.every((e) => e.MsgType === "TIMCustomElem")) {
@@ -139,7 +139,7 @@ export function messageDecision(content: PushContent, placeholders: Placeholders
       notes,
     };
   }
-  const firstText = body.find((e) => e.MsgType === "TIMTextElem" && nonEmpty(e.MsgContent.Text) !== undefined);
+  const firstText = body.find(hasText);
   const text =
     desc ??
     (firstText?.MsgType === "TIMTextElem" ? firstText.MsgContent.Text : undefined) ??
@@ -166,11 +166,9 @@ function soundNotes(content: PushContent): string[] {
       `OfflinePushInfo.AndroidInfo.Sound ${JSON.stringify(clip(sound ?? ""))} is not applied: FCM does not support custom notification sounds, so the channel's sound plays`,
     );
   }
-  for (const e of content.MsgBody) {
-    if (e.MsgType === "TIMCustomElem" && nonEmpty(e.MsgContent.Sound) !== undefined) {
-      notes.push(`TIMCustomElem Sound ${JSON.stringify(clip(e.MsgContent.Sound ?? ""))} is not applied: FCM does not support custom notification sounds`);
-      break;
-    }
+  const custom = content.MsgBody.find(hasCustomSound);
+  if (custom?.MsgType === "TIMCustomElem") {
+    notes.push(`TIMCustomElem Sound ${JSON.stringify(clip(custom.MsgContent.Sound ?? ""))} is not applied: FCM does not support custom notification sounds`);
   }
   return notes;
 }

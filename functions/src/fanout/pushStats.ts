@@ -12,6 +12,7 @@
 // Part of the fan-out, which writes them: the hot path depends on no operator tool.
 import { createHash } from "node:crypto";
 import { FieldValue, type Transaction, type WriteBatch } from "firebase-admin/firestore";
+import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
 import type { PushLogEntry } from "./schemas";
 
@@ -40,10 +41,22 @@ export interface CertificateCounters {
   failedByErrorCode: Record<string, number>;
 }
 
-const zeroCert = (): CertificateCounters => ({ sent: 0, failed: 0, opened: 0, failedByReason: {}, failedByErrorCode: {} });
+// Maps keyed by error codes from FCM: no prototype (common/counts.ts).
+const zeroCert = (): CertificateCounters => ({ sent: 0, failed: 0, opened: 0, failedByReason: emptyCounts(), failedByErrorCode: emptyCounts() });
 
 export function emptyDelta(): StatsDelta {
-  return { events: 0, recipients: 0, sent: 0, skipped: 0, failed: 0, opened: 0, skippedByReason: {}, failedByReason: {}, failedByErrorCode: {}, byCertificate: {} };
+  return {
+    events: 0,
+    recipients: 0,
+    sent: 0,
+    skipped: 0,
+    failed: 0,
+    opened: 0,
+    skippedByReason: emptyCounts(),
+    failedByReason: emptyCounts(),
+    failedByErrorCode: emptyCounts(),
+    byCertificate: Object.create(null) as Record<string, CertificateCounters>,
+  };
 }
 
 /**

@@ -4,6 +4,8 @@
 import { z } from "zod";
 import { MAX_FANOUT_BATCH_SIZE } from "../config";
 import { IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
+import { notificationElements } from "./elements";
+import { guarded, jsonBytesUpTo, longerThan } from "./sizeGuard";
 
 /**
  * An IM account is a Firebase uid (at most 128 characters) and the ID of its users/{uid}
@@ -41,6 +43,39 @@ export const MAX_DESC_CHARS = MAX_TEXT_CHARS;
 export const MAX_EXT_CHARS = 4_096;
 /** Sound and GoogleChannelID are resource names / Android channel IDs: short identifiers. */
 export const MAX_IDENTIFIER_CHARS = 256;
+
+// --- Size bounds, checked before the schema walks the value (sizeGuard.ts). The original service
+// allows a message body of 12 KB in any number of elements. MsgBody is measured as the JSON it
+// arrives in (UTF-8, escapes not counted), which adds each element's framing to its content
+// ({"MsgType":"TIMTextElem","MsgContent":{"Text":""}} is 51 bytes): 64 KiB holds any 12 KB body
+// in up to a thousand elements, and a single text element at its 12,000-character bound in any
+// script. Only what cannot be a message of the original service is refused.
+/** MsgBody as JSON, in bytes. */
+export const MAX_MSG_BODY_BYTES = 64 * 1024;
+/** The smallest element, {"MsgType":"TIMFaceElem","MsgContent":{}}, and its comma. */
+const MIN_ELEM_JSON_BYTES = 42;
+/** More elements than this cannot fit in MAX_MSG_BODY_BYTES (1,560): refused without measuring. */
+export const MAX_MSG_BODY_ELEMENTS = Math.floor(MAX_MSG_BODY_BYTES / MIN_ELEM_JSON_BYTES);
+/**
+ * sendMessage's offlinePushInfo as JSON, in bytes: every field at its bound fits (Title, Desc, Ext,
+ * AndroidInfo: about 17,600 characters), with room for vendor fields and ApnsInfo. An event's
+ * unknown fields are dropped by contentOf and bounded by Pub/Sub's 10 MB; an app's request is
+ * published as it is, and must stay far below that.
+ */
+export const MAX_OFFLINE_PUSH_INFO_BYTES = 64 * 1024;
+
+const KIB = 1024;
+/** A value over `maxBytes` of JSON, measured only up to the bound. */
+const largerThan =
+  (maxBytes: number) =>
+  (value: unknown): string | null =>
+    value !== undefined && jsonBytesUpTo(value, maxBytes) > maxBytes ? `is larger than ${maxBytes / KIB} KiB of JSON` : null;
+
+/** A MsgBody array too long or too large to be a message: the count is compared first, the size measured up to its bound. */
+function oversizedBody(value: unknown): string | null {
+  if (!Array.isArray(value)) return null;
+  return longerThan(MAX_MSG_BODY_ELEMENTS, "elements")(value) ?? (jsonBytesUpTo(value, MAX_MSG_BODY_BYTES) > MAX_MSG_BODY_BYTES ? `is larger than ${MAX_MSG_BODY_BYTES / KIB} KiB of JSON (the original service allows a 12 KB message)` : null);
+}
 
 const boundedString = (max: number, error = "must be a string") => z.string({ error }).max(max, `is longer than ${max} characters`);
 
@@ -98,7 +133,7 @@ export const MsgElemSchema = z.discriminatedUnion(
 );
 export type MsgElem = z.output<typeof MsgElemSchema>;
 
-export const MsgBodySchema = z.array(MsgElemSchema).max(100, "has more than 100 elements");
+export const MsgBodySchema = guarded(oversizedBody, z.array(MsgElemSchema));
 
 // --- OfflinePushInfo (original names). AndroidInfo's vendor fields (OPPOChannelID, XiaoMiChannelID...)
 // and ApnsInfo are accepted and ignored: this backend pushes through FCM only.
@@ -140,9 +175,9 @@ export type PushContent = z.output<typeof PushContentSchema>;
  * that the push does not use (SyncOtherMachine, MsgRandom, CloudCustomData...) are accepted.
  */
 export const PushEventSchema = PushContentSchema.extend({
-  To_Account: z.union(
-    [AccountSchema, z.array(AccountSchema).min(1, "must not be empty").max(MAX_RECIPIENTS_PER_EVENT, `has more than ${MAX_RECIPIENTS_PER_EVENT} accounts`)],
-    { error: "must be an account or a non-empty array of accounts" },
+  To_Account: guarded(
+    longerThan(MAX_RECIPIENTS_PER_EVENT, "accounts"),
+    z.union([AccountSchema, z.array(AccountSchema).min(1, "must not be empty")], { error: "must be an account or a non-empty array of accounts" }),
   ),
 });
 export type PushEvent = z.output<typeof PushEventSchema>;
@@ -154,33 +189,18 @@ function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): 
   return out;
 }
 
-/** The parts of a MsgBody element the push reads; anything else an element carries stays behind. */
-function knownElem(e: MsgElem): MsgElem {
-  switch (e.MsgType) {
-    case "TIMTextElem":
-      return { MsgType: e.MsgType, MsgContent: { Text: e.MsgContent.Text } };
-    case "TIMCustomElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Data", "Desc", "Ext", "Sound"] as const) };
-    case "TIMLocationElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Desc", "Latitude", "Longitude"] as const) };
-    case "TIMFaceElem":
-      return { MsgType: e.MsgType, MsgContent: pick(e.MsgContent, ["Index", "Data"] as const) };
-    default:
-      return { MsgType: e.MsgType, MsgContent: {} };
-  }
-}
-
 /**
  * What each batch carries: the event without its recipients (which can be 100,000 accounts) and
- * with only the fields the push reads. Unknown fields are dropped, not copied into every batch: no
- * amplification, and nothing that parsed but cannot be serialized again travels further.
+ * with only the fields the push reads: of the body, the few elements the notification is made of
+ * (elements.ts), whatever their number in the event. Unknown fields are dropped, not copied into
+ * every batch: no amplification, and nothing that parsed but cannot be serialized again travels further.
  */
 export function contentOf(event: PushEvent): PushContent {
   const info = event.OfflinePushInfo;
   return {
     MsgKey: event.MsgKey,
     From_Account: event.From_Account,
-    MsgBody: event.MsgBody.map(knownElem),
+    MsgBody: notificationElements(event.MsgBody),
     ...(event.MsgLifeTime !== undefined ? { MsgLifeTime: event.MsgLifeTime } : {}),
     ...(info
       ? {
@@ -212,25 +232,49 @@ export const BatchMessageSchema = z.strictObject({
 export type BatchMessage = z.output<typeof BatchMessageSchema>;
 
 // --- sendMessage (app side)
-export const SendMessageRequestSchema = z.strictObject({
-  to: z.union(
-    [
-      AccountSchema,
-      z
-        .array(AccountSchema)
-        .min(1, "must not be empty")
-        .max(MAX_SEND_MESSAGE_RECIPIENTS, `has more than ${MAX_SEND_MESSAGE_RECIPIENTS} accounts`),
-    ],
-    { error: "must be an account or a non-empty array of accounts" },
-  ),
-  /** MsgBody in the original element format, or a plain text (a single TIMTextElem). */
-  body: z
-    .union([z.string().min(1, "must not be empty").max(MAX_TEXT_CHARS, `is longer than ${MAX_TEXT_CHARS} characters`), MsgBodySchema.min(1, "must not be empty")], {
-      error: "must be a text or a MsgBody array",
-    })
-    .optional(),
-  offlinePushInfo: OfflinePushInfoSchema.optional(),
-});
+const SEND_MESSAGE_FIELDS = new Set(["to", "body", "offlinePushInfo"]);
+/** Unknown fields reported at most: a request of a million keys is answered with the first few. */
+const MAX_REPORTED_KEYS = 5;
+
+/** The request's first unknown fields (at most MAX_REPORTED_KEYS, each clipped), without listing them all. */
+function unknownFields(value: unknown): string[] {
+  const keys: string[] = [];
+  if (typeof value !== "object" || value === null || Array.isArray(value)) return keys;
+  for (const key in value) {
+    if (!Object.hasOwn(value, key) || SEND_MESSAGE_FIELDS.has(key)) continue;
+    keys.push(key.length > 100 ? `${key.slice(0, 100)}…` : key);
+    if (keys.length >= MAX_REPORTED_KEYS) break;
+  }
+  return keys;
+}
+
+/**
+ * sendMessage's request. Every size bound is checked on the raw value before the schema walks it
+ * (sizeGuard.ts): a 500,000-entry `to` costs a length comparison. The function checks
+ * SEND_MESSAGE_POLICY before it parses the request at all.
+ */
+export const SendMessageRequestSchema = z
+  .unknown()
+  .superRefine((value, ctx) => {
+    const keys = unknownFields(value);
+    if (keys.length > 0) ctx.addIssue({ code: "unrecognized_keys", keys });
+  })
+  .pipe(
+    z.strictObject({
+      to: guarded(
+        longerThan(MAX_SEND_MESSAGE_RECIPIENTS, "accounts"),
+        z.union([AccountSchema, z.array(AccountSchema).min(1, "must not be empty")], { error: "must be an account or a non-empty array of accounts" }),
+      ),
+      /** MsgBody in the original element format, or a plain text (a single TIMTextElem). */
+      body: guarded(
+        oversizedBody,
+        z.union([z.string().min(1, "must not be empty").max(MAX_TEXT_CHARS, `is longer than ${MAX_TEXT_CHARS} characters`), z.array(MsgElemSchema).min(1, "must not be empty")], {
+          error: "must be a text or a MsgBody array",
+        }),
+      ).optional(),
+      offlinePushInfo: guarded(largerThan(MAX_OFFLINE_PUSH_INFO_BYTES), OfflinePushInfoSchema).optional(),
+    }),
+  );
 export type SendMessageRequest = z.output<typeof SendMessageRequestSchema>;
 
 // --- Push log ------------------------------------------------------------------------------------

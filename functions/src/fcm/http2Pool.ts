@@ -604,7 +604,8 @@ export class Http2Pool implements Http2Requester {
 }
 
 function normalizeHeaders(h: http2.IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
+  // Names chosen by the server: no prototype, so none of them can shadow or reach Object.prototype.
+  const out = Object.create(null) as Record<string, string>;
   for (const name in h) {
     const value = h[name];
     if (value === undefined || name.charCodeAt(0) === 58 /* ":" pseudo-header */) continue;
