@@ -317,7 +317,7 @@ describe("exactly-once bookkeeping", () => {
     assert.deepEqual(countOutcomes([sent("u", "d1"), skipped("u", "d2"), skipped("u", null)]), { sent: 1, skipped: 2, failed: 0 });
   });
 
-  it("claims: create when new, done is final, a live lease is busy (ours or another message's), an expired one is taken over", () => {
+  it("claims: create when new, done is final, a live lease is busy (our message's or another's), an expired one is taken over, our own lease resumed", () => {
     const now = 1_000_000;
     const lease = (ms: number) => ({ owner: "o1", deliveryId: "m1", until: Timestamp.fromMillis(ms) });
     assert.deepEqual(claimDecision(undefined, now, "m1"), { action: "create" });
@@ -325,5 +325,10 @@ describe("exactly-once bookkeeping", () => {
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: true });
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m2"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: false });
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now - 1) }, now, "m2"), { action: "take-over", previousOwner: "o1" });
+    // Our own lease (a claim whose answer was lost): resumed at once, live or not; done is still final.
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1", "o1"), { action: "resume" });
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now - 1) }, now, "m1", "o1"), { action: "resume" });
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1", "o2"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: true });
+    assert.deepEqual(claimDecision({ state: "done", lease: null }, now, "m1", "o1"), { action: "done" });
   });
 });
