@@ -1,7 +1,7 @@
 // traceMessage: one message from publication to the user's tap, per recipient device, from the
-// push log (its batch documents and their outcome shards) and the receipts.
+// push log (its message record, batch documents and their outcome shards) and the receipts.
 import { addCount, emptyCounts } from "../common/counts";
-import { batchRef, pushLogForMessage, readBatchEntries, type PushLogDoc } from "../fanout/pushLog";
+import { batchRef, pushLogForMessage, readBatchEntries } from "../fanout/pushLog";
 import type { BatchLog, PushLogEntry } from "../fanout/schemas";
 import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";
@@ -23,7 +23,7 @@ function stagesOf(e: PushLogEntry, batch: BatchDoc, openedAt: string | null): Tr
   stages.push({
     stage: "received",
     at: iso(batch.createdAt),
-    detail: `fan-out took batch ${batch.batchIndex + 1} of ${batch.batchCount}${batch.claims > 1 ? ` (${batch.claims} deliveries worked on it)` : ""}`,
+    detail: `fan-out took batch ${batch.batchIndex + 1} of ${batch.batchCount}${(batch.generation ?? 0) > 0 ? ` of publication ${(batch.generation ?? 0) + 1}` : ""}${batch.claims > 1 ? ` (${batch.claims} deliveries worked on it)` : ""}`,
   });
   const decided = iso(e.at);
   if (e.outcome === "sent") {
@@ -40,7 +40,7 @@ function stagesOf(e: PushLogEntry, batch: BatchDoc, openedAt: string | null): Tr
 }
 
 export async function traceMessage(msgKey: string): Promise<TraceMessageResponse> {
-  const docs: PushLogDoc[] = await pushLogForMessage(msgKey);
+  const { record, docs } = await pushLogForMessage(msgKey);
   const batches = docs.filter((d): d is BatchDoc => d.kind === "batch");
   const rejectedDocs = docs.filter((d) => d.kind === "rejected");
   const codes: Array<{ category: ExplanationCategory; code: string }> = [];
@@ -61,7 +61,7 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
       listed++;
     }
   }
-  const sentKeys = pairs.flatMap(({ entry }) => (entry.outcome === "sent" ? [{ msgKey, uid: entry.uid, deviceId: entry.deviceId }] : []));
+  const sentKeys = pairs.flatMap(({ batch, entry }) => (entry.outcome === "sent" ? [{ msgKey, epoch: batch.epoch ?? null, uid: entry.uid, deviceId: entry.deviceId }] : []));
   const opened = await openedTimes(sentKeys);
 
   // Error codes come from FCM: counted under the key pushStats uses (a name Firestore reserves, such
@@ -70,7 +70,7 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
   const byErrorCode = emptyCounts();
   const latencies: number[] = [];
   const devices: TracedDevice[] = pairs.map(({ batch, entry }) => {
-    const openedAt = entry.outcome === "sent" ? (opened.get(receiptId(msgKey, entry.uid, entry.deviceId)) ?? null) : null;
+    const openedAt = entry.outcome === "sent" ? (opened.get(receiptId(msgKey, entry.uid, entry.deviceId, batch.epoch ?? null)) ?? null) : null;
     const view = outcomeView(entry, openedAt);
     addCount(byReason, entry.reason);
     if (entry.outcome !== "sent") codes.push({ category: entry.outcome === "skipped" ? "skip-reason" : "fail-reason", code: entry.reason });
@@ -122,8 +122,11 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
     from: first?.from ?? null,
     publishedAt,
     summary: "",
+    publications: (record?.generations ?? []).map((g, generation) => ({ generation, recipients: g.recipients, owned: g.owned, eventId: g.eventId, at: iso(g.at) })),
     batches: batches.map((b) => ({
       logId: b.id,
+      generation: b.generation ?? 0,
+      ownedElsewhere: b.ownedElsewhere?.length ?? 0,
       batchIndex: b.batchIndex,
       batchCount: b.batchCount,
       state: b.state,
@@ -174,6 +177,10 @@ function traceSummary(t: TraceMessageResponse): string {
     line += `, ${c.skipped} skipped${c.skipped ? ` (${countsLine(skipped)})` : ""}, ${c.failed} failed${c.failed ? ` (${countsLine(failed)})` : ""}`;
     const running = t.batches.filter((b) => b.state === "running").length;
     if (running > 0) line += `; ${running} batch(es) still in progress`;
+    const listedAgain = t.batches.reduce((n, b) => n + b.ownedElsewhere, 0);
+    if (t.publications.length > 1) {
+      line += `; published ${t.publications.length} times with different recipient lists${listedAgain > 0 ? ` (${listedAgain} recipient(s) listed again were left to the publication that listed them first: one outcome each)` : ""}`;
+    }
     if (t.latency) line += `; FCM accepted it ${formatMs(t.latency.p50Ms)} after publication (p95 ${formatMs(t.latency.p95Ms)}, max ${formatMs(t.latency.maxMs)})`;
     parts.push(line);
   }

@@ -5,15 +5,21 @@ import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { batchRef, readBatchEntries } from "./pushLog";
-import { BatchLogSchema, type BatchLog, type CostCounts, type PushLogEntry } from "./schemas";
+import { BatchLogSchema, type BatchLog, type CostCounts, type OwnedElsewhere, type PushLogEntry } from "./schemas";
 
 export interface BatchIdentity {
   msgKey: string;
   from: string;
+  /** The publication the batch belongs to (messageRecord.ts); absent for a batch with the old ID. */
+  epoch?: string;
+  generation?: number;
   batchIndex: number;
   batchCount: number;
   eventId: string;
+  /** The recipients the batch decides: its share of the list, less those an earlier publication owns. */
   uids: string[];
+  /** Its share of the list that an earlier publication owns (recorded for the operators; not decided here). */
+  ownedElsewhere?: OwnedElsewhere[];
   notes: string[];
   /** The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
   publishTime?: string;

@@ -103,9 +103,10 @@ export function addEntry(delta: StatsDelta, e: PushLogEntry): void {
 export class BatchStats {
   readonly delta = emptyDelta();
 
-  constructor(private readonly batch: { batchIndex: number; uids: string[]; publishTime?: string | undefined }) {
-    // The event is counted with its first batch; recipients with each batch.
-    if (batch.batchIndex === 0) this.delta.events = 1;
+  constructor(private readonly batch: { batchIndex: number; generation?: number | undefined; uids: string[]; publishTime?: string | undefined }) {
+    // The message is counted with the first batch of its first publication; recipients with each
+    // batch (the ones it decides: a recipient listed again by a later publication is counted once).
+    if (batch.batchIndex === 0 && (batch.generation ?? 0) === 0) this.delta.events = 1;
     this.delta.recipients = batch.uids.length;
   }
 
