@@ -3,13 +3,14 @@
 // - exactly once per (MsgKey, device) whatever the recipient list: a MsgKey republished with a
 //   changed list, or two lists published at the same moment, pushes nobody twice and everyone once;
 // - a MsgKey reused after its log expired is a new message, and nothing of the old log collides;
-// - a claim whose commit applied but whose answer was lost goes on at once (its own lease).
+// - a claim whose commit applied but whose answer was lost goes on at once (its own lease);
+// - a continuation that starts after MAX_EVENT_AGE_SECONDS records every device still open.
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
-import { adminDb, clearFirestore, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
-import { PUSH_TOPIC, entriesOf, logDocs, msgKey, sendsTo, waitForMessage, waitForPublications, type BatchDoc } from "../helpers/fanout.ts";
+import { adminDb, callOk, clearFirestore, createUser, createUsers, eventually, publish, type TestUser } from "../helpers/emulators.ts";
+import { PUSH_BATCH_TOPIC, PUSH_TOPIC, entriesOf, logDocs, msgKey, seedRunningBatch, sendsTo, waitForMessage, waitForPublications, type BatchDoc } from "../helpers/fanout.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { seedRecipients } from "../helpers/fanoutSeed.ts";
 import { firestoreProxy } from "../helpers/firestoreProxy.ts";
@@ -214,5 +215,47 @@ describe("a shared claim whose commit applied but whose answer was lost", () => 
     assert.ok(docs.every((d) => d.epoch === record.get("epoch")), "the lost commit's record and batches are the ones used");
     await assertEachOnce(seeded.eligibleTokens, key);
     assertOneOutcomeEach(docs, pool);
+  });
+});
+
+describe("a continuation that starts after MAX_EVENT_AGE_SECONDS", () => {
+  it("records event-too-old for every device still without an outcome, also of a recipient with some devices done", async () => {
+    // bob has two devices (his login on phone-b kicked phone-a, which is still his device); carol one.
+    const [bob, carol] = (await createUsers(2)) as [TestUser, TestUser];
+    await callOk("login", { deviceId: "phone-a", platform: "android" }, bob);
+    await callOk("login", { deviceId: "phone-b", platform: "android" }, bob);
+    await callOk("login", { deviceId: "phone", platform: "android" }, carol);
+    const key = msgKey("late-continuation");
+    const uids = [bob.uid, carol.uid].sort();
+    const publishTime = new Date(Date.now() - 2 * 3_600_000);
+    // The batch as its first delivery left it: phone-a's outcome recorded, then out of time.
+    const { message } = await seedRunningBatch({
+      msgKey: key,
+      from: sender,
+      uids,
+      owner: "first-delivery",
+      deliveryId: "first-message",
+      leaseUntilMs: Date.now() - 1_000,
+      entries: [{ outcome: "skipped", uid: bob.uid, deviceId: "phone-a", reason: "kicked", detail: "recorded by the first delivery", at: Timestamp.now() }],
+    });
+    await publish(PUSH_BATCH_TOPIC, {
+      v: 1,
+      content: { MsgKey: key, From_Account: sender, MsgBody: text("late") },
+      batchIndex: 0,
+      batchCount: 1,
+      uids,
+      publishTime: publishTime.toISOString(),
+      eventId: "first-message",
+      continuation: 1,
+      message,
+    });
+    const [doc] = await waitForMessage(key);
+    const outcomes = doc!.entries.map((e) => [e.uid === bob.uid ? "bob" : "carol", e.deviceId, e.reason]).sort();
+    assert.deepEqual(outcomes, [
+      ["bob", "phone-a", "kicked"],
+      ["bob", "phone-b", "event-too-old"],
+      ["carol", null, "event-too-old"],
+    ]);
+    assert.equal(doc!.claims, 2);
   });
 });

@@ -16,7 +16,7 @@ import { sendAll, type SendOutcome } from "./deliver";
 import type { GroupClaims } from "./groupClaims";
 import { messageDecision, type MessageDecision, type Placeholders } from "./message";
 import { claimBatch, type BatchProgress, type ClaimResult } from "./progress";
-import { GroupReads, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
+import { GroupReads, deviceIdsOf, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
 import { batchLogId, legacyBatchLogId } from "./recipients";
 import type { CostCounts, MessageIdentity, OwnedElsewhere, PushContent, PushLogEntry, SkipReason } from "./schemas";
 import type { SendingGroup } from "./sendingGroup";
@@ -286,11 +286,20 @@ function readFor(run: BatchRun, uids: string[], shared: boolean): Promise<Recipi
 const skipUser = (progress: BatchProgress, uid: string, reason: SkipReason, detail: string) =>
   progress.record({ outcome: "skipped", uid, deviceId: null, reason, detail, at: Timestamp.now() });
 
-/** Too old to push: each recipient with no outcome at all is skipped (a continuation may find some devices done). */
+/**
+ * Too old to push: every device still without an outcome is skipped. A recipient with none at all
+ * is skipped as a whole, without a read; a continuation or takeover may find some of a
+ * recipient's devices decided, and then reads the others (one getAll) to record each of them.
+ */
 async function skipTooOld(run: BatchRun, progress: BatchProgress): Promise<void> {
   const age = Math.round((run.now() - run.input.publishTimeMs) / 1000);
   const detail = `the event was published ${age} s ago, longer than MAX_EVENT_AGE_SECONDS (${run.settings.maxEventAgeMs / 1000} s): dropped rather than pushed late`;
+  const partly = run.uids.filter((uid) => progress.hasAny(uid) && !progress.has({ uid, deviceId: null }));
   for (const uid of run.uids) if (!progress.hasAny(uid)) await skipUser(progress, uid, "event-too-old", detail);
+  if (partly.length === 0) return;
+  for (const { uid, deviceId } of await deviceIdsOf(partly, run.cost)) {
+    if (!progress.has({ uid, deviceId })) await progress.record({ outcome: "skipped", uid, deviceId, reason: "event-too-old", detail, at: Timestamp.now() });
+  }
 }
 
 /** Recipients decided without reading their devices (the sender; everyone, for a message not pushed): the others are returned, to read. */
