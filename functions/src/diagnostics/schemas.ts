@@ -284,10 +284,12 @@ export const TraceMessageResponseSchema = z.object({
     skipped: z.number().int(),
     failed: z.number().int(),
     opened: z.number().int(),
-    /** Over the outcomes read: "sent", each skip reason and each fail reason. */
+    /** Over the whole message: "sent", each skip reason and each fail reason. */
     byReason: CountsByKey,
     /** Failed outcomes by FCM error code. */
     byErrorCode: CountsByKey,
+    /** Batches still running beyond the ones listed, whose outcomes are in the totals but not yet in byReason / byErrorCode. */
+    reasonsPending: z.number().int(),
   }),
   /** From publish to FCM acceptance over the sent devices; null when none was sent. */
   latency: LatencySchema.nullable(),

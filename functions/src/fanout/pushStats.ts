@@ -96,12 +96,43 @@ export function addEntry(delta: StatsDelta, e: PushLogEntry): void {
   }
 }
 
+/** A batch's outcomes by reason and FCM error code (plain objects, keys as statsKey makes them). */
+export interface BatchOutcomes {
+  skipped: Record<string, number>;
+  failed: Record<string, number>;
+  /** Failures by FCM's error code (or status), as pushStats counts them. */
+  failedByErrorCode: Record<string, number>;
+  /** Failures without either, by reason. */
+  failedWithoutCode: Record<string, number>;
+}
+
+/** Counts outcomes as a batch document's `outcomes` holds them. */
+export class OutcomeTally {
+  private readonly maps = { skipped: emptyCounts(), failed: emptyCounts(), failedByErrorCode: emptyCounts(), failedWithoutCode: emptyCounts() };
+
+  add(e: PushLogEntry): void {
+    if (e.outcome === "skipped") bump(this.maps.skipped, e.reason);
+    if (e.outcome !== "failed") return;
+    bump(this.maps.failed, e.reason);
+    const code = e.error?.errorCode ?? e.error?.status ?? null;
+    if (code !== null) bump(this.maps.failedByErrorCode, code);
+    else bump(this.maps.failedWithoutCode, e.reason);
+  }
+
+  /** Plain objects, as Firestore serializes them (their keys already harmless: statsKey). */
+  counts(): BatchOutcomes {
+    const plain = (m: Record<string, number>) => Object.fromEntries(Object.entries(m));
+    return { skipped: plain(this.maps.skipped), failed: plain(this.maps.failed), failedByErrorCode: plain(this.maps.failedByErrorCode), failedWithoutCode: plain(this.maps.failedWithoutCode) };
+  }
+}
+
 /**
  * The outcomes of one batch, kept as they are recorded (and those recorded by earlier deliveries),
  * to be counted once, when the batch is done.
  */
 export class BatchStats {
   readonly delta = emptyDelta();
+  private readonly tally = new OutcomeTally();
 
   constructor(private readonly batch: { batchIndex: number; generation?: number | undefined; uids: string[]; publishTime?: string | undefined }) {
     // The message is counted with the first batch of its first publication; recipients with each
@@ -112,6 +143,7 @@ export class BatchStats {
 
   add(entry: PushLogEntry): void {
     addEntry(this.delta, entry);
+    this.tally.add(entry);
   }
 
   /** "skipped: foreground 1, no-token 2; failed: token-unregistered 1", for the batch's log line. */
@@ -125,6 +157,11 @@ export class BatchStats {
     if (this.delta.skipped > 0) parts.push(`skipped: ${list(this.delta.skippedByReason)}`);
     if (this.delta.failed > 0) parts.push(`failed: ${list(this.delta.failedByReason)}`);
     return parts.join("; ");
+  }
+
+  /** Its outcomes by reason and error code: the batch document's `outcomes` (traceMessage counts a message from them). */
+  outcomes(): BatchOutcomes {
+    return this.tally.counts();
   }
 
   /** The one counter write of the batch, added to its final progress transaction. */

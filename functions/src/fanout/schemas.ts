@@ -424,6 +424,19 @@ export const BatchLogSchema = z.object({
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
   completedAt: TimestampSchema.nullable(),
+  /**
+   * Written by the final write: every outcome of the batch (all deliveries) by reason, and the
+   * failures by FCM error code (keyed as pushStats keys them) or, without one, by reason; so that a
+   * message's counts need no shard read. Absent while running, and on batches recorded before it.
+   */
+  outcomes: z
+    .object({
+      skipped: z.record(z.string(), z.number()),
+      failed: z.record(z.string(), z.number()),
+      failedByErrorCode: z.record(z.string(), z.number()),
+      failedWithoutCode: z.record(z.string(), z.number()),
+    })
+    .optional(),
   expireAt: TimestampSchema,
 });
 export type BatchLog = z.output<typeof BatchLogSchema>;
