@@ -34,6 +34,8 @@ export interface BatchInput {
   leaseOwner?: string;
   /** Calls already made for the batch by this invocation (a first attempt at its claim, the message's registration). */
   priorCost?: CostCounts;
+  /** Reads the recipients only once the claim is won (not alongside it): the batch is most likely done already. */
+  readAfterClaim?: boolean;
   batchIndex: number;
   batchCount: number;
   /** Pub/Sub message ID of the original event. */
@@ -211,7 +213,7 @@ async function claimOrStop(run: BatchRun, tooOld: boolean): Promise<ClaimStep> {
   const { input, deps, cost, logId, content } = run;
   const batch = batchIdentity(run);
   const options = leaseOptions(run);
-  const candidates = tooOld || !run.decision.push ? [] : recipientsToRead(run.uids, content.From_Account);
+  const candidates = tooOld || !run.decision.push || input.readAfterClaim ? [] : recipientsToRead(run.uids, content.From_Account);
   let early = candidates.length > 0 ? readFor(run, candidates, true) : null;
   let claim = await (deps.claims ? deps.claims.claim({ logId, batch, options, cost }) : claimBatch(logId, batch, options, cost));
   mark(run, "claimedMs");

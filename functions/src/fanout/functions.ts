@@ -291,8 +291,11 @@ async function fanOut(d: Delivery, settings: FanoutSettings, event: PushEvent, r
   if (again.length > 0) {
     registration = await registerInTransaction(first, registering);
     const settled = registration;
+    // A publication registered before (usually a redelivery): its batches are most likely done, so
+    // they read their recipients only if their claim is won (a crashed delivery's batch, or ours
+    // whose answer was lost), not alongside it.
     const retried = await runInline(
-      again.map(({ i, cost }, k) => inputOf(i, settled, k === 0 ? addCost(cost, registering.snapshot()) : cost)),
+      again.map(({ i, cost }, k) => ({ ...inputOf(i, settled, k === 0 ? addCost(cost, registering.snapshot()) : cost), ...(settled.existing ? { readAfterClaim: true } : {}) })),
       inline.length,
       settings,
       null,

@@ -77,6 +77,8 @@ export interface Registration {
   identity: MessageIdentity;
   /** Recipients of this publication that an earlier one owns, with that one's index. */
   elsewhere: Map<string, number>;
+  /** The publication was registered before (a redelivery, the same list again): its batches are most likely done. */
+  existing: boolean;
 }
 
 /** The recipients of `uids` (a batch's share of the list) that an earlier publication owns. */
@@ -129,7 +131,7 @@ export function firstRegistration(input: { msgKey: string; recipients: string[];
   return { msgKey, recipients, eventId, ttlMs, identity: { epoch, generation: 0 }, creates };
 }
 
-const asFirst = (first: FirstRegistration): Registration => ({ identity: first.identity, elsewhere: new Map() });
+const asFirst = (first: FirstRegistration): Registration => ({ identity: first.identity, elsewhere: new Map(), existing: false });
 
 /**
  * Registers the message with its first publication by creating its documents (one commit), for an
@@ -184,7 +186,8 @@ async function registerIn(tx: Transaction, first: FirstRegistration, countRead: 
   const known = record.generations.findIndex((g) => g.id === id);
   const generation = known >= 0 ? known : record.generations.length;
   const identity = { epoch: record.epoch, generation };
-  if (generation === 0) return { identity, elsewhere: new Map() };
+  const existing = known >= 0;
+  if (generation === 0) return { identity, elsewhere: new Map(), existing };
   if (known < 0 && record.generations.length >= MAX_PUBLICATIONS) {
     throw new TooManyPublicationsError(`MsgKey ${msgKey} was already published with ${MAX_PUBLICATIONS} different recipient lists, the most one message keeps; publish a group message as one event`);
   }
@@ -196,7 +199,7 @@ async function registerIn(tx: Transaction, first: FirstRegistration, countRead: 
     if (owner === undefined) owned.push(uid);
     else elsewhere.set(uid, owner);
   }
-  if (known >= 0) return { identity, elsewhere };
+  if (existing) return { identity, elsewhere, existing };
 
   const accounts = record.accounts + owned.length;
   if (accounts > MAX_ACCOUNTS_PER_MESSAGE) {
@@ -220,7 +223,7 @@ async function registerIn(tx: Transaction, first: FirstRegistration, countRead: 
     owned: owned.length,
     ownedElsewhere: elsewhere.size,
   });
-  return { identity, elsewhere };
+  return { identity, elsewhere, existing };
 }
 
 /** Who owns each account the publications before `generation` listed: hash -> publication index. */
