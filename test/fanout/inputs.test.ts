@@ -112,6 +112,12 @@ describe("an event of 100,000 unknown recipients", () => {
     assert.equal(done.counts.skipped, 100_000);
     assert.equal(done.counts.sent + done.counts.failed, 0);
     assert.ok(done.devices.length > 0 && done.devices.every((d) => d.reason === "no-device"));
+    // The counts by reason cover the whole message, not only the devices listed (at most 2,000):
+    // each done batch's document says them, so no shard beyond the listed batches' was read.
+    assert.equal(done.devicesTruncated, true);
+    assert.deepEqual(done.counts.byReason, { "no-device": 100_000 });
+    assert.equal(done.counts.reasonsPending, 0);
+    assert.match(done.summary, /: 0 sent, 100000 skipped \(no-device 100000\), 0 failed/);
     assert.equal(done.rejected.length, 0);
   });
 });

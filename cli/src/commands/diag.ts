@@ -16,6 +16,7 @@ import {
   TraceMessageResponseSchema,
   type Explanation,
   type StatsFigures,
+  type TracePublication,
 } from "../../../functions/src/diagnostics/schemas.ts";
 import { callOperator } from "../callables.ts";
 import { CliError } from "../errors.ts";
@@ -61,6 +62,13 @@ function ms(n: number): string {
 function countsText(counts: Record<string, number>): string {
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
   return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "-";
+}
+
+/** "#1 3 listed; #2 2 listed, 0 new (2 left to the earlier)": the MsgKey's recipient lists, in the order they came. */
+function publicationsText(publications: TracePublication[]): string {
+  return publications
+    .map((p) => `#${p.generation + 1} ${p.recipients} listed${p.generation > 0 ? `, ${p.owned} new${p.recipients > p.owned ? ` (${p.recipients - p.owned} left to the earlier)` : ""}` : ""}`)
+    .join("; ");
 }
 
 /** UTC days from `days - 1` days ago to today, as the statistics count them. */
@@ -147,10 +155,11 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
       line(fields([
         ["recipients", c.recipients],
         ["outcomes", `${color.green(`sent ${c.sent}`)}, skipped ${c.skipped}, failed ${c.failed}, opened ${c.opened}`],
-        ["by reason", countsText(c.byReason)],
+        ["by reason", `${countsText(c.byReason)}${c.reasonsPending ? color.yellow(` (+ ${c.reasonsPending} running batch(es) not counted yet)`) : ""}`],
         ["FCM errors", countsText(c.byErrorCode)],
         ["latency", res.latency ? `publish → FCM accepted: p50 ${ms(res.latency.p50Ms)}, p95 ${ms(res.latency.p95Ms)}, max ${ms(res.latency.maxMs)} (${res.latency.samples} devices)` : "-"],
         ["batches", `${res.batches.length}${res.batches.some((b) => b.state === "running") ? color.yellow(" (still running)") : ""}`],
+        ...(res.publications.length > 1 ? [["publications", publicationsText(res.publications)] as [string, string]] : []),
       ]));
       for (const r of res.rejected) line(color.red(`  event rejected: ${r.reason}: ${r.detail}`));
       for (const note of new Set(res.batches.flatMap((b) => b.notes))) line(color.dim(`  note: ${note}`));

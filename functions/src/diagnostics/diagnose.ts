@@ -110,7 +110,7 @@ function diagnoseDevice(device: Device, nowMs: number, certs: CertificateLookup,
 
 async function recentMessages(uid: string): Promise<RecentMessage[]> {
   const items = await pushLogForUser(uid, RECENT_MESSAGES);
-  const sent = items.flatMap((i) => i.entries.flatMap((e) => (e.outcome === "sent" && i.msgKey ? [{ msgKey: i.msgKey, uid, deviceId: e.deviceId }] : [])));
+  const sent = items.flatMap((i) => i.entries.flatMap((e) => (e.outcome === "sent" && i.msgKey ? [{ msgKey: i.msgKey, epoch: i.epoch, uid, deviceId: e.deviceId }] : [])));
   const opened = await openedTimes(sent);
   return items.map((i) => ({
     msgKey: i.msgKey,
@@ -118,7 +118,7 @@ async function recentMessages(uid: string): Promise<RecentMessage[]> {
     from: i.from,
     at: iso(i.createdAt),
     rejected: i.rejected ? { reason: i.rejected.reason, detail: i.rejected.detail, explanation: explain("rejected-event", i.rejected.reason) } : null,
-    devices: i.entries.map((e) => outcomeView(e, e.outcome === "sent" && i.msgKey ? (opened.get(receiptId(i.msgKey, uid, e.deviceId)) ?? null) : null)),
+    devices: i.entries.map((e) => outcomeView(e, e.outcome === "sent" && i.msgKey ? (opened.get(receiptId(i.msgKey, uid, e.deviceId, i.epoch)) ?? null) : null)),
   }));
 }
 

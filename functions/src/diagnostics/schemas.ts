@@ -207,6 +207,10 @@ export type TracedDevice = z.output<typeof TracedDeviceSchema>;
 
 export const TraceBatchSchema = z.object({
   logId: z.string(),
+  /** The publication (distinct recipient list of the MsgKey) it belongs to: 0 for the first. */
+  generation: z.number().int(),
+  /** Recipients of its share of the list left to an earlier publication that listed them first (their outcome is there). */
+  ownedElsewhere: z.number().int(),
   batchIndex: z.number().int(),
   batchCount: z.number().int(),
   state: z.enum(["running", "done"]),
@@ -234,6 +238,19 @@ export const TraceRejectedSchema = z.object({
 });
 export type TraceRejected = z.output<typeof TraceRejectedSchema>;
 
+/** One distinct recipient list the MsgKey was published with, in the order they came (the message record's). */
+export const TracePublicationSchema = z.object({
+  generation: z.number().int(),
+  /** Accounts it listed. */
+  recipients: z.number().int(),
+  /** Accounts no earlier publication listed: its batches decided these; the others were left to the earlier ones. */
+  owned: z.number().int(),
+  /** Pub/Sub message ID of the event that brought it. */
+  eventId: z.string(),
+  at: IsoTime,
+});
+export type TracePublication = z.output<typeof TracePublicationSchema>;
+
 export const LatencySchema = z.object({
   /** Sent devices with a known publish time. */
   samples: z.number().int(),
@@ -251,6 +268,8 @@ export const TraceMessageResponseSchema = z.object({
   publishedAt: IsoTime.nullable(),
   /** One sentence a support person can paste. */
   summary: z.string(),
+  /** The distinct recipient lists the MsgKey was published with (more than one: republished with a changed list). */
+  publications: z.array(TracePublicationSchema),
   batches: z.array(TraceBatchSchema),
   rejected: z.array(TraceRejectedSchema),
   /** Every device outcome, with its stages (at most MAX_TRACE_DEVICES; see devicesTruncated). */
@@ -265,10 +284,12 @@ export const TraceMessageResponseSchema = z.object({
     skipped: z.number().int(),
     failed: z.number().int(),
     opened: z.number().int(),
-    /** Over the outcomes read: "sent", each skip reason and each fail reason. */
+    /** Over the whole message: "sent", each skip reason and each fail reason. */
     byReason: CountsByKey,
     /** Failed outcomes by FCM error code. */
     byErrorCode: CountsByKey,
+    /** Batches still running beyond the ones listed, whose outcomes are in the totals but not yet in byReason / byErrorCode. */
+    reasonsPending: z.number().int(),
   }),
   /** From publish to FCM acceptance over the sent devices; null when none was sent. */
   latency: LatencySchema.nullable(),
