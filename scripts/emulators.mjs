@@ -300,6 +300,11 @@ const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 // emulator), and a longer start-up limit for a loaded machine. Both are the emulator's own knobs.
 const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCOVERY_TIMEOUT: "90" };
 
+// Everything the emulators print to the terminal during a run (the functions' log lines among
+// it), also kept in this file: the tests read it (test/security/logs.test.ts searches it for
+// secrets). Git-ignored with .emulators/; rewritten on every run.
+const TERMINAL_COPY = path.join(root, ".emulators", "terminal.log");
+
 /**
  * Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM (and, with
  * `firestoreProxy`, the Firestore proxy); resolves to its exit code.
@@ -307,12 +312,23 @@ const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCO
 async function execUnderEmulators(argv, envDefaults = {}, { firestoreProxy = false } = {}) {
   ensureLocalSecret();
   build();
-  const env = { ...envDefaults, ...firebaseEnv() };
+  fs.mkdirSync(path.dirname(TERMINAL_COPY), { recursive: true });
+  const copy = fs.createWriteStream(TERMINAL_COPY);
+  const env = { ...envDefaults, ...firebaseEnv(), OFFLINE_PUSH_TERMINAL_COPY: TERMINAL_COPY };
   await startFakeFcm(["--quiet"]);
   if (firestoreProxy) Object.assign(env, await startFirestoreProxy());
   const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
-  const code = await exitCode(exec);
+  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // The terminal gets every byte as before (the test runner's output passes through here too).
+  for (const [from, to] of [[exec.stdout, process.stdout], [exec.stderr, process.stderr]]) {
+    from.on("data", (chunk) => {
+      to.write(chunk);
+      copy.write(chunk);
+    });
+  }
+  // "close", not "exit": the last output may still be in the pipes when the process exits.
+  const code = await new Promise((resolve) => exec.on("close", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  await new Promise((resolve) => copy.end(resolve));
   stopAll();
   return code;
 }

@@ -1,12 +1,15 @@
-// Every callable goes through `callable()`: authentication, the admin claim, zod validation of
-// the request (a ZodError becomes `invalid-argument` naming the field) and the single mapping
-// of domain errors to HttpsError. Unknown failures become a generic `internal`.
+// Every callable goes through `callable()`: the protocol's envelope checked before the framework
+// sees the request (requestShape.ts: nothing a caller sent is ever logged), authentication, the
+// admin claim, zod validation of the request (a ZodError becomes `invalid-argument` naming the
+// field) and the single mapping of domain errors to HttpsError. Unknown failures become a generic
+// `internal`.
 import { HttpsError, onCall, type CallableRequest } from "firebase-functions/v2/https";
 import type { SecretParam } from "firebase-functions/params";
 import * as logger from "firebase-functions/logger";
 import { z } from "zod";
 import { DomainError } from "./errors";
 import { retryableFirestoreError } from "./firestore";
+import { withRequestShapeCheck } from "./requestShape";
 import { APP_CHECK_ENFORCED, ConfigurationError } from "../config";
 
 export interface Caller {
@@ -87,7 +90,7 @@ export function callable<S extends z.ZodType, R>(
   };
   // App Check guards the app's callables (operators' tools carry no App Check token).
   const appCheck = options.access === "user" && APP_CHECK_ENFORCED ? { enforceAppCheck: true } : {};
-  return onCall({ ...runtime, ...appCheck, cors: false }, async (request) => {
+  return withRequestShapeCheck(options.name, onCall({ ...runtime, ...appCheck, cors: false }, async (request) => {
     // A uid that cannot name a users/{uid} document is no identity: production verifies ID tokens,
     // but the emulator decodes any bearer string ("Bearer abc" arrives with an empty uid).
     const uid: unknown = request.auth?.uid;
@@ -105,5 +108,5 @@ export function callable<S extends z.ZodType, R>(
     } catch (err) {
       throw toHttpsError(err, options.name);
     }
-  });
+  }));
 }
