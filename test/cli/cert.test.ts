@@ -109,9 +109,9 @@ describe("offline-push cert", () => {
 
   it("cert rm deletes (human and --json); the list no longer has it", async () => {
     const extra = await runJson<{ certificateId: number }>(["cert", "add", "--demo"]);
-    const json = await runJson<{ deleted: boolean; certificateId: number; boundTokens: number }>(["cert", "rm", String(extra.certificateId)]);
+    const json = await runJson<{ deleted: boolean; certificateId: number; boundTokens: number }>(["cert", "rm", String(extra.certificateId), "--yes"]);
     assert.deepEqual(json, { deleted: true, certificateId: extra.certificateId, boundTokens: 0 });
-    const human = await runHuman(["cert", "rm", String(fileCertId)]);
+    const human = await runHuman(["cert", "rm", String(fileCertId), "-y"]);
     assert.match(human, new RegExp(`Deleted certificate ${fileCertId}\\. 0 device token`));
     const list = await runJson<{ certificates: Array<{ certificateId: number }> }>(["cert", "list"]);
     assert.ok(!list.certificates.some((c) => c.certificateId === fileCertId || c.certificateId === extra.certificateId));
@@ -147,7 +147,7 @@ describe("offline-push cert", () => {
   });
 
   it("a certificate that does not exist: the callable's error, exit 1", async () => {
-    const res = await runCli(["cert", "rm", "987654321"]);
+    const res = await runCli(["cert", "rm", "987654321", "--yes"]);
     assert.equal(res.code, 1);
     assert.match(res.stderr, /deletePushCertificate: NOT_FOUND/);
     const json = await runCli(["cert", "update", "987654321", "--label", "x", "--json"]);

@@ -161,11 +161,15 @@ export function registerCertCommands(program: Command, ctx: Context): void {
     .command("rm")
     .description("delete a certificate; devices bound to it get no pushes until their app reports a token again")
     .argument("<id>", "certificate ID")
-    .option("-y, --yes", "do not ask for confirmation on a terminal")
+    .option("-y, --yes", "delete without asking (required when not on a terminal: scripts, --json)")
     .action(async (id: string, opts: { yes?: boolean }) => {
       const target = ctx.target();
       const certificateId = parseArg(CertificateIdArgSchema, id, "<id>");
-      if (!opts.yes && !ctx.json && process.stdin.isTTY && process.stderr.isTTY) {
+      if (!opts.yes) {
+        // Nobody can answer a question here: a script must say --yes, not delete by default.
+        if (ctx.json || !process.stdin.isTTY || !process.stderr.isTTY) {
+          throw new CliError(`not deleted: cert rm asks for confirmation, and there is no terminal to ask on; pass --yes to delete certificate ${certificateId} from a script`, "usage");
+        }
         const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
         const answer = await rl.question(`Delete certificate ${certificateId} on ${ctx.describe()}? [y/N] `);
         rl.close();
