@@ -19,6 +19,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import zlib from "node:zlib";
+import { shiftedPort } from "./ports.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -31,10 +32,10 @@ if (!Number.isInteger(PORT_OFFSET) || PORT_OFFSET < 0 || PORT_OFFSET > 50_000) {
   process.stderr.write(`[offline-push] OFFLINE_PUSH_PORT_OFFSET must be a whole number from 0 to 50000\n`);
   process.exit(1);
 }
-const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470 + PORT_OFFSET);
-const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471 + PORT_OFFSET);
-const FIRESTORE_PROXY_PORT = Number(process.env.FIRESTORE_PROXY_PORT ?? 9472 + PORT_OFFSET);
-const FIRESTORE_PROXY_CONTROL_PORT = Number(process.env.FIRESTORE_PROXY_CONTROL_PORT ?? 9473 + PORT_OFFSET);
+const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? shiftedPort(9470, PORT_OFFSET));
+const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? shiftedPort(9471, PORT_OFFSET));
+const FIRESTORE_PROXY_PORT = Number(process.env.FIRESTORE_PROXY_PORT ?? shiftedPort(9472, PORT_OFFSET));
+const FIRESTORE_PROXY_CONTROL_PORT = Number(process.env.FIRESTORE_PROXY_CONTROL_PORT ?? shiftedPort(9473, PORT_OFFSET));
 const firebaseBin = path.join(root, "node_modules", ".bin", "firebase");
 
 function log(msg) {
@@ -259,7 +260,7 @@ function configArgs() {
   config.emulators.tasks ??= { host: "127.0.0.1", port: 9499 };
   for (const emulator of Object.values(config.emulators ?? {})) {
     if (typeof emulator !== "object" || emulator === null) continue;
-    for (const key of ["port", "websocketPort"]) if (typeof emulator[key] === "number") emulator[key] += PORT_OFFSET;
+    for (const key of ["port", "websocketPort"]) if (typeof emulator[key] === "number") emulator[key] = shiftedPort(emulator[key], PORT_OFFSET);
   }
   // Beside firebase.json, so that the relative paths in it (functions source, rules) still hold.
   const file = path.join(root, "firebase.offset.local.json");
@@ -270,7 +271,7 @@ function configArgs() {
 /** host:port of an emulator as configured in firebase.json, shifted by the offset. */
 function emulatorHost(name) {
   const config = JSON.parse(fs.readFileSync(path.join(root, "firebase.json"), "utf8"));
-  return `127.0.0.1:${config.emulators[name].port + PORT_OFFSET}`;
+  return `127.0.0.1:${shiftedPort(config.emulators[name].port, PORT_OFFSET)}`;
 }
 
 function firebaseEnv() {
