@@ -112,6 +112,7 @@ describe("operator-only access and validated input", () => {
       ["diagnosePush", { uid: "a/b" }, "uid"],
       ["diagnosePush", {}, "uid"],
       ["diagnosePush", { uid: "bob", extra: 1 }, "extra"],
+      ["diagnosePush", { uid: "bob", account: "bob@example.com" }, "account"],
       ["traceMessage", { msgKey: 42 }, "msgKey"],
       ["traceMessage", { msgKey: "x".repeat(513) }, "msgKey"],
       ["sendTestPush", { uid: "bob", dryRun: "yes" }, "dryRun"],
