@@ -3,12 +3,11 @@
 import { addCount, emptyCounts } from "../common/counts";
 import { batchRef, pushLogForMessage, readBatchEntries, type PushLogDoc } from "../fanout/pushLog";
 import type { BatchLog, PushLogEntry } from "../fanout/schemas";
-import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";
 import { openedTimes, receiptId } from "./receipts";
 import { statsKey } from "../fanout/pushStats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
-import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
+import { counted, countsLine, formatLatency, iso, isoOrNull, outcomeView, percentile } from "./views";
 
 /** Batches whose outcomes are read (each one query): 20 batches are 4,000 recipients at the default size. */
 export const MAX_TRACE_BATCHES = 20;
@@ -28,12 +27,12 @@ function stagesOf(e: PushLogEntry, batch: BatchDoc, openedAt: string | null): Tr
   const decided = iso(e.at);
   if (e.outcome === "sent") {
     stages.push({ stage: "decided", at: decided, detail: "eligible: sent" });
-    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${e.attempts} attempt(s)` });
+    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${counted(e.attempts, "attempt")}` });
   } else if (e.outcome === "skipped") {
     stages.push({ stage: "decided", at: decided, detail: `skipped (${e.reason}): ${e.detail}` });
   } else {
     const code = e.error?.errorCode ?? e.error?.status;
-    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${e.attempts} attempt(s): ${e.detail}` });
+    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${counted(e.attempts, "attempt")}: ${e.detail}` });
   }
   if (openedAt) stages.push({ stage: "opened", at: openedAt, detail: "the app reported the notification opened" });
   return stages;
@@ -169,15 +168,14 @@ function traceSummary(t: TraceMessageResponse): string {
       if (d.outcome === "failed") addCount(failed, code !== null ? statsKey(code) : d.reason);
     }
     const c = t.counts;
-    let line = `${t.msgKey} from ${t.from ?? "?"} to ${c.recipients} recipient(s): ${c.sent} sent`;
+    let line = `${t.msgKey} from ${t.from ?? "?"} to ${counted(c.recipients, "recipient")}: ${c.sent} sent`;
     if (c.sent > 0) line += ` (${c.opened} opened)`;
     line += `, ${c.skipped} skipped${c.skipped ? ` (${countsLine(skipped)})` : ""}, ${c.failed} failed${c.failed ? ` (${countsLine(failed)})` : ""}`;
     const running = t.batches.filter((b) => b.state === "running").length;
-    if (running > 0) line += `; ${running} batch(es) still in progress`;
-    if (t.latency) line += `; FCM accepted it ${formatMs(t.latency.p50Ms)} after publication (p95 ${formatMs(t.latency.p95Ms)}, max ${formatMs(t.latency.maxMs)})`;
+    if (running > 0) line += `; ${counted(running, "batch", "batches")} still in progress`;
+    if (t.latency) line += `; FCM accepted it ${formatLatency(t.latency.p50Ms)} after publication (p95 ${formatLatency(t.latency.p95Ms)}, max ${formatLatency(t.latency.maxMs)})`;
     parts.push(line);
   }
   return parts.join("; ");
 }
 
-const formatMs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms));
