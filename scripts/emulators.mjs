@@ -382,11 +382,36 @@ async function benchProxy() {
 // --- npm start's terminal -----------------------------------------------------------------------
 // The Functions emulator prints every function log line, whatever its severity, and loads the env
 // files again for every worker it starts; it has no knob for either (--log-verbosity QUIET hides
-// the useful lines too). So npm start filters its output; firebase-debug.log keeps everything.
+// the useful lines too). The Firebase CLI also says things at start-up that a newcomer cannot act
+// on. So npm start filters its output; firebase-debug.log keeps what the CLI logs, and
+// .emulators/terminal.log every line as it was printed.
+const START_UP_NOISE = [
+  // The CLI's news feed, unreachable offline.
+  /Unable to fetch the CLI MOTD and remote config/,
+  // About firebase-tools 15; this project pins 14, which runs on the Java 17 README asks for.
+  /firebase-tools will drop support for Java version < 21/,
+  // scripts/emulators.mjs chose the Google Cloud SDK's emulator, and said so in its own line first.
+  /Env variable override detected\. Using \w+ emulator at /,
+  // The Functions emulator's internal worker port.
+  /^Serving at port \d+$/,
+  // Google's auth library looking for a cloud metadata server, which a laptop does not have.
+  /MetadataLookupWarning/,
+  // firebase.json turns the Emulator UI off on purpose.
+  /The Emulator UI is not starting because none of the running emulators/,
+];
+
 function noiseFilter() {
   const seen = new Set();
+  let afterDroppedWarning = false;
   return (line) => {
     const plain = stripVTControlCharacters(line);
+    // Node's hint that follows a warning goes with the warning.
+    if (afterDroppedWarning && /^\(Use `node --trace-warnings/.test(plain)) return (afterDroppedWarning = false);
+    afterDroppedWarning = false;
+    if (START_UP_NOISE.some((re) => re.test(plain))) {
+      afterDroppedWarning = /Warning/.test(plain);
+      return false;
+    }
     // firebase-functions' per-call "Callable request verification passed" and any other DEBUG log.
     if (/"severity":"DEBUG"/.test(plain)) return false;
     // "Finished ... in 45ms" follows for every call; the start line adds nothing.
@@ -399,9 +424,10 @@ function noiseFilter() {
   };
 }
 
-/** Copies a child's output line by line through `keep`; remembers when it last wrote. */
-function pipeLines(stream, out, keep, activity) {
+/** Copies a child's output line by line through `keep` (every line to `copy`); remembers when it last wrote. */
+function pipeLines(stream, out, keep, activity, copy) {
   readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+    copy.write(`${line}\n`);
     if (!keep(line)) return;
     activity.at = Date.now();
     out.write(`${line}\n`);
@@ -444,8 +470,10 @@ async function start() {
   const activity = { at: Date.now() };
   const emulators = run(firebaseBin, [...configArgs(), "emulators:start", "--project", PROJECT, "--only", EMULATORS], { env, stdio: ["inherit", "pipe", "pipe"] });
   const keep = noiseFilter();
-  pipeLines(emulators.stdout, process.stdout, keep, activity);
-  pipeLines(emulators.stderr, process.stderr, keep, activity);
+  fs.mkdirSync(path.dirname(TERMINAL_COPY), { recursive: true });
+  const copy = fs.createWriteStream(TERMINAL_COPY);
+  pipeLines(emulators.stdout, process.stdout, keep, activity, copy);
+  pipeLines(emulators.stderr, process.stderr, keep, activity, copy);
   emulators.on("exit", (code) => {
     stopAll();
     process.exit(code ?? 0);
@@ -454,7 +482,7 @@ async function start() {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
     await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
-    log("watching functions/src and console/: changes rebuild the functions and the console (DEBUG function logs are in firebase-debug.log). Ctrl-C stops everything.");
+    log("watching functions/src and console/: changes rebuild the functions and the console (every line, unfiltered, is in .emulators/terminal.log; DEBUG function logs also in firebase-debug.log). Ctrl-C stops everything.");
     // The console rebuilds on change too (its first build was made before the emulators started;
     // its watcher's own first build is done long before the banner).
     run("npm", ["run", "--silent", "build:console", "--", "--watch", "--logLevel", "warn"], { stdio: ["ignore", "inherit", "inherit"] });
