@@ -59,9 +59,11 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${formatDuration((now - Date.parse(iso)) / 1000)} ago`;
 }
 
+/** A latency as the functions' summaries and the CLI say it (formatLatency): "71 ms", "1.4 s", then minutes. */
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms / 1000);
 }
 
 /** A <time> element: readable text, the exact instant for screen readers and hover. */

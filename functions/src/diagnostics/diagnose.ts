@@ -159,7 +159,8 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
   const diagnosed = list.map((d) => diagnoseDevice(d, nowMs, certs, ctx));
   diagnosed.forEach((d, i) => (d.summary = deviceSentence(d, list[i] as Device, nowMs, recent)));
   const eligible = diagnosed.filter((d) => d.eligibility.eligible);
-  const who = displayName ? `${uid} (${displayName})` : uid;
+  // Operators know the name; the uid follows for the records.
+  const who = displayName ? `${displayName} (${uid})` : uid;
 
   let summary: string;
   if (diagnosed.length === 0) {
