@@ -77,9 +77,9 @@ async function main() {
 
  Operator CLI (the same commands serve a real project with --project <id>; --help lists them all):
    ${CLI} user bob@example.com   # why Bob gets a push now, or why not (a uid or phone number works too)
-   ${CLI} cert add --demo   # a service-account key the fake FCM trusts, registered
-   ${CLI} cert list         # certificates and their health
-   ${CLI} stats             # pushes per day
+   ${CLI} cert add --demo        # a service-account key the fake FCM trusts, registered
+   ${CLI} cert list              # certificates and their health
+   ${CLI} stats                  # pushes per day
  A key file of your own (into .emulators/, git-ignored: it holds a private key):
    curl -s -X POST ${FAKE_FCM}/control/service-accounts -H 'content-type: application/json' -d '{}' > .emulators/demo-key.json
    ${CLI} cert add .emulators/demo-key.json --label "my demo key"

@@ -5,6 +5,7 @@ import { Chalk, chalkStderr } from "chalk";
 import Table from "cli-table3";
 import { stripVTControlCharacters } from "node:util";
 import ora from "ora";
+import { formatDuration } from "../../functions/src/sessions/eligibility.ts";
 
 // chalk follows FORCE_COLOR and --no-color but not NO_COLOR (no-color.org): that one is ours.
 const noColor = Boolean(process.env.NO_COLOR);
@@ -177,14 +178,11 @@ export function bar(value: number, max: number, width = 30, glyph = "█"): stri
   return glyph.repeat(Math.max(1, Math.round((value / max) * width)));
 }
 
+/** "119 s ago", "3 min ago", "5 h 10 min ago", "45 days ago": the functions' own wording (formatDuration), so a table and the sentence beside it agree. */
 export function ago(iso: string | null | undefined, now = Date.now()): string {
   if (!iso) return "-";
   const t = Date.parse(iso);
   if (Number.isNaN(t)) return iso;
-  const s = Math.round((now - t) / 1000);
-  if (s < 0) return iso;
-  if (s < 60) return `${s} s ago`;
-  if (s < 3600) return `${Math.round(s / 60)} min ago`;
-  if (s < 86_400) return `${Math.round(s / 3600)} h ago`;
-  return `${Math.round(s / 86_400)} d ago`;
+  if (now < t) return iso;
+  return `${formatDuration(now - t)} ago`;
 }

@@ -46,12 +46,18 @@ export function formatTime(iso: string | null | undefined): string {
   return iso ? dateTime.format(new Date(iso)) : "—";
 }
 
+/**
+ * "119 s", "3 min", "5 h 10 min", "45 days": the same rule as the functions' sentences
+ * (sessions/eligibility.ts formatDuration) and the CLI, so the facts agree with the text beside them.
+ */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.round(s / 60)} min`;
-  if (s < 86_400 * 2) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86_400)} days`;
+  if (s < 120) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 120) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  return `${Math.floor(h / 24)} days`;
 }
 
 export function ago(iso: string | null | undefined, now = Date.now()): string {

@@ -44,7 +44,7 @@ function deviceSentence(d: DiagnosedDevice, device: Device, nowMs: number, recen
     if (cert?.health?.state === "unhealthy") {
       return `${id} would be pushed, but FCM refused its push certificate ${cert.certificateId} (${cert.health.reason ?? "no reason recorded"}): pushes to it fail until the certificate's key is replaced`;
     }
-    const state = device.appState === "background" ? `in the background since ${ago(nowMs, device.appStateAt)}` : `in the foreground but silent for ${ago(nowMs, device.lastHeartbeatAt).replace(/ ago$/, "")} (counted as killed)`;
+    const state = device.appState === "background" ? `went to the background ${ago(nowMs, device.appStateAt)}` : `in the foreground but silent for ${ago(nowMs, device.lastHeartbeatAt).replace(/ ago$/, "")} (counted as killed)`;
     return `${id} would get a push now (${state}; token reported ${ago(nowMs, device.token?.refreshedAt ?? null)})`;
   }
   switch (d.eligibility.reason) {
