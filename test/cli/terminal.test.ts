@@ -25,15 +25,16 @@ function onTerminal(columns: number, args: string[]): Promise<{ code: number; ou
     delete env.FORCE_COLOR;
     const child = spawn("script", ["-q", "-e", "-c", command, "/dev/null"], { env, stdio: ["ignore", "pipe", "pipe"] });
     let output = "";
-    const take = (d: Buffer) => {
-      output += d.toString("utf8");
+    // Decoded by the streams (a character split between two chunks stays whole).
+    const take = (d: string) => {
+      output += d;
       if (output.length > OUTPUT_BOUND) {
         child.kill("SIGKILL");
         reject(new Error(`offline-push ${args.join(" ")} on a ${columns}-column terminal wrote more than ${OUTPUT_BOUND} bytes (a spinner flooding?): ${JSON.stringify(output.slice(0, 300))}`));
       }
     };
-    child.stdout.on("data", take);
-    child.stderr.on("data", take);
+    child.stdout.setEncoding("utf8").on("data", take);
+    child.stderr.setEncoding("utf8").on("data", take);
     const timer = setTimeout(() => {
       child.kill("SIGKILL");
       reject(new Error(`offline-push ${args.join(" ")} on a ${columns}-column terminal did not exit within ${CLI_DEADLINE_MS / 1000} s: ${JSON.stringify(output.slice(0, 300))}`));
