@@ -30,8 +30,9 @@ const DROPPED_FLAGS = new Set(["--single-process", "--disable-web-security", "--
 const EXTRA_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
 
 /**
- * Chromium refuses some ports outright (ERR_UNSAFE_PORT), among them 6000, where the console lands
- * with OFFLINE_PUSH_PORT_OFFSET=1000: the console's own port is allowed explicitly.
+ * Chromium refuses some ports outright (ERR_UNSAFE_PORT), among them 6000. scripts/ports.mjs keeps
+ * OFFLINE_PUSH_PORT_OFFSET from putting an emulator on one of fetch()'s bad ports (the same list);
+ * should a CONSOLE_URL name such a port anyway, the console's own port is allowed explicitly.
  */
 function allowedPorts(): string[] {
   const port = new URL(CONSOLE_URL).port;
