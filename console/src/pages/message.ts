@@ -92,8 +92,9 @@ export async function renderMessage(root: HTMLElement, ctx: PageContext): Promis
     failure: (msgKey) => `Could not trace ${msgKey}`,
     show: async (msgKey, out) => {
       const r = await ctx.api("traceMessage", { msgKey });
+      // The summary already says why nothing may be recorded: said once.
       if (!r.found) {
-        replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary), h("p", { class: "muted" }, "Nothing is recorded for this key: it was never published, is still queued, or has expired from the push log.")));
+        replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary)));
         return;
       }
       replace(

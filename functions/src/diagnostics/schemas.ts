@@ -100,7 +100,24 @@ export type DeviceOutcome = z.output<typeof DeviceOutcomeSchema>;
 
 // --- diagnosePush {uid} -----------------------------------------------------------------------------
 
-export const DiagnosePushRequestSchema = z.strictObject({ uid: AccountSchema });
+/** A phone number as Firebase Auth stores it (E.164): "+", then up to 15 digits. */
+export const E164_PHONE = /^\+[1-9]\d{1,14}$/;
+export const EmailSchema = z.email({ error: "must be an e-mail address" }).max(320, "is longer than 320 characters");
+
+/**
+ * `{uid}`: that Firebase uid (the IM account) exactly. `{account}`: how an operator knows the
+ * user, a uid, an e-mail address or a phone number (E.164, "+15555550100"): looked up in Firebase
+ * Auth by what it looks like, then as a uid. Exactly one of the two.
+ */
+export const DiagnosePushRequestSchema = z
+  .strictObject({
+    uid: AccountSchema.optional(),
+    account: z.string({ error: "must be a string: a uid, an e-mail address or a phone number" }).trim().min(1, "must not be empty").max(320, "is longer than 320 characters").optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.uid === undefined && r.account === undefined) ctx.addIssue({ code: "custom", path: ["uid"], message: "give uid, or account (a uid, an e-mail address or a phone number)" });
+    else if (r.uid !== undefined && r.account !== undefined) ctx.addIssue({ code: "custom", path: ["account"], message: "give uid or account, not both" });
+  });
 export type DiagnosePushRequest = z.output<typeof DiagnosePushRequestSchema>;
 
 export const DiagnosedDeviceSchema = z.object({
@@ -162,6 +179,13 @@ export const DiagnosePushResponseSchema = z.object({
   uid: z.string(),
   /** Firebase Auth displayName, when the account has one. */
   displayName: z.string().nullable(),
+  /** The account's e-mail address and phone number in Firebase Auth, when it has them. */
+  email: z.string().nullable(),
+  phoneNumber: z.string().nullable(),
+  /** False when Firebase Auth has no such uid: an IM account the push records know (a recipient of events), not a Firebase user. */
+  authAccount: z.boolean(),
+  /** How the request found the account: by "uid", "email" or "phoneNumber". */
+  foundBy: z.enum(["uid", "email", "phoneNumber"]),
   checkedAt: IsoTime,
   /** One sentence a support person can paste. */
   summary: z.string(),

@@ -6,12 +6,11 @@ import { addCount, emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
 import { batchRef, pushLogForMessage, readBatchEntries } from "../fanout/pushLog";
 import type { BatchLog, MessageRecord, PushLogEntry } from "../fanout/schemas";
-import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";
 import { PUSH_OPENED, openedTimes, receiptId } from "./receipts";
 import { OutcomeTally, type BatchOutcomes } from "../fanout/pushStats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
-import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
+import { counted, countsLine, formatLatency, iso, isoOrNull, outcomeView, percentile } from "./views";
 
 /** Batches whose outcomes are read (each one query): 20 batches are 4,000 recipients at the default size. */
 export const MAX_TRACE_BATCHES = 20;
@@ -31,12 +30,12 @@ function stagesOf(e: PushLogEntry, batch: BatchDoc, openedAt: string | null): Tr
   const decided = iso(e.at);
   if (e.outcome === "sent") {
     stages.push({ stage: "decided", at: decided, detail: "eligible: sent" });
-    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${e.attempts} attempt(s)` });
+    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${counted(e.attempts, "attempt")}` });
   } else if (e.outcome === "skipped") {
     stages.push({ stage: "decided", at: decided, detail: `skipped (${e.reason}): ${e.detail}` });
   } else {
     const code = e.error?.errorCode ?? e.error?.status;
-    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${e.attempts} attempt(s): ${e.detail}` });
+    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${counted(e.attempts, "attempt")}: ${e.detail}` });
   }
   if (openedAt) stages.push({ stage: "opened", at: openedAt, detail: "the app reported the notification opened" });
   return stages;
@@ -206,20 +205,19 @@ function traceSummary(t: TraceMessageResponse, skipped: Record<string, number>, 
   for (const r of t.rejected) parts.push(`the event was rejected (${r.reason}): ${r.detail}`);
   if (t.batches.length > 0) {
     const c = t.counts;
-    let line = `${t.msgKey} from ${t.from ?? "?"} to ${c.recipients} recipient(s): ${c.sent} sent`;
+    let line = `${t.msgKey} from ${t.from ?? "?"} to ${counted(c.recipients, "recipient")}: ${c.sent} sent`;
     if (c.sent > 0) line += ` (${c.opened} opened)`;
     line += `, ${c.skipped} skipped${c.skipped ? ` (${countsLine(skipped)})` : ""}, ${c.failed} failed${c.failed ? ` (${countsLine(failed)})` : ""}`;
-    if (c.reasonsPending > 0) line += ` (the reasons of ${c.reasonsPending} batch(es) still running not counted yet)`;
+    if (c.reasonsPending > 0) line += ` (the reasons of ${counted(c.reasonsPending, "batch", "batches")} still running not counted yet)`;
     const running = t.batches.filter((b) => b.state === "running").length;
-    if (running > 0) line += `; ${running} batch(es) still in progress`;
+    if (running > 0) line += `; ${counted(running, "batch", "batches")} still in progress`;
     const listedAgain = t.batches.reduce((n, b) => n + b.ownedElsewhere, 0);
     if (t.publications.length > 1) {
-      line += `; published ${t.publications.length} times with different recipient lists${listedAgain > 0 ? ` (${listedAgain} recipient(s) listed again were left to the publication that listed them first: one outcome each)` : ""}`;
+      line += `; published ${t.publications.length} times with different recipient lists${listedAgain > 0 ? ` (${counted(listedAgain, "recipient")} listed again were left to the publication that listed them first: one outcome each)` : ""}`;
     }
-    if (t.latency) line += `; FCM accepted it ${formatMs(t.latency.p50Ms)} after publication (p95 ${formatMs(t.latency.p95Ms)}, max ${formatMs(t.latency.maxMs)})`;
+    if (t.latency) line += `; FCM accepted it ${formatLatency(t.latency.p50Ms)} after publication (p95 ${formatLatency(t.latency.p95Ms)}, max ${formatLatency(t.latency.maxMs)})`;
     parts.push(line);
   }
   return parts.join("; ");
 }
 
-const formatMs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms));
