@@ -324,7 +324,7 @@ describe("sendMessage (the app publishes for itself)", () => {
     assert.equal(docs[0]!.from, alice.uid);
     const [send] = await sendsTo(token);
     assert.deepEqual((send!.message as { notification: unknown }).notification, { title: alice.uid, body: "hello from the app" });
-    assert.deepEqual((send!.message as { data: unknown }).data, { msgKey: res.msgKey, sender: alice.uid, ext: "open:chat" });
+    assert.deepEqual((send!.message as { data: unknown }).data, { msgKey: res.msgKey, sender: alice.uid, conversation: `c2c_${alice.uid}`, ext: "open:chat" });
   });
 
   it("rejects bad requests naming the field, and unauthenticated callers", async () => {
