@@ -222,6 +222,11 @@ export class Lease {
     return this.options.owner;
   }
 
+  /** When it ends, as far as this delivery knows (its last committed write). */
+  endsAt(): number {
+    return this.until;
+  }
+
   /** Less than half of it is left: renewed (by a checkpoint) before the next FCM request. */
   renewalDue(): boolean {
     return this.until - (this.options.now ?? Date.now)() < this.options.leaseMs / 2;
