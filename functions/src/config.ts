@@ -124,6 +124,8 @@ export const DEFAULT_PUSH_LOG_TTL_DAYS = 30;
  */
 export const DEFAULT_FANOUT_INLINE_BATCHES = 50;
 export const MAX_FANOUT_INLINE_BATCHES = 100;
+/** No FCM request leaves later than this after the read of its device: older reads are read again first. */
+export const DEFAULT_FANOUT_MAX_READ_AGE_MS = 1000;
 
 export const fanoutBatchSizeParam = defineInt("FANOUT_BATCH_SIZE", {
   default: DEFAULT_FANOUT_BATCH_SIZE,
@@ -161,6 +163,10 @@ export const fanoutInlineBatchesParam = defineInt("FANOUT_INLINE_BATCHES", {
   default: DEFAULT_FANOUT_INLINE_BATCHES,
   description: `Batches the invocation that receives an event processes itself, at once (1-${MAX_FANOUT_INLINE_BATCHES}); the rest are published to the batch topic, one message each, and run in parallel on other instances`,
 });
+export const fanoutMaxReadAgeMsParam = defineInt("FANOUT_MAX_READ_AGE_MS", {
+  default: DEFAULT_FANOUT_MAX_READ_AGE_MS,
+  description: "No FCM request leaves more than this after its device was read (a logout, kick or token move is seen within it): a device read longer ago is read again first",
+});
 export const pushLogTtlDaysParam = defineInt("PUSH_LOG_TTL_DAYS", {
   default: DEFAULT_PUSH_LOG_TTL_DAYS,
   description: "Push-log documents get expireAt = creation + this many days (enable the Firestore TTL policy on pushLog.expireAt)",
@@ -182,6 +188,7 @@ export interface FanoutSettings {
   pushLogTtlMs: number;
   invocationBudgetMs: number;
   inlineBatches: number;
+  maxReadAgeMs: number;
 }
 
 export function fanoutSettings(): FanoutSettings {
@@ -196,6 +203,7 @@ export function fanoutSettings(): FanoutSettings {
     pushLogTtlMs: positiveOr(pushLogTtlDaysParam.value(), DEFAULT_PUSH_LOG_TTL_DAYS) * 24 * 60 * 60 * 1000,
     invocationBudgetMs: Math.min(positiveOr(fanoutTimeBudgetSecondsParam.value(), DEFAULT_FANOUT_TIME_BUDGET_SECONDS), MAX_FANOUT_TIME_BUDGET_SECONDS) * 1000,
     inlineBatches: Math.min(positiveOr(fanoutInlineBatchesParam.value(), DEFAULT_FANOUT_INLINE_BATCHES), MAX_FANOUT_INLINE_BATCHES),
+    maxReadAgeMs: positiveOr(fanoutMaxReadAgeMsParam.value(), DEFAULT_FANOUT_MAX_READ_AGE_MS),
   };
 }
 

@@ -125,8 +125,8 @@ interface BatchRun {
   startedAt: number;
   /** Whether and what to push, from the message alone. */
   decision: MessageDecision;
-  /** The content with the sender's display name as its title when it has none (see startRun). */
-  titled: Promise<PushContent>;
+  /** The content with the sender's display name as its title when it has none: looked up (once) only for a batch with a device to send to. */
+  titled: () => Promise<PushContent>;
   /** ms from the start of the invocation's work on the batch to each step, for the log. */
   phases: Record<string, number>;
   beforeFinalWrite: BeforeFinalWrite;
@@ -136,9 +136,8 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
   const now = deps.now ?? Date.now;
   const { content } = input;
   // Whether to push never depends on the title: the sender's display name (an Auth lookup, when the
-  // message has no Title) is fetched alongside the claim and the reads, and awaited only for the text.
-  const titled = withSenderTitle(content);
-  titled.catch(() => undefined); // a batch that ends early never awaits it
+  // message has no Title) is fetched only once the read shows a device that may be sent to (decide.ts).
+  let titled: Promise<PushContent> | null = null;
   return {
     input,
     deps,
@@ -153,7 +152,7 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
     sleep: deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
     startedAt: now(),
     decision: messageDecision(content, deps.placeholders),
-    titled,
+    titled: () => (titled ??= withSenderTitle(content)),
     phases: {},
     beforeFinalWrite,
   };
@@ -286,9 +285,10 @@ function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise
     expiresAt: eventExpiresAt(input.content, input.publishTimeMs, settings.maxEventAgeMs),
     continuation: input.continuation !== undefined,
     budgetEndsAt: run.startedAt + settings.invocationBudgetMs,
+    readAt: decided.readAt,
     mayProceed: () => progress.mayProceed(),
     record: (entry) => progress.record(entry),
-    recheck: (retrying) => recheckDevices(retrying, decided.eligibility, now, cost),
+    recheck: (stale) => recheckDevices(stale, { messageFor: decided.messageFor, kek: run.kek, cost, now }),
     now,
     sleep: run.sleep,
   });
