@@ -27,6 +27,11 @@ export interface LeaseOptions {
   leaseMs: number;
   ttlMs: number;
   checkpointEvery: number;
+  /**
+   * A resumption (Cloud Tasks bringing a paused batch back): it continues an existing record and
+   * never starts one. A record that is gone (expired, or deleted) leaves nothing to resume.
+   */
+  resume?: boolean;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -36,13 +41,14 @@ type LeaseField = NonNullable<BatchLog["lease"]>;
 
 export type ClaimDecision =
   | { action: "create" }
+  | { action: "gone" }
   | { action: "take-over"; previousOwner: string | null }
   | { action: "done" }
   | { action: "busy"; owner: string; untilMs: number; sameDelivery: boolean };
 
 /** What a delivery (of Pub/Sub message `deliveryId`) may do with a batch, given its progress record. */
-export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string): ClaimDecision {
-  if (!doc) return { action: "create" };
+export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string, resume = false): ClaimDecision {
+  if (!doc) return resume ? { action: "gone" } : { action: "create" };
   if (doc.state === "done") return { action: "done" };
   const lease = doc.lease;
   if (lease && lease.until.toMillis() > nowMs) {
@@ -74,6 +80,7 @@ export interface Claimed {
 export type ClaimOutcome =
   | { status: "claimed"; claimed: Claimed }
   | { status: "done"; counts: OutcomeCounts }
+  | { status: "gone" }
   | { status: "busy"; owner: string; until: Date; sameDelivery: boolean };
 
 const noCounts = (): OutcomeCounts => ({ sent: 0, skipped: 0, failed: 0 });
@@ -134,6 +141,8 @@ export function createdClaim(created: ClaimCreate, cost: CostCounter, writeTime:
  * it without a read. ALREADY_EXISTS sends us to a transaction that decides from the record.
  */
 export async function claim(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimOutcome> {
+  // A resumption's record exists: the transaction straight away (a create would only fail).
+  if (options.resume) return claimExisting(batchRef(logId), batch, options, cost);
   const created = claimCreate(logId, batch, options, cost);
   try {
     const written = await created.ref.create(created.doc);
@@ -163,6 +172,7 @@ async function claimExisting(ref: DocumentReference, batch: BatchIdentity, optio
     cost.firestoreWrites++;
     cost.markSaved(result.total);
   }
+  if (decision.action === "gone") return { status: "gone" };
   if (decision.action === "done") return { status: "done", counts: result.counts ?? noCounts() };
   if (decision.action === "busy") return { status: "busy", owner: decision.owner, until: new Date(decision.untilMs), sameDelivery: decision.sameDelivery };
   // Our lease is committed: no earlier owner can write another shard now (every write checks the
@@ -182,7 +192,7 @@ async function decideFromRecord(tx: Transaction, ref: DocumentReference, batch: 
   const snap = await tx.get(ref);
   const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
   const nowMs = (options.now ?? Date.now)();
-  const decision = claimDecision(doc, nowMs, options.deliveryId);
+  const decision = claimDecision(doc, nowMs, options.deliveryId, options.resume);
   const lease = leaseOf(options, nowMs);
   const total = cost.withPendingWrite();
   if (decision.action === "create") {

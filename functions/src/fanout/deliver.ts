@@ -12,9 +12,9 @@
 // FANOUT_MAX_READ_AGE_MS, the devices and their certificates are read again (one getAll): a device
 // that logged out, was kicked or whose token moved in the meantime is dropped, so a retry never
 // reaches the next owner of a phone; a token the same device refreshed gets the retry; a deleted
-// certificate stops its devices, a replaced one is used with its new key. When the invocation's
-// time is up, the devices still open are returned to the caller, which hands the batch to a
-// continuation.
+// certificate stops its devices, a replaced one is used with its new key. When the devices still
+// open must wait longer than FANOUT_MAX_INLINE_WAIT_SECONDS (or the invocation's time is up), they
+// are returned to the caller, which hands the batch to Cloud Tasks: no function waits that long.
 import { Timestamp } from "firebase-admin/firestore";
 import type { CertificateCredentials } from "../certificates/store";
 import { fcmEndpoints } from "../fcm/endpoints";
@@ -25,6 +25,8 @@ import type { PushLogEntry } from "./schemas";
 
 export interface SendSettings extends PacingSettings {
   sendConcurrency: number;
+  /** A pause longer than this is not waited out here: the devices are handed back (see SendOutcome). */
+  maxInlineWaitMs: number;
   /** A device read longer ago than this is read again before its send. */
   maxReadAgeMs: number;
 }
@@ -69,10 +71,12 @@ export interface SendContext {
 
 export interface SendOutcome {
   leaseLost: boolean;
-  /** Devices without an outcome because the invocation's time ran out: to continue later. */
+  /** Devices without an outcome that must wait (or the invocation's time ran out): to continue later. */
   open: SendJob[];
   /** With `open`: the earliest time FCM may be asked again. */
   notBefore: number | null;
+  /** With `open`: why they were handed back: a pause longer than FANOUT_MAX_INLINE_WAIT_SECONDS, or the time budget. */
+  handBack?: "pause" | "budget";
 }
 
 export const jobKey = (j: { uid: string; deviceId: string }): string => `${j.uid}\u0000${j.deviceId}`;
@@ -130,7 +134,7 @@ class Waves {
     if ((!this.firstWave || this.ctx.continuation) && t >= this.ctx.expiresAt) return this.expireAll();
     const ready = this.open.filter((o) => this.pacerOf(o.job).openAt() <= t);
     if (ready.length === 0) return this.waitOutPause();
-    if (t > this.ctx.budgetEndsAt) return this.handBack(t);
+    if (t > this.ctx.budgetEndsAt) return this.handBack(t, "budget");
     return ready;
   }
 
@@ -140,12 +144,17 @@ class Waves {
     return [];
   }
 
-  /** Every project with open devices is paused: wait for the first to reopen. */
+  /**
+   * Every project with open devices is paused: wait for the first to reopen, if that is soon
+   * (FANOUT_MAX_INLINE_WAIT_SECONDS); a longer pause is not waited out in a function: the devices
+   * are handed back, and Cloud Tasks brings the batch back when FCM may be asked again.
+   */
   private async waitOutPause(): Promise<OpenJob[] | SendOutcome> {
     const wake = Math.min(...this.open.map((o) => this.pacerOf(o.job).openAt()));
     // FCM asked to wait past the event's end: recorded now rather than after a pointless wait.
     if (wake >= this.ctx.expiresAt) return this.expireAll();
-    if (wake > this.ctx.budgetEndsAt) return this.handBack(wake);
+    if (wake - this.now() > this.ctx.settings.maxInlineWaitMs) return this.handBack(wake, "pause");
+    if (wake > this.ctx.budgetEndsAt) return this.handBack(wake, "budget");
     // In slices, renewing the lease, so that a long pause never lets it lapse.
     while (this.now() < wake) {
       await this.sleep(Math.min(wake - this.now(), 15_000));
@@ -154,8 +163,8 @@ class Waves {
     return [];
   }
 
-  private handBack(notBefore: number): SendOutcome {
-    return { leaseLost: false, open: this.open.map((o) => o.job), notBefore };
+  private handBack(notBefore: number, why: "pause" | "budget"): SendOutcome {
+    return { leaseLost: false, open: this.open.map((o) => o.job), notBefore, handBack: why };
   }
 
   /**
