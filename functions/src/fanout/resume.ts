@@ -63,6 +63,8 @@ export function resumptionMessage(input: BatchInput, notBeforeMs: number): Batch
     eventId: input.eventId,
     ...(input.continuation !== undefined ? { continuation: input.continuation } : {}),
     notBefore: new Date(notBeforeMs).toISOString(),
+    ...(input.message ? { message: input.message } : {}),
+    ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
   };
 }
 
