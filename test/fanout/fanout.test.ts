@@ -72,7 +72,7 @@ describe("a text message to a killed device", () => {
     assert.deepEqual(send!.message, {
       token,
       notification: { title: "Alice", body: "hi there" },
-      data: { msgKey: key, sender: alice.uid, ext: '{"conv":"c2c_alice","n":1}' },
+      data: { msgKey: key, sender: alice.uid, conversation: `c2c_${alice.uid}`, ext: '{"conv":"c2c_alice","n":1}' },
       android: { priority: "HIGH", ttl, collapse_key: `c2c_${alice.uid}`, notification: { channel_id: "chat", tag: key } },
     });
 

@@ -133,15 +133,26 @@ describe("the FCM message", () => {
     assert.deepEqual(buildFcmMessage(c, { title: "Alice", body: "hi" }, token), {
       token,
       notification: { title: "Alice", body: "hi" },
-      data: { msgKey: "k1", sender: "alice", ext: '{"conv":"c2c_alice"}' },
+      data: { msgKey: "k1", sender: "alice", conversation: "c2c_alice", ext: '{"conv":"c2c_alice"}' },
       android: { priority: "HIGH", ttl: "3600s", collapse_key: "c2c_alice", notification: { channel_id: "chat", tag: "k1" } },
     });
+  });
+
+  it("a group message's conversation is the group's: its collapse key and data.conversation (not the sender's one-to-one chat)", () => {
+    const m = buildFcmMessage(content({ GroupId: "team-42" }), { title: "a", body: "b" }, token);
+    assert.equal(m.android?.collapse_key, "group_team-42");
+    assert.equal(m.data?.conversation, "group_team-42");
+    assert.equal(m.data?.sender, "alice");
+    // The batches carry it (contentOf keeps only what the push reads), and a bad one names the field.
+    assert.equal(contentOf(PushEventSchema.parse({ MsgKey: "k1", From_Account: "alice", To_Account: "bob", GroupId: "team-42" })).GroupId, "team-42");
+    assert.equal(firstIssueField({ MsgKey: "k1", From_Account: "alice", To_Account: "bob", GroupId: "" }), "GroupId");
+    assert.equal(firstIssueField({ MsgKey: "k1", From_Account: "alice", To_Account: "bob", GroupId: "g".repeat(129) }), "GroupId");
   });
 
   it("without MsgLifeTime: the original service's 7 days; without Ext/channel: none", () => {
     const m = buildFcmMessage(content(), { title: "a", body: "b" }, token);
     assert.equal(m.android?.ttl, "604800s");
-    assert.deepEqual(m.data, { msgKey: "k1", sender: "alice" });
+    assert.deepEqual(m.data, { msgKey: "k1", sender: "alice", conversation: "c2c_alice" });
     assert.deepEqual(m.android?.notification, { tag: "k1" });
   });
 

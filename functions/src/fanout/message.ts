@@ -173,9 +173,16 @@ function soundNotes(content: PushContent): string[] {
   return notes;
 }
 
-/** The conversation a C2C message belongs to, from the recipient's side: one collapse key per conversation. */
-export function collapseKey(content: PushContent): string {
-  return `c2c_${content.From_Account}`;
+/**
+ * The conversation the message belongs to, from the recipient's side, in the original SDK's
+ * conversation ID format: `group_<GroupId>` for a group message, `c2c_<sender>` otherwise. It is
+ * the collapse key. A notification message is always collapsible: while a phone is offline FCM
+ * keeps only the newest message per collapse key, and at most four keys per device (which four is
+ * not determined). One key per conversation keeps the newest message of each chat instead of
+ * folding a group's messages into the sender's one-to-one chat.
+ */
+export function conversationOf(content: PushContent): string {
+  return content.GroupId !== undefined ? `group_${content.GroupId}` : `c2c_${content.From_Account}`;
 }
 
 export interface BuildOptions {
@@ -200,7 +207,8 @@ export function remainingTtlSeconds(lifetimeSeconds: number | undefined, ageMs =
  */
 export function buildFcmMessage(content: PushContent, text: NotificationText, token: string, options: BuildOptions = {}): FcmMessage {
   const info = content.OfflinePushInfo;
-  const data: Record<string, string> = { msgKey: content.MsgKey, sender: content.From_Account };
+  const conversation = conversationOf(content);
+  const data: Record<string, string> = { msgKey: content.MsgKey, sender: content.From_Account, conversation };
   if (info?.Ext !== undefined) data.ext = info.Ext;
   const channelId = nonEmpty(info?.AndroidInfo?.GoogleChannelID);
   return {
@@ -210,7 +218,7 @@ export function buildFcmMessage(content: PushContent, text: NotificationText, to
     android: {
       priority: "HIGH",
       ttl: `${remainingTtlSeconds(content.MsgLifeTime, options.ageMs)}s`,
-      collapse_key: collapseKey(content),
+      collapse_key: conversation,
       notification: { ...(channelId !== undefined ? { channel_id: channelId } : {}), tag: content.MsgKey },
     },
   };

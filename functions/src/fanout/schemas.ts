@@ -160,10 +160,15 @@ const MsgLifeTimeSchema = z
   .min(0, "must not be negative")
   .max(MAX_MSG_LIFETIME_SECONDS, `must be at most ${MAX_MSG_LIFETIME_SECONDS} (7 days)`);
 
+/** The original service's group IDs are at most 48 bytes; 128 like an account leaves room for other IM backends. */
+const GroupIdSchema = z.string({ error: "must be a string (a group ID)" }).min(1, "must not be empty").max(128, "is longer than 128 characters");
+
 /** Everything about the message that the push depends on; the recipients travel beside it. */
 export const PushContentSchema = z.looseObject({
   MsgKey: MsgKeySchema,
   From_Account: AccountSchema,
+  /** The message was sent in this group: the recipients' conversation is `group_<GroupId>`. */
+  GroupId: GroupIdSchema.optional(),
   MsgBody: MsgBodySchema.default([]),
   MsgLifeTime: MsgLifeTimeSchema.optional(),
   OfflinePushInfo: OfflinePushInfoSchema.optional(),
@@ -200,6 +205,7 @@ export function contentOf(event: PushEvent): PushContent {
   return {
     MsgKey: event.MsgKey,
     From_Account: event.From_Account,
+    ...(event.GroupId !== undefined ? { GroupId: event.GroupId } : {}),
     MsgBody: notificationElements(event.MsgBody),
     ...(event.MsgLifeTime !== undefined ? { MsgLifeTime: event.MsgLifeTime } : {}),
     ...(info
