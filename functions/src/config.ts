@@ -124,6 +124,15 @@ export const DEFAULT_PUSH_LOG_TTL_DAYS = 30;
  */
 export const DEFAULT_FANOUT_INLINE_BATCHES = 50;
 export const MAX_FANOUT_INLINE_BATCHES = 100;
+/**
+ * A batch that must wait longer than this (FCM's Retry-After, an outage's backoff) does not wait in
+ * its function: it records what it has, releases its lease and is resumed by Cloud Tasks at the
+ * right time. Shorter waits are slept through (cheaper than a hand-on).
+ */
+export const DEFAULT_FANOUT_MAX_INLINE_WAIT_SECONDS = 5;
+export const MAX_FANOUT_MAX_INLINE_WAIT_SECONDS = 60;
+/** No FCM request leaves later than this after the read of its device: older reads are read again first. */
+export const DEFAULT_FANOUT_MAX_READ_AGE_MS = 1000;
 
 export const fanoutBatchSizeParam = defineInt("FANOUT_BATCH_SIZE", {
   default: DEFAULT_FANOUT_BATCH_SIZE,
@@ -161,6 +170,14 @@ export const fanoutInlineBatchesParam = defineInt("FANOUT_INLINE_BATCHES", {
   default: DEFAULT_FANOUT_INLINE_BATCHES,
   description: `Batches the invocation that receives an event processes itself, at once (1-${MAX_FANOUT_INLINE_BATCHES}); the rest are published to the batch topic, one message each, and run in parallel on other instances`,
 });
+export const fanoutMaxInlineWaitSecondsParam = defineInt("FANOUT_MAX_INLINE_WAIT_SECONDS", {
+  default: DEFAULT_FANOUT_MAX_INLINE_WAIT_SECONDS,
+  description: `A batch that must wait longer than this for FCM (Retry-After, an outage's backoff) records what it has, gives its function slot back and is resumed by Cloud Tasks at the right time (at most ${MAX_FANOUT_MAX_INLINE_WAIT_SECONDS})`,
+});
+export const fanoutMaxReadAgeMsParam = defineInt("FANOUT_MAX_READ_AGE_MS", {
+  default: DEFAULT_FANOUT_MAX_READ_AGE_MS,
+  description: "No FCM request leaves more than this after its device was read (a logout, kick or token move is seen within it): a device read longer ago is read again first",
+});
 export const pushLogTtlDaysParam = defineInt("PUSH_LOG_TTL_DAYS", {
   default: DEFAULT_PUSH_LOG_TTL_DAYS,
   description: "Push-log documents get expireAt = creation + this many days (enable the Firestore TTL policy on pushLog.expireAt)",
@@ -182,6 +199,8 @@ export interface FanoutSettings {
   pushLogTtlMs: number;
   invocationBudgetMs: number;
   inlineBatches: number;
+  maxInlineWaitMs: number;
+  maxReadAgeMs: number;
 }
 
 export function fanoutSettings(): FanoutSettings {
@@ -196,6 +215,8 @@ export function fanoutSettings(): FanoutSettings {
     pushLogTtlMs: positiveOr(pushLogTtlDaysParam.value(), DEFAULT_PUSH_LOG_TTL_DAYS) * 24 * 60 * 60 * 1000,
     invocationBudgetMs: Math.min(positiveOr(fanoutTimeBudgetSecondsParam.value(), DEFAULT_FANOUT_TIME_BUDGET_SECONDS), MAX_FANOUT_TIME_BUDGET_SECONDS) * 1000,
     inlineBatches: Math.min(positiveOr(fanoutInlineBatchesParam.value(), DEFAULT_FANOUT_INLINE_BATCHES), MAX_FANOUT_INLINE_BATCHES),
+    maxInlineWaitMs: Math.min(positiveOr(fanoutMaxInlineWaitSecondsParam.value(), DEFAULT_FANOUT_MAX_INLINE_WAIT_SECONDS), MAX_FANOUT_MAX_INLINE_WAIT_SECONDS) * 1000,
+    maxReadAgeMs: positiveOr(fanoutMaxReadAgeMsParam.value(), DEFAULT_FANOUT_MAX_READ_AGE_MS),
   };
 }
 

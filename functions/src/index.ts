@@ -13,7 +13,7 @@ export {
 
 export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logout } from "./sessions/functions";
 
-export { offlinePushFanout, offlinePushBatch, sendMessage } from "./fanout/functions";
+export { offlinePushFanout, offlinePushBatch, offlinePushResume, sendMessage } from "./fanout/functions";
 
 export { diagnosePush, traceMessage, sendTestPush, pushStats, reportPushOpened } from "./diagnostics/functions";
 

@@ -91,6 +91,8 @@ describe("a batch at the limits", () => {
           pushLogTtlMs: 86_400_000,
           invocationBudgetMs: 420_000,
           inlineBatches: 5,
+          maxInlineWaitMs: 5_000,
+          maxReadAgeMs: 1_000,
         },
         placeholders: DEFAULT_PLACEHOLDERS,
         kek: () => kek,

@@ -9,6 +9,7 @@ import { adminDb, callOk, clearFirestore, createUser, createUsers, eventually, p
 import { PUSH_TOPIC, entriesOf, entryFor, killedDevice, logDocs, msgKey, sendsTo, sendsToProject, waitForMessage } from "../helpers/fanout.ts";
 import type { RecordedRequest } from "../helpers/fakeFcm.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
+import { fakeFcmToken } from "../helpers/sessions.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
 import { seedRecipients } from "../helpers/fanoutSeed.ts";
 
@@ -120,22 +121,64 @@ describe("throttling and outages lose nothing while the event is young", () => {
 });
 
 describe("never to the wrong person", () => {
-  it("FCM answers 503 to the first attempt; meanwhile the owner logs out and another user binds the token: the old owner's message never reaches it", async () => {
+  /** The phone changes hands: its owner logs out, another user logs in on it and binds the same token. */
+  async function phoneChangesHands(owner: TestUser, next: TestUser, cert: TestCertificate, token: string): Promise<number> {
+    await callOk("logout", { deviceId: "phone" }, owner);
+    const loggedOut = Date.now();
+    await callOk("login", { deviceId: "phone", platform: "android" }, next);
+    await callOk("setOfflinePushToken", { deviceId: "phone", certificateId: cert.certificateId, token }, next);
+    await callOk("doBackground", { deviceId: "phone" }, next);
+    return loggedOut;
+  }
+
+  /** The first attempt to `token` is held at the fake for `holdMs`, then answered 503 with Retry-After. */
+  async function heldFirstAttempt(token: string, holdMs: number, retryAfterSeconds: number): Promise<string> {
+    return (await fakeFcm.addErrorRule({ token, preset: "unavailable", retryAfterSeconds, delayMs: holdMs, times: 1 })).id;
+  }
+
+  const untilReceived = (ruleId: string) =>
+    eventually(async () => ((await fakeFcm.errorRule(ruleId)).hits >= 1 ? true : undefined), { intervalMs: 50, what: "the first attempt to reach the fake" });
+
+  /**
+   * The change the test made (committed at `at`) was in place before the retry's re-read, which
+   * comes no sooner than the Retry-After (`retryAfterMs`) after the held first answer: otherwise the
+   * machine was too slow for this run to prove anything, and the test says so.
+   */
+  async function changedBeforeRetry(token: string, key: string, at: number, retryAfterMs = 2_000): Promise<void> {
+    const [first] = (await sendsTo(token)).filter((s) => msgKeyOf(s) === key);
+    assert.ok(first && Date.parse(first.answeredAt) + retryAfterMs >= at, "the change was made before the retry read the device again");
+  }
+
+  it("the retry in the same invocation (503 held 6 s, Retry-After: 2): the owner logs out and another user binds the token meanwhile; the retry is dropped at its re-read, nothing more reaches the token", async () => {
     const cert = await registerCertificate(admin, "handover");
+    const [alice, bob] = await createUsers(2);
+    const token = await killedDevice(alice!, cert.certificateId);
+    const rule = await heldFirstAttempt(token, 6_000, 2);
+    const key = await publishTo([alice!.uid]);
+    await untilReceived(rule);
+    // Alice's logout is what the retry's re-read must see (Bob's binding may come after it).
+    const loggedOut = await phoneChangesHands(alice!, bob!, cert, token);
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(token, key, loggedOut);
+    assert.deepEqual(await answers(token, key), [503], "only the first attempt, which failed, ever reached the token");
+    const e = entryFor(docs, alice!.uid);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:binding-changed");
+    assert.equal(docs[0]!.claims, 1, "retried by the same delivery (its re-read dropped it)");
+  });
+
+  it("the retry after a long pause (503 with Retry-After: 15, resumed by Cloud Tasks): the phone changes hands meanwhile; the resumption decides afresh and nothing more reaches the token", async () => {
+    const cert = await registerCertificate(admin, "handover after a pause");
     const [alice, bob] = await createUsers(2);
     const token = await killedDevice(alice!, cert.certificateId);
     await fakeFcm.addErrorRule({ token, preset: "unavailable", retryAfterSeconds: 15, times: 1 });
     const key = await publishTo([alice!.uid]);
     await eventually(async () => ((await answers(token, key)).length >= 1 ? true : undefined), { what: "the first attempt at the fake" });
-    // The same phone changes hands while the fan-out waits to retry.
-    await callOk("logout", { deviceId: "phone" }, alice!);
-    await callOk("login", { deviceId: "phone", platform: "android" }, bob!);
-    await callOk("setOfflinePushToken", { deviceId: "phone", certificateId: cert.certificateId, token }, bob!);
-    await callOk("doBackground", { deviceId: "phone" }, bob!);
+    await phoneChangesHands(alice!, bob!, cert, token);
     const docs = await waitForMessage(key, 90_000);
     assert.deepEqual(await answers(token, key), [503], "only the first attempt, which failed, ever reached the token");
     const e = entryFor(docs, alice!.uid);
-    assert.equal(`${e.outcome}:${e.reason}`, "skipped:binding-changed");
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:logged-out");
+    assert.ok(docs[0]!.claims >= 2, "resumed by another delivery");
   });
 
   it("the device comes to the foreground between attempts: not retried (it gets the message over its connection)", async () => {
@@ -149,6 +192,106 @@ describe("never to the wrong person", () => {
     const docs = await waitForMessage(key, 90_000);
     assert.deepEqual(await answers(token, key), [503]);
     assert.equal(entryFor(docs, user.uid).reason, "foreground");
+  });
+
+  it("a token the same device refreshes between attempts (same session) gets the retry, once; the old token never again", async () => {
+    const cert = await registerCertificate(admin, "refreshed token");
+    const user = await createUser();
+    const oldToken = await killedDevice(user, cert.certificateId);
+    const rule = await heldFirstAttempt(oldToken, 4_000, 2);
+    const key = await publishTo([user.uid]);
+    await untilReceived(rule);
+    // FCM rotated the token; the app reports the new one (onNewToken).
+    const newToken = fakeFcmToken();
+    await callOk("setOfflinePushToken", { deviceId: "phone", certificateId: cert.certificateId, token: newToken }, user);
+    const reported = Date.now();
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(oldToken, key, reported);
+    assert.deepEqual(await answers(oldToken, key), [503], "the old token: the first attempt only");
+    assert.deepEqual(await answers(newToken, key), [200], "the new token: the retry, once");
+    const e = entryFor(docs, user.uid);
+    assert.ok(e.outcome === "sent" && e.attempts === 2, `${e.outcome}:${e.reason}`);
+    assert.equal(docs[0]!.claims, 1, "retried by the same delivery, at its re-read");
+  });
+
+  it("a token refreshed between attempts under another certificate (another Firebase project): the retry goes to the new token, with the certificate loaded for it", async () => {
+    const cert = await registerCertificate(admin, "refreshed from");
+    const other = await registerCertificate(admin, "refreshed to");
+    const user = await createUser();
+    const oldToken = await killedDevice(user, cert.certificateId);
+    const rule = await heldFirstAttempt(oldToken, 4_000, 2);
+    const key = await publishTo([user.uid]);
+    await untilReceived(rule);
+    const newToken = fakeFcmToken();
+    await callOk("setOfflinePushToken", { deviceId: "phone", certificateId: other.certificateId, token: newToken }, user);
+    const reported = Date.now();
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(oldToken, key, reported);
+    assert.deepEqual(await answers(oldToken, key), [503]);
+    const retried = (await sendsTo(newToken)).filter((s) => msgKeyOf(s) === key);
+    assert.deepEqual(retried.map((s) => [s.projectId, s.answeredStatus]), [[other.sa.project_id, 200]], "sent once, with the new certificate's project");
+    const e = entryFor(docs, user.uid);
+    assert.ok(e.outcome === "sent" && e.certificateId === other.certificateId, `${e.outcome}:${e.reason}`);
+  });
+
+  it("a first send that waits (its wave's probe answered after 4 s): a device of the wave that logs out meanwhile is read again and not sent", async () => {
+    const cert = await registerCertificate(admin, "late first send");
+    // Recipients are sorted: the first one's device is the certificate's probe, the second waits for it.
+    const [first, second] = (await createUsers(2)).sort((a, b) => (a.uid < b.uid ? -1 : 1));
+    const probeToken = await killedDevice(first!, cert.certificateId);
+    const waitingToken = await killedDevice(second!, cert.certificateId);
+    const rule = (await fakeFcm.addErrorRule({ token: probeToken, delayMs: 4_000, times: 1 })).id;
+    const key = await publishTo([first!.uid, second!.uid]);
+    await untilReceived(rule);
+    // The batch read both devices before its probe left; the second logs out while the probe is held.
+    await callOk("logout", { deviceId: "phone" }, second!);
+    const loggedOut = Date.now();
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(probeToken, key, loggedOut, 0);
+    assert.deepEqual(await answers(probeToken, key), [200]);
+    assert.deepEqual(await answers(waitingToken, key), [], "nothing reached the device that logged out after the batch read it");
+    const e = entryFor(docs, second!.uid);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:binding-changed");
+    assert.match(e.outcome === "skipped" ? e.detail : "", /logged out after the batch read it/);
+  });
+
+  it("a certificate deleted between attempts: its device is not retried (certificate-missing)", async () => {
+    const cert = await registerCertificate(admin, "deleted mid-retry");
+    const user = await createUser();
+    const token = await killedDevice(user, cert.certificateId);
+    // A dry run first: the deletion's own call then runs on a warm function instance, within the hold.
+    await callOk("deletePushCertificate", { certificateId: cert.certificateId, dryRun: true }, admin);
+    const rule = await heldFirstAttempt(token, 7_000, 2);
+    const key = await publishTo([user.uid]);
+    await untilReceived(rule);
+    await callOk("deletePushCertificate", { certificateId: cert.certificateId }, admin);
+    const deleted = Date.now();
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(token, key, deleted);
+    assert.deepEqual(await answers(token, key), [503], "never retried with the deleted certificate");
+    const e = entryFor(docs, user.uid);
+    assert.equal(`${e.outcome}:${e.reason}`, "skipped:certificate-missing");
+  });
+
+  it("a certificate replaced between attempts (and its old key revoked): the retry uses the new key and is accepted", async () => {
+    const cert = await registerCertificate(admin, "replaced mid-retry");
+    const user = await createUser();
+    const token = await killedDevice(user, cert.certificateId);
+    const replacement = await fakeFcm.createServiceAccount(cert.sa.project_id);
+    // A label change first: the key's replacement then runs on a warm function instance, within the hold.
+    await callOk("updatePushCertificate", { certificateId: cert.certificateId, label: "replaced mid-retry (old key)" }, admin);
+    const rule = await heldFirstAttempt(token, 7_000, 2);
+    const key = await publishTo([user.uid]);
+    await untilReceived(rule);
+    await callOk("updatePushCertificate", { certificateId: cert.certificateId, serviceAccount: replacement }, admin);
+    // The old key is gone at Google: its access tokens are refused, and no new one is granted.
+    await fakeFcm.revoke(cert.sa.client_email);
+    const replaced = Date.now();
+    const docs = await waitForMessage(key, 90_000);
+    await changedBeforeRetry(token, key, replaced);
+    const seen = (await sendsTo(token)).filter((s) => msgKeyOf(s) === key);
+    assert.deepEqual(seen.map((s) => [s.answeredStatus, s.clientEmail]), [[503, cert.sa.client_email], [200, replacement.client_email]], "the retry was made with the new key's access token");
+    assert.equal(entryFor(docs, user.uid).outcome, "sent");
   });
 });
 

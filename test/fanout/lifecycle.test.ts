@@ -39,6 +39,8 @@ function deps(leaseMs: number): BatchDeps {
       pushLogTtlMs: DAY,
       invocationBudgetMs: 60_000,
       inlineBatches: 5,
+      maxInlineWaitMs: 5_000,
+      maxReadAgeMs: 1_000,
     },
     placeholders: DEFAULT_PLACEHOLDERS,
     kek: () => {

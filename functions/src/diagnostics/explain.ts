@@ -32,7 +32,7 @@ const ELIGIBILITY: Record<IneligibleReason, Row> = {
   },
   "certificate-missing": {
     title: "Certificate deleted",
-    meaning: "The device's token is bound to a push certificate ID that does not exist (deleted, or the app was built with a wrong certificateId).",
+    meaning: "The device's token is bound to a push certificate ID that does not exist (deleted, or the app was built with a wrong certificateId). A certificate deleted while a retry waited stops the retry with this reason.",
     action: "Register the service-account key again (registerPushCertificate / offline-push cert add) and ship or configure the app with the new certificate ID; the app must then report its token again.",
   },
   "token-stale": {
@@ -79,8 +79,9 @@ const SKIPS: Record<Exclude<SkipReason, IneligibleReason>, Row> = {
     action: "Fix or delete the users/{uid} document; the app's next login rewrites it.",
   },
   "binding-changed": {
-    title: "Device changed during a retry",
-    meaning: "Between a failed attempt and its retry, the device logged out, was kicked, logged in again, or its token moved: the retry was not sent (it could have reached the next owner of the phone).",
+    title: "Device changed before the send",
+    meaning:
+      "Between the batch's read of the device and its send (a retry after a failed attempt, or a first send that left more than FANOUT_MAX_READ_AGE_MS after the read), the device logged out, was kicked, logged in again, or its token was unbound (it moved to another account or device, or FCM refused it): nothing was sent (it could have reached the next owner of the phone). A token the same device refreshed in the same session is not a change: that retry goes to the new token.",
     action: "Nothing: working as intended. The next message goes to the device's current binding.",
   },
 };

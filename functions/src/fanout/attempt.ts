@@ -28,6 +28,8 @@ export interface SendJob {
 /** A job still without an outcome, between waves. */
 export interface OpenJob {
   job: SendJob;
+  /** When its device was last read (epoch ms): no request leaves more than maxReadAgeMs after it. */
+  readAt: number;
   /** FCM requests made for it so far. */
   attempts: number;
   /** It was tried and must be tried again: its device is read again before the next try. */
@@ -36,13 +38,16 @@ export interface OpenJob {
   lastTokenEndpointError: string | null;
 }
 
-/** One attempt's result for a job: an outcome to record, or "try again later" (with why). */
-export type Attempt = { done: PushLogEntry } | { retry: FcmSendFailure | null; requested: boolean; tokenEndpoint?: string };
+/**
+ * One attempt's result for a job: an outcome to record, "try again later" (with why), or "its
+ * device's read got too old before the request could leave" (nothing sent; read again first).
+ */
+export type Attempt = { done: PushLogEntry } | { retry: FcmSendFailure | null; requested: boolean; tokenEndpoint?: string } | { stale: true };
 
 /** What an attempt needs of the batch's sends. */
 export interface AttemptContext {
   cost: CostCounter;
-  settings: PacingSettings;
+  settings: PacingSettings & { maxReadAgeMs: number };
   /** Checked before every FCM request (the batch lease); false stops the sends. */
   mayProceed: () => Promise<boolean>;
   /** The FCM API's origin, resolved once per batch. */
@@ -180,6 +185,9 @@ async function request(o: OpenJob, sender: CertificateSender, ctx: AttemptContex
     return { attempt: await tokenGrantFailure(err, o, sender, ctx, now) };
   }
   if (!(await ctx.mayProceed())) throw new LeaseLostError("the batch lease was lost");
+  // The access token and the lease check may have taken a while (a token endpoint slow to answer, a
+  // checkpoint): a request never leaves on a read older than the bound.
+  if (now() - o.readAt > ctx.settings.maxReadAgeMs) return { attempt: { stale: true } };
   const apiOrigin = ctx.apiOrigin;
   // A first attempt sends the message as built; a later one, with what is left of its lifetime.
   const message = o.tried ? withRemainingTtl(job.message, job.lifetimeEndsAt, now()) : job.message;

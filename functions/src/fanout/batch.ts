@@ -1,9 +1,11 @@
 // One batch of one message, in the steps a reader names (processOneBatch):
-//   wait    a continuation waits out the pause FCM asked for, or hands on again
+//   wait    a resumption arrives when FCM allows sends again; one earlier than that hands on again
 //   claim   the batch, its recipients read alongside (why a claim keeps sends exactly-once: progress.ts)
 //   decide  without a read (the sender, a message not pushed), then per device (decide.ts)
 //   send    in waves, with pauses and re-checks before retries (deliver.ts)
-//   record  every outcome and close the batch, or hand what is still open on to a continuation
+//   record  every outcome and close the batch, or, when what is still open must wait longer than a
+//           function should (FANOUT_MAX_INLINE_WAIT_SECONDS) or the invocation's time is up, record what
+//           is known, release the lease and have Cloud Tasks resume the batch at its time (resume.ts)
 // The same code runs for the batches the event's invocation processes itself and for each published batch.
 import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
@@ -47,6 +49,8 @@ export interface BatchInput {
   /** For a continuation: how many hand-ons so far, and the time before which FCM must not be asked. */
   continuation?: number;
   notBeforeMs?: number;
+  /** Delivered by the resumption task (resume.ts): continues an existing record, never waits for its own lease. */
+  resume?: boolean;
   /** Came in a batch message the fan-out published (its publish is counted in this batch's cost). */
   published?: boolean;
 }
@@ -56,8 +60,11 @@ export interface BatchDeps {
   placeholders: Placeholders;
   /** The key-encryption key; throws when the secret is missing or malformed. */
   kek: () => Buffer;
-  /** Publishes a continuation of the batch (its lease already released) to run after `notBeforeMs`. */
-  handOn: (input: BatchInput, notBeforeMs: number) => Promise<void>;
+  /**
+   * Has the batch resumed at `notBeforeMs` (its lease already released): a Cloud Tasks task named
+   * `taskId` (resume.ts). Throws when that fails; the delivery then fails and is retried.
+   */
+  handOn: (input: BatchInput, notBeforeMs: number, taskId: string) => Promise<void>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
   /** The batches processed alongside this one in the same invocation (see sendingGroup.ts). */
@@ -76,6 +83,7 @@ export type BatchResult =
   | { status: "lease-lost"; logId: string }
   | { status: "continued"; logId: string; open: number; notBefore: string }
   | { status: "in-progress-elsewhere"; logId: string }
+  | { status: "gone"; logId: string }
   /** Its claim was to register the message and did not apply: the invocation registers it, then runs the batch again (functions.ts). */
   | { status: "unregistered"; logId: string; cost: CostCounts };
 
@@ -132,6 +140,8 @@ interface BatchRun {
   placeholders: Placeholders;
   kek: () => Buffer;
   logId: string;
+  /** This delivery's lease owner: also names the task that resumes the batch, should it hand on. */
+  owner: string;
   /** The recipients this batch decides: its share of the list, less those an earlier publication owns. */
   uids: string[];
   cost: CostCounter;
@@ -140,8 +150,8 @@ interface BatchRun {
   startedAt: number;
   /** Whether and what to push, from the message alone. */
   decision: MessageDecision;
-  /** The content with the sender's display name as its title when it has none (see startRun). */
-  titled: Promise<PushContent>;
+  /** The content with the sender's display name as its title when it has none: looked up (once) only for a batch with a device to send to. */
+  titled: () => Promise<PushContent>;
   /** ms from the start of the invocation's work on the batch to each step, for the log. */
   phases: Record<string, number>;
   beforeFinalWrite: BeforeFinalWrite;
@@ -151,9 +161,8 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
   const now = deps.now ?? Date.now;
   const { content } = input;
   // Whether to push never depends on the title: the sender's display name (an Auth lookup, when the
-  // message has no Title) is fetched alongside the claim and the reads, and awaited only for the text.
-  const titled = withSenderTitle(content);
-  titled.catch(() => undefined); // a batch that ends early never awaits it
+  // message has no Title) is fetched only once the read shows a device that may be sent to (decide.ts).
+  let titled: Promise<PushContent> | null = null;
   const cost = new CostCounter();
   if (input.priorCost) cost.add(input.priorCost);
   return {
@@ -165,13 +174,15 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
     placeholders: deps.placeholders,
     kek: deps.kek,
     logId: input.message ? batchLogId(content.MsgKey, input.message, input.batchIndex) : legacyBatchLogId(content.MsgKey, input.batchIndex, input.uids),
+    // The same lease owner on a second attempt at a claim: a claim whose answer was lost is found as ours.
+    owner: input.leaseOwner ?? randomUUID(),
     uids: decidedRecipients(input),
     cost,
     now,
     sleep: deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
     startedAt: now(),
     decision: messageDecision(content, deps.placeholders),
-    titled,
+    titled: () => (titled ??= withSenderTitle(content)),
     phases: {},
     beforeFinalWrite,
   };
@@ -187,9 +198,10 @@ export function decidedRecipients(input: Pick<BatchInput, "uids" | "ownedElsewhe
 const mark = (run: BatchRun, name: string) => (run.phases[name] = run.now() - run.startedAt);
 
 /**
- * A continuation waits out the pause FCM asked for before it claims the batch (holding no lease
- * meanwhile). Pub/Sub cannot delay a message, so a pause longer than this invocation may run is
- * waited out in hops of one budget each (a 10-minute Retry-After: two hops), never a hot loop.
+ * A continuation may not ask FCM before `notBeforeMs`. Cloud Tasks delivers a resumption at that
+ * time; a moment early (clock skew) is slept through, holding no lease. Longer (a Pub/Sub
+ * continuation of an earlier version, which arrives at once) is handed to Cloud Tasks without a
+ * claim: no function waits. (resume.ts answers a task that comes much too early before this.)
  * `tooOld`: the event is older than MAX_EVENT_AGE_SECONDS, and nothing of it is pushed any more.
  */
 async function waitOutPause(run: BatchRun): Promise<{ tooOld: boolean } | { handedOn: BatchResult }> {
@@ -197,8 +209,8 @@ async function waitOutPause(run: BatchRun): Promise<{ tooOld: boolean } | { hand
   const ageExceeded = () => now() - input.publishTimeMs > settings.maxEventAgeMs;
   const tooOld = ageExceeded();
   if (input.notBeforeMs === undefined || input.notBeforeMs <= now() || tooOld) return { tooOld };
-  await run.sleep(Math.min(input.notBeforeMs - now(), settings.invocationBudgetMs));
-  if (input.notBeforeMs > now()) return { handedOn: await handOn(run, input.notBeforeMs, -1) };
+  if (input.notBeforeMs - now() > settings.maxInlineWaitMs) return { handedOn: await handOn(run, input.notBeforeMs, -1) };
+  await run.sleep(input.notBeforeMs - now());
   return { tooOld: ageExceeded() };
 }
 
@@ -217,9 +229,18 @@ async function claimOrStop(run: BatchRun, tooOld: boolean): Promise<ClaimStep> {
   let early = candidates.length > 0 ? readFor(run, candidates, true) : null;
   let claim = await (deps.claims ? deps.claims.claim({ logId, batch, options, cost }) : claimBatch(logId, batch, options, cost));
   mark(run, "claimedMs");
+  if (claim.status === "busy" && claim.sameDelivery && input.resume && !tooOld) {
+    // An earlier attempt of this task holds it (it crashed, or is still running): Cloud Tasks
+    // retries the task later, rather than a function waiting for the lease here.
+    throw new BatchBusyError(`batch ${logId} is still held by an earlier attempt of its resumption (lease until ${claim.until.toISOString()}); retried later`);
+  }
   if (claim.status === "busy" && claim.sameDelivery && !tooOld) {
     early = null; // a claim that had to wait reads again
     claim = await waitForOwnDelivery(run, claim, batch, options);
+  }
+  if (claim.status === "gone") {
+    logger.warn("offline push resumption found no batch record (expired or deleted): nothing to resume", { logId, continuation: input.continuation ?? 0 });
+    return { stopped: { status: "gone", logId } };
   }
   if (claim.status === "unregistered") return { stopped: { status: "unregistered", logId, cost: cost.snapshot() } };
   if (claim.status === "done") {
@@ -275,7 +296,16 @@ function batchIdentity(run: BatchRun): BatchIdentity {
 
 function leaseOptions(run: BatchRun): LeaseOptions {
   const { settings } = run;
-  return { owner: run.input.leaseOwner ?? randomUUID(), deliveryId: run.input.deliveryId, leaseMs: settings.leaseMs, ttlMs: settings.pushLogTtlMs, checkpointEvery: settings.checkpointEvery, now: run.now, sleep: run.sleep };
+  return {
+    owner: run.owner,
+    deliveryId: run.input.deliveryId,
+    leaseMs: settings.leaseMs,
+    ttlMs: settings.pushLogTtlMs,
+    checkpointEvery: settings.checkpointEvery,
+    ...(run.input.resume ? { resume: true } : {}),
+    now: run.now,
+    sleep: run.sleep,
+  };
 }
 
 /** The recipients' devices and certificates: from the invocation's shared reads when it has them (recipientReads.ts). */
@@ -327,9 +357,10 @@ function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise
     expiresAt: eventExpiresAt(input.content, input.publishTimeMs, settings.maxEventAgeMs),
     continuation: input.continuation !== undefined,
     budgetEndsAt: run.startedAt + settings.invocationBudgetMs,
+    readAt: decided.readAt,
     mayProceed: () => progress.mayProceed(),
     record: (entry) => progress.record(entry),
-    recheck: (retrying) => recheckDevices(retrying, decided.eligibility, now, cost),
+    recheck: (stale) => recheckDevices(stale, { messageFor: decided.messageFor, kek: run.kek, cost, now }),
     now,
     sleep: run.sleep,
   });
@@ -338,8 +369,11 @@ function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise
 /**
  * After the sends. The outcomes decided without a request are recorded only now: recording costs
  * CPU that the batch's first FCM request, and the other batches of the invocation, should not
- * wait for. Then the batch is closed; or, out of time with devices still open (FCM throttling or
- * an outage), what is known is written, the lease released, and a continuation published.
+ * wait for. Then the batch is closed; or, with devices still open that must wait (FCM throttling
+ * or an outage) or out of time, what is known is written, the lease released, and the batch handed
+ * to Cloud Tasks, which resumes it when FCM may be asked again. Released first: the resumption may
+ * come at once, and must find the batch free. Should the enqueue fail, the error fails this
+ * delivery, whose retry (Pub/Sub's, or Cloud Tasks') finds the lease released and takes over.
  */
 async function recordAndHandOn(run: BatchRun, progress: BatchProgress, outcome: SendOutcome, decided: PushLogEntry[]): Promise<BatchResult> {
   const { logId } = run;
@@ -349,17 +383,24 @@ async function recordAndHandOn(run: BatchRun, progress: BatchProgress, outcome: 
   }
   for (const entry of decided) await progress.record(entry);
   if (outcome.open.length === 0) return finish(run, progress, run.phases);
+  // The task is counted in the release that precedes it (it is this delivery's last write).
+  run.cost.publishes++;
   await progress.release();
   if (progress.lost) return { status: "lease-lost", logId };
   const notBeforeMs = outcome.notBefore ?? run.now();
-  run.cost.publishes++;
-  logger.warn("offline push batch handed to a continuation: its invocation's time is up", { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
+  const why = outcome.handBack === "pause" ? "FCM asked to wait longer than FANOUT_MAX_INLINE_WAIT_SECONDS" : "its invocation's time is up";
+  logger.warn(`offline push batch handed to Cloud Tasks: ${why}`, { logId, open: outcome.open.length, notBefore: new Date(notBeforeMs).toISOString() });
   return handOn(run, notBeforeMs, outcome.open.length);
 }
 
-/** Hands the batch to a continuation that may ask FCM again from `notBeforeMs`. */
+/** Has Cloud Tasks resume the batch when FCM may be asked again (`notBeforeMs`). */
 async function handOn(run: BatchRun, notBeforeMs: number, open: number): Promise<BatchResult> {
-  await run.deps.handOn({ ...run.input, continuation: (run.input.continuation ?? 0) + 1 }, notBeforeMs);
+  try {
+    await run.deps.handOn({ ...run.input, continuation: (run.input.continuation ?? 0) + 1 }, notBeforeMs, `resume-${run.owner}`);
+  } catch (err) {
+    logger.error("offline push batch could not be handed to Cloud Tasks: this delivery fails and its retry takes the batch over", { logId: run.logId, error: String(err) });
+    throw err;
+  }
   return { status: "continued", logId: run.logId, open, notBefore: new Date(notBeforeMs).toISOString() };
 }
 

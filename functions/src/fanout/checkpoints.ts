@@ -2,6 +2,7 @@
 // checkpoints, the final write and the release. progress.ts explains how they keep the sends
 // exactly-once; this is the code of its checkpoint points.
 import { FieldValue, Timestamp, type DocumentReference } from "firebase-admin/firestore";
+import * as logger from "firebase-functions/logger";
 import { GRPC, db, grpcCode } from "../common/firestore";
 import type { Lease, LeaseOptions } from "./claim";
 import { addCost, type CostCounter } from "./cost";
@@ -12,9 +13,57 @@ import { BatchLogSchema, type PushLogEntry } from "./schemas";
 /** A checkpoint renews the lease; the final write closes the batch; a release gives the lease up with the batch still running. */
 export type WriteMode = "checkpoint" | "finish" | "release";
 
-/** gRPC codes after which the same write may well succeed: it is tried again, a few times. */
+/** gRPC codes after which the same write may well succeed: it is tried again. */
 const TRANSIENT_CODES = new Set<number>([GRPC.UNKNOWN, GRPC.DEADLINE_EXCEEDED, GRPC.RESOURCE_EXHAUSTED, GRPC.ABORTED, GRPC.INTERNAL, GRPC.UNAVAILABLE]);
-const CHECKPOINT_ATTEMPTS = 5;
+/** Contention: the statistics' shared document may be the cause (see FinalRecord.carriesStats). */
+const CONTENTION_CODES = new Set<number>([GRPC.ABORTED, GRPC.RESOURCE_EXHAUSTED]);
+/**
+ * One attempt of a progress write that has not answered by then is given up and the write tried
+ * again: the Admin SDK retries an UNAVAILABLE commit by itself for up to 10 minutes, far past the
+ * lease. The abandoned call may still land; every write is preconditioned (see commitChecked).
+ */
+export const WRITE_ATTEMPT_MS = 10_000;
+/** Backoff between attempts of a write (doubling, jittered), and the least time an attempt needs before the lease ends. */
+const RETRY_BASE_MS = 250;
+const RETRY_MAX_MS = 4_000;
+const MIN_ATTEMPT_MS = 1_000;
+
+/** No answer within WRITE_ATTEMPT_MS (or before the lease ends): transient, as DEADLINE_EXCEEDED is. */
+class WriteAttemptTimeout extends Error {
+  override readonly name = "WriteAttemptTimeout";
+  readonly code = GRPC.DEADLINE_EXCEEDED;
+}
+
+/** The progress write kept failing until the lease was nearly over: the delivery stops, and a takeover decides after the lease. */
+export class ProgressWriteGaveUp extends Error {
+  override readonly name = "ProgressWriteGaveUp";
+  constructor(
+    readonly mode: WriteMode,
+    readonly attempts: number,
+    readonly lastError: unknown,
+  ) {
+    super(`the batch's ${mode} write failed ${attempts} time(s) until its lease was nearly over (last: ${String(lastError)}); its unrecorded outcomes are left to the delivery that takes over after the lease`);
+  }
+}
+
+/** A write being retried after a failure: the senders wait for it. */
+class Trouble {
+  resolve: () => void = () => undefined;
+  reject: (err: unknown) => void = () => undefined;
+  readonly promise = new Promise<void>((resolve, reject) => {
+    this.resolve = resolve;
+    this.reject = reject;
+  });
+
+  constructor() {
+    this.promise.catch(() => undefined); // rejected with nobody waiting: not an unhandled rejection
+  }
+}
+
+/** One attempt of a write: once abandoned (timed out), whatever it learns later changes nothing here. */
+interface AttemptState {
+  live: boolean;
+}
 
 interface Taken {
   entries: PushLogEntry[];
@@ -91,12 +140,22 @@ export class PendingOutcomes {
  * The batch record's writes, one at a time (safe to call from concurrent senders). Each writes the
  * pending outcomes as new shards and adds to the counts and the cost; it also renews the lease (a
  * checkpoint), closes the batch (the final write) or gives the lease up (a release).
+ *
+ * A write that fails transiently (or does not answer within WRITE_ATTEMPT_MS) is tried again, with
+ * backoff, until the lease is nearly over; meanwhile `untroubled()` holds every new FCM request
+ * back (BatchProgress.mayProceed), so nothing is sent that the record is not keeping up with. Only
+ * when the lease is about to end does the delivery give up (ProgressWriteGaveUp): a takeover can
+ * only begin after it, and decides the devices left unrecorded.
  */
 export class ProgressWrites {
   private chain: Promise<void> = Promise.resolve();
   private queuedCheckpoint: Promise<void> | null = null;
   private shardSeq = 0;
   private writeSeq = 0;
+  /** Set while a write is being tried again after a failure: settles with that write. */
+  private trouble: Promise<void> | null = null;
+  /** A write gave up: this delivery writes nothing more. */
+  private brokenBy: ProgressWriteGaveUp | null = null;
 
   constructor(
     private readonly ref: DocumentReference,
@@ -108,7 +167,7 @@ export class ProgressWrites {
     private readonly lease: Lease,
     private readonly final: FinalRecord,
     private readonly cost: CostCounter,
-    /** The batch document's update time as of our last write; null when unknown (after a transaction). */
+    /** The batch document's update time as of our last write; null when unknown (after a failed write). */
     private updateTime: Timestamp | null,
   ) {}
 
@@ -126,6 +185,12 @@ export class ProgressWrites {
     return this.enqueue("release");
   }
 
+  /** Resolves at once, or, while a write is being retried, when it is recorded; rejects if it gave up. */
+  untroubled(): Promise<void> {
+    if (this.brokenBy) return Promise.reject(this.brokenBy);
+    return this.trouble ?? Promise.resolve();
+  }
+
   private enqueue(mode: WriteMode): Promise<void> {
     const run = this.chain.then(() => this.write(mode));
     this.chain = run.catch(() => undefined);
@@ -135,6 +200,7 @@ export class ProgressWrites {
   private async write(mode: WriteMode): Promise<void> {
     // Outcomes recorded from here on need another checkpoint.
     if (mode === "checkpoint") this.queuedCheckpoint = null;
+    if (this.brokenBy) throw this.brokenBy;
     if (this.lease.lost || this.final.finished) return;
     // Nothing new and the lease still long: no write. A renewal with nothing new is still written:
     // it keeps the lease while a slow send retries.
@@ -142,58 +208,82 @@ export class ProgressWrites {
     const taken = this.outcomes.take();
     const shards: Shard[] = [];
     for (let i = 0; i < taken.entries.length; i += SHARD_ENTRIES) shards.push({ id: `${this.claimNumber}-${this.shardSeq++}`, entries: taken.entries.slice(i, i + SHARD_ENTRIES) });
-    // Identifies this write: a commit whose answer was lost (DEADLINE_EXCEEDED after it applied) is
-    // recognised on the retry instead of counted twice.
+    // Identifies this write: an attempt whose answer was lost (or that was abandoned and landed
+    // later) is recognised by the next attempt instead of counted twice.
     const writeId = `${this.options.owner}:${this.writeSeq++}`;
     try {
       await this.commitWithRetries(mode, taken.entries, shards, writeId);
     } catch (err) {
-      // Not recorded: kept for the next write (the devices are not sent again by us).
+      // Not recorded: kept in memory (the devices are not sent again by us).
       this.outcomes.putBack(taken);
+      if (err instanceof ProgressWriteGaveUp) this.brokenBy = err;
       throw err;
     }
   }
 
   private async commitWithRetries(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string): Promise<void> {
-    let statsMayHaveApplied = false;
-    for (let attempt = 1; ; attempt++) {
-      // The day's statistics ride in the final write (no call of their own). Their document is
-      // shared by every batch finishing at that moment: if the commit keeps failing on contention,
-      // the outcomes are written without them and the statistics follow in a write that may fail
-      // alone. A hot counter must never hold up the record that keeps sends exactly-once.
-      const withStats = this.final.carriesStats(mode === "finish", attempt);
-      try {
-        await this.commit(mode, entries, shards, writeId, withStats);
-        // Unless an earlier attempt with them may have applied after all (its answer was lost):
-        // then the day undercounts rather than counts twice.
-        if (mode === "finish" && !withStats && this.final.finished && !statsMayHaveApplied) await this.final.writeStatsAlone(this.ref.id, this.cost, this.now());
-        return;
-      } catch (err) {
-        const code = grpcCode(err);
-        if (withStats && !(code === GRPC.ABORTED || code === GRPC.RESOURCE_EXHAUSTED)) statsMayHaveApplied = true;
-        if (attempt >= CHECKPOINT_ATTEMPTS || code === undefined || !TRANSIENT_CODES.has(code)) throw err;
-        await (this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(250 * 2 ** (attempt - 1));
+    let trouble: Trouble | null = null;
+    let contention = 0;
+    try {
+      for (let attempt = 1; ; attempt++) {
+        // The day's statistics ride in the final write (no call of their own). Their document is
+        // shared by every batch finishing at that moment: if the commit keeps failing on
+        // contention, the outcomes are written without them and the statistics follow in a write
+        // that may fail alone. A hot counter must never hold up the record that keeps sends exactly-once.
+        const withStats = this.final.carriesStats(mode === "finish", contention + 1);
+        const state: AttemptState = { live: true };
+        try {
+          const applied = await withDeadline(this.commit(mode, entries, shards, writeId, withStats, state), Math.min(WRITE_ATTEMPT_MS, this.lease.endsAt() - this.now()), state);
+          if (mode === "finish" && this.final.finished && !applied.withStats) await this.final.writeStatsAlone(this.ref.id, this.cost, this.now());
+          trouble?.resolve();
+          return;
+        } catch (err) {
+          const code = grpcCode(err);
+          if (code === undefined || !TRANSIENT_CODES.has(code)) throw err;
+          if (CONTENTION_CODES.has(code)) contention++;
+          if (!trouble) {
+            // From now on no new FCM request starts until this write is recorded (or given up).
+            trouble = new Trouble();
+            this.trouble = trouble.promise;
+            logger.warn("offline push progress write failed: sends held back while it is retried until the lease is nearly over", { logId: this.ref.id, mode, error: String(err) });
+          }
+          const backoff = Math.min(RETRY_MAX_MS, RETRY_BASE_MS * 2 ** (attempt - 1));
+          const wait = backoff / 2 + Math.floor(Math.random() * (backoff / 2));
+          if (this.lease.endsAt() - this.now() - wait < MIN_ATTEMPT_MS) throw new ProgressWriteGaveUp(mode, attempt, err);
+          await (this.options.sleep ?? ((ms: number) => new Promise<void>((r) => setTimeout(r, ms))))(wait);
+        }
       }
+    } catch (err) {
+      // The senders waiting in untroubled() learn why.
+      trouble?.reject(err instanceof ProgressWriteGaveUp ? err : new ProgressWriteGaveUp(mode, 0, err));
+      throw err;
+    } finally {
+      if (trouble) this.trouble = null;
     }
   }
 
-  private async commit(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, withStats: boolean): Promise<void> {
+  /**
+   * One attempt: the write without a read while our own last write's update time is known, else
+   * after a read. Resolves with whether the write that applied (this attempt or an earlier one of
+   * the same write) carried the statistics.
+   */
+  private async commit(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, withStats: boolean, state: AttemptState): Promise<{ withStats: boolean }> {
     if (this.updateTime) {
       const since = this.updateTime;
       // Whatever happens next, the document's time is no longer known for sure.
       this.updateTime = null;
-      if (await this.commitBlind(mode, entries, shards, writeId, since, withStats)) return;
+      if (await this.commitBlind(mode, entries, shards, writeId, since, withStats, state)) return { withStats };
     }
-    await this.commitInTransaction(mode, entries, shards, writeId, withStats);
+    return this.commitChecked(mode, entries, shards, writeId, withStats, state);
   }
 
   /**
    * The write without a read: a batched write whose update of the batch document requires the
    * update time of our own last write. It applies only if nobody else wrote the document since, so
    * our lease is still ours and the counters we add to are the ones we know. False when the
-   * precondition (or a shard's create) failed: the caller falls back to the transaction.
+   * precondition (or a shard's create) failed: the caller reads the document first.
    */
-  private async commitBlind(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, since: Timestamp, withStats: boolean): Promise<boolean> {
+  private async commitBlind(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, since: Timestamp, withStats: boolean, state: AttemptState): Promise<boolean> {
     const nowMs = this.now();
     const added = countOutcomes(entries);
     const total = this.cost.withPendingWrite();
@@ -207,7 +297,7 @@ export class ProgressWrites {
         "counts.skipped": FieldValue.increment(added.skipped),
         "counts.failed": FieldValue.increment(added.failed),
         shards: FieldValue.increment(shards.length),
-        lastWriteId: writeId,
+        lastWriteId: writeIdOf(writeId, withStats),
         "cost.firestoreReads": FieldValue.increment(delta.firestoreReads),
         "cost.firestoreWrites": FieldValue.increment(delta.firestoreWrites),
         "cost.fcmRequests": FieldValue.increment(delta.fcmRequests),
@@ -222,13 +312,13 @@ export class ProgressWrites {
     try {
       results = await write.commit();
     } catch (err) {
+      if (state.live) this.cost.firestoreWrites++;
       const code = grpcCode(err);
-      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || code === GRPC.NOT_FOUND) {
-        this.cost.firestoreWrites++;
-        return false;
-      }
+      if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS || code === GRPC.NOT_FOUND) return false;
       throw err;
     }
+    // Abandoned: the next attempt finds it applied (lastWriteId).
+    if (!state.live) return true;
     this.cost.firestoreWrites++;
     this.cost.markSaved(total);
     this.updateTime = results[results.length - 1]?.writeTime ?? null;
@@ -238,35 +328,61 @@ export class ProgressWrites {
     return true;
   }
 
-  /** The write as a transaction that checks the lease is still ours first; a lost lease stops the delivery. */
-  private async commitInTransaction(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, withStats: boolean): Promise<void> {
-    const outcome = await db().runTransaction(async (tx) => {
+  /**
+   * The write after a read of the batch document: it checks that the lease is still ours (a lost
+   * lease stops the delivery) and whether an earlier attempt of this write applied after all, then
+   * writes with the read's update time as precondition. Not a transaction: an abandoned attempt
+   * must hold no lock on the document, and the precondition gives the same guarantee (the write
+   * applies only to the document as read). Someone writing in between: read again.
+   */
+  private async commitChecked(mode: WriteMode, entries: PushLogEntry[], shards: Shard[], writeId: string, withStats: boolean, state: AttemptState): Promise<{ withStats: boolean }> {
+    for (;;) {
       this.cost.firestoreReads++;
-      const snap = await tx.get(this.ref);
+      const snap = await this.ref.get();
+      if (!state.live) throw new WriteAttemptTimeout("abandoned");
       const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
-      if (doc?.lastWriteId === writeId) return { wrote: true as const, already: true as const, counts: doc.counts, until: doc.lease?.until.toMillis() ?? 0 };
-      if (!doc || doc.lease?.owner !== this.lease.owner) return { wrote: false as const };
+      if (doc && (doc.lastWriteId === writeIdOf(writeId, true) || doc.lastWriteId === writeIdOf(writeId, false))) {
+        // An earlier attempt applied (its answer was lost, or it landed after we gave it up).
+        this.updateTime = snap.updateTime ?? null;
+        this.lease.renewed(doc.lease?.until.toMillis() ?? 0);
+        this.final.written(doc.counts, mode !== "checkpoint");
+        return { withStats: doc.lastWriteId === writeIdOf(writeId, true) };
+      }
+      if (!doc || doc.lease?.owner !== this.lease.owner || !snap.updateTime) {
+        this.lease.lost = true;
+        return { withStats: true };
+      }
       const nowMs = this.now();
       const added = countOutcomes(entries);
       const counts = { sent: doc.counts.sent + added.sent, skipped: doc.counts.skipped + added.skipped, failed: doc.counts.failed + added.failed };
       const total = this.cost.withPendingWrite();
-      const until = Timestamp.fromMillis(nowMs + this.options.leaseMs);
-      for (const shard of shards) tx.create(this.ref.collection(OUTCOMES).doc(shard.id), this.shardDoc(shard, nowMs));
-      const closing = this.closingFields(mode, nowMs);
-      if (withStats) this.final.writeStatsIn(tx, this.ref.id, nowMs);
-      tx.update(this.ref, { counts, shards: doc.shards + shards.length, lastWriteId: writeId, cost: addCost(doc.cost, this.cost.deltaTo(total)), updatedAt: Timestamp.fromMillis(nowMs), ...closing });
-      return { wrote: true as const, already: false as const, total, until: until.toMillis(), counts };
-    });
-    if (!outcome.wrote) {
-      this.lease.lost = true;
-      return;
-    }
-    if (!outcome.already) {
+      const write = db().batch();
+      for (const shard of shards) write.create(this.ref.collection(OUTCOMES).doc(shard.id), this.shardDoc(shard, nowMs));
+      if (withStats) this.final.writeStatsIn(write, this.ref.id, nowMs);
+      write.update(
+        this.ref,
+        { counts, shards: doc.shards + shards.length, lastWriteId: writeIdOf(writeId, withStats), cost: addCost(doc.cost, this.cost.deltaTo(total)), updatedAt: Timestamp.fromMillis(nowMs), ...this.closingFields(mode, nowMs) },
+        { lastUpdateTime: snap.updateTime },
+      );
+      let results;
+      try {
+        results = await write.commit();
+      } catch (err) {
+        if (!state.live) throw err;
+        this.cost.firestoreWrites++;
+        const code = grpcCode(err);
+        // Written in between (a duplicate delivery counted, an abandoned attempt of ours landed): read again.
+        if (code === GRPC.FAILED_PRECONDITION || code === GRPC.ALREADY_EXISTS) continue;
+        throw err;
+      }
+      if (!state.live) return { withStats };
       this.cost.firestoreWrites++;
-      this.cost.markSaved(outcome.total);
+      this.cost.markSaved(total);
+      this.updateTime = results[results.length - 1]?.writeTime ?? null;
+      if (mode === "checkpoint") this.lease.renewed(nowMs + this.options.leaseMs);
+      this.final.written(counts, mode !== "checkpoint");
+      return { withStats };
     }
-    this.lease.renewed(outcome.until);
-    this.final.written(outcome.counts, mode !== "checkpoint");
   }
 
   /** The lease as this write leaves it, and for the final write the batch closed. */
@@ -288,4 +404,25 @@ export class ProgressWrites {
   private now(): number {
     return (this.options.now ?? Date.now)();
   }
+}
+
+/** The write's ID as stored: with a mark when it carried the day's statistics, so a later attempt knows whether they were counted. */
+const writeIdOf = (writeId: string, withStats: boolean): string => (withStats ? `${writeId}+stats` : writeId);
+
+/** `work`, or a WriteAttemptTimeout after `ms` (the attempt is then abandoned: `state.live` false). */
+function withDeadline<T>(work: Promise<T>, ms: number, state: AttemptState): Promise<T> {
+  if (ms <= 0) {
+    state.live = false;
+    work.catch(() => undefined);
+    return Promise.reject(new WriteAttemptTimeout("no time left before the lease ends"));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      state.live = false;
+      reject(new WriteAttemptTimeout(`no answer from Firestore within ${ms} ms`));
+    }, ms);
+  });
+  work.catch(() => undefined); // an abandoned attempt's late failure is nobody's
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }

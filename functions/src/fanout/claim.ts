@@ -33,6 +33,11 @@ export interface LeaseOptions {
   leaseMs: number;
   ttlMs: number;
   checkpointEvery: number;
+  /**
+   * A resumption (Cloud Tasks bringing a paused batch back): it continues an existing record and
+   * never starts one. A record that is gone (expired, or deleted) leaves nothing to resume.
+   */
+  resume?: boolean;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
@@ -42,6 +47,7 @@ type LeaseField = NonNullable<BatchLog["lease"]>;
 
 export type ClaimDecision =
   | { action: "create" }
+  | { action: "gone" }
   | { action: "take-over"; previousOwner: string | null }
   | { action: "resume" }
   | { action: "done" }
@@ -53,9 +59,10 @@ export type ClaimDecision =
  * applied although its answer was lost (DEADLINE_EXCEEDED, a reset) finds it so, and goes on
  * rather than wait for its own lease to expire. Nobody else can have written since: every other
  * write needs the lease, or takes it over (and then the owner is no longer ours).
+ * `resumption`: a Cloud Tasks resumption, which never starts a record (none left: `gone`).
  */
-export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string, owner?: string): ClaimDecision {
-  if (!doc) return { action: "create" };
+export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string, owner?: string, resumption = false): ClaimDecision {
+  if (!doc) return resumption ? { action: "gone" } : { action: "create" };
   if (doc.state === "done") return { action: "done" };
   const lease = doc.lease;
   if (lease && owner !== undefined && lease.owner === owner) return { action: "resume" };
@@ -88,6 +95,7 @@ export interface Claimed {
 export type ClaimOutcome =
   | { status: "claimed"; claimed: Claimed }
   | { status: "done"; counts: OutcomeCounts }
+  | { status: "gone" }
   | { status: "busy"; owner: string; until: Date; sameDelivery: boolean };
 
 const noCounts = (): OutcomeCounts => ({ sent: 0, skipped: 0, failed: 0 });
@@ -148,6 +156,8 @@ export function createdClaim(created: ClaimCreate, cost: CostCounter, writeTime:
  * it without a read. ALREADY_EXISTS sends us to a transaction that decides from the record.
  */
 export async function claim(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimOutcome> {
+  // A resumption's record exists: the transaction straight away (a create would only fail).
+  if (options.resume) return claimExisting(batchRef(logId), batch, options, cost);
   const created = claimCreate(logId, batch, options, cost);
   try {
     const written = await created.ref.create(created.doc);
@@ -177,6 +187,7 @@ async function claimExisting(ref: DocumentReference, batch: BatchIdentity, optio
     cost.firestoreWrites++;
     cost.markSaved(result.total);
   }
+  if (decision.action === "gone") return { status: "gone" };
   if (decision.action === "done") return { status: "done", counts: result.counts ?? noCounts() };
   if (decision.action === "busy") return { status: "busy", owner: decision.owner, until: new Date(decision.untilMs), sameDelivery: decision.sameDelivery };
   // Our lease is committed: no earlier owner can write another shard now (every write checks the
@@ -196,7 +207,7 @@ async function decideFromRecord(tx: Transaction, ref: DocumentReference, batch: 
   const snap = await tx.get(ref);
   const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
   const nowMs = (options.now ?? Date.now)();
-  const decision = claimDecision(doc, nowMs, options.deliveryId, options.owner);
+  const decision = claimDecision(doc, nowMs, options.deliveryId, options.owner, options.resume);
   const lease = leaseOf(options, nowMs);
   const total = cost.withPendingWrite();
   if (decision.action === "create") {
@@ -238,6 +249,11 @@ export class Lease {
 
   get owner(): string {
     return this.options.owner;
+  }
+
+  /** When it ends, as far as this delivery knows (its last committed write). */
+  endsAt(): number {
+    return this.until;
   }
 
   /** Less than half of it is left: renewed (by a checkpoint) before the next FCM request. */

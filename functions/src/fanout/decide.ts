@@ -1,19 +1,20 @@
 // Deciding, for each device of the recipients read, whether it gets a send, is skipped (and why)
 // or failed (and why): the sessions' pushEligibility, the certificates its token names, and the
-// message, built once per batch. And deciding again from a fresh read before a retry (recheckDevices).
+// message, built once per batch. And deciding again from a fresh read before a retry or a late
+// first send (recheckDevices).
 import { Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
-import { loadCredentials, type CertificateCredentials, type LoadedCredentials } from "../certificates/store";
+import { certRef, credentialsFromSnapshots, type CertificateCredentials, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
 import type { FcmMessage } from "../fcm/message";
 import { eligibilityConfig, pushEligibility, type EligibilityContext } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import type { CostCounter } from "./cost";
 import type { SendJob } from "./attempt";
-import { jobKey, type Recheck } from "./deliver";
+import { jobKey, type Recheck, type Rechecked } from "./deliver";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
 import type { BatchProgress } from "./progress";
-import { rememberCertificates, type RecipientRead } from "./recipientReads";
+import { loadCertificates, rememberCertificates, type RecipientRead } from "./recipientReads";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
 
 /** What deciding needs of the batch. */
@@ -22,8 +23,8 @@ export interface DecideInput {
   publishTimeMs: number;
   /** Decided from the message alone: it is pushed. Its text gives way to the one with the sender's name. */
   decision: Extract<MessageDecision, { push: true }>;
-  /** The content with the sender's display name as its title, when it has none. */
-  titled: Promise<PushContent>;
+  /** The content with the sender's display name as its title, when it has none (looked up only for a batch with a device to send to). */
+  titled: () => Promise<PushContent>;
   placeholders: Placeholders;
   kek: () => Buffer;
   cost: CostCounter;
@@ -35,9 +36,13 @@ export interface Decided {
   /** Outcomes decided without a request: recorded after the sends (batch.ts says why). */
   entries: PushLogEntry[];
   credentials: Map<number, CertificateCredentials>;
-  /** How eligibility was judged (which certificates exist): the same again before a retry. */
-  eligibility: EligibilityContext;
+  /** When the devices were read (epoch ms): a send that leaves much later reads them again. */
+  readAt: number;
+  /** The batch's message for a token: a refreshed token's message, before its retry. */
+  messageFor: MessageFor;
 }
+
+type MessageFor = (token: string) => DeviceMessage;
 
 type Recipient = { uid: string; device: Device };
 type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
@@ -49,20 +54,28 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
   // batch holds only what it sends through its sends, less for the garbage collector to copy
   // while the other batches of the invocation work.
   const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, entries);
+  // The sender's display name (an Auth lookup, when the message has no Title) only for a batch that
+  // may send: alongside the certificates' load, never for a batch of unknown or logged-out users.
+  const titled = devices.some(({ device }) => device.session === "logged-in" && device.token) ? input.titled() : null;
+  titled?.catch(() => undefined);
   const { credentials, unreadable } = await usableCertificates(input, recipients, devices);
   const eligibility = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(input.now());
-  const messageFor = await batchMessage(input);
+  const judged = devices.map(({ uid, device }) => ({ uid, device, eligibility: pushEligibility(device, nowDate, eligibility) }));
+  const messageFor = titled && judged.some((d) => d.eligibility.eligible) ? await batchMessage(input, await titled) : noMessage;
   const lifetimeEndsAt = input.publishTimeMs + (input.content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   const jobs: SendJob[] = [];
-  for (const { uid, device } of devices) {
-    const decided = decideDevice(uid, device, pushEligibility(device, nowDate, eligibility), unreadable, messageFor);
+  for (const { uid, device, eligibility: judgement } of judged) {
+    const decided = decideDevice(uid, device, judgement, unreadable, messageFor);
     if (decided === null) continue;
     if ("outcome" in decided) entries.push(decided);
     else jobs.push({ ...decided, lifetimeEndsAt });
   }
-  return { jobs, entries, credentials, eligibility };
+  return { jobs, entries, credentials, readAt: recipients.readAt, messageFor };
 }
+
+/** No device of the batch is eligible: no message is built (never called). */
+const noMessage: MessageFor = () => ({ ok: false, reason: "invalid-message", detail: "no message was built for this batch" });
 
 /** The devices of the recipients read (those without an outcome yet); a recipient with none is skipped. */
 function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progress: Pick<BatchProgress, "has">, skipped: PushLogEntry[]): Recipient[] {
@@ -93,12 +106,10 @@ function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progres
 async function usableCertificates(input: DecideInput, recipients: RecipientRead, devices: Recipient[]): Promise<LoadedCredentials> {
   const certificateIds = [...new Set(devices.flatMap(({ device }) => (device.token ? [device.token.certificateId] : [])))];
   const loaded = recipients.certificates;
-  // Certificates this instance had not seen yet: one more read (a cold instance, a new certificate).
+  // Certificates this instance had not seen yet: one more read (a cold instance, a new
+  // certificate), shared by the batches that ask for them at the same time (recipientReads.ts).
   const unread = certificateIds.filter((id) => !recipients.certificatesRead.has(id));
-  if (unread.length > 0) {
-    input.cost.firestoreReads++;
-    await loadCredentials(unread, input.kek, loaded);
-  }
+  if (unread.length > 0) credentialsFromSnapshots(await loadCertificates(unread, input.cost), input.kek, loaded);
   rememberCertificates(certificateIds);
   for (const id of certificateIds) {
     const why = loaded.unreadable.get(id);
@@ -112,9 +123,9 @@ async function usableCertificates(input: DecideInput, recipients: RecipientRead,
  * token as long as any real one (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message
  * is that one with its token, and cannot be larger. A longer token goes the whole way on its own.
  */
-async function batchMessage(input: DecideInput): Promise<(token: string) => DeviceMessage> {
+async function batchMessage(input: DecideInput, titled: PushContent): Promise<MessageFor> {
   const { content, decision } = input;
-  const textDecision = messageDecision(await input.titled, input.placeholders);
+  const textDecision = messageDecision(titled, input.placeholders);
   const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
   const ageMs = input.now() - input.publishTimeMs;
   const template = checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs });
@@ -128,7 +139,7 @@ function decideDevice(
   device: Device,
   eligibility: ReturnType<typeof pushEligibility>,
   unreadable: Map<number, string>,
-  messageFor: (token: string) => DeviceMessage,
+  messageFor: MessageFor,
 ): Omit<SendJob, "lifetimeEndsAt"> | PushLogEntry | null {
   const deviceId = device.deviceId;
   if (!eligibility.eligible) return { outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() };
@@ -144,44 +155,75 @@ function decideDevice(
   return { uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message };
 }
 
+/** What re-deciding a job needs of its batch. */
+export interface RecheckInput {
+  messageFor: MessageFor;
+  kek: () => Buffer;
+  cost: CostCounter;
+  now: () => number;
+}
+
 /**
- * Before a retry: the devices as stored now (one getAll). A device still gets the retry only if it
- * is in the same session with the same token and certificate, and still eligible; otherwise the
- * outcome says why (binding-changed, or the eligibility reason, e.g. it came to the foreground).
+ * Before a retry, or a first send that left long after the batch's read: the devices as stored now,
+ * with the certificates their tokens name (one getAll; one more only for a certificate a
+ * refreshed token names that was not in it). A device still gets the send only in the same
+ * session, still logged in with a token, and still eligible; otherwise the outcome says why
+ * (binding-changed, or the eligibility reason: it came to the foreground, its certificate was
+ * deleted). A token the same device refreshed meanwhile (FCM rotates tokens; the app reports the
+ * new one) is not a move: the send goes to the new token, with its message and certificate.
  */
-export async function recheckDevices(jobs: SendJob[], ctx: EligibilityContext, now: () => number, cost: CostCounter): Promise<Map<string, Recheck>> {
+export async function recheckDevices(jobs: SendJob[], input: RecheckInput): Promise<Rechecked> {
+  const { cost, kek, now } = input;
   const uids = [...new Set(jobs.map((j) => j.uid))];
+  const certificateIds = [...new Set(jobs.map((j) => j.certificateId))];
   cost.firestoreReads++;
-  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  const readAt = now();
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), ...certificateIds.map(certRef));
+  const loaded = credentialsFromSnapshots(snaps.slice(uids.length), kek);
   const byUid = new Map<string, Record<string, Device>>();
-  for (const snap of snaps) {
+  for (const snap of snaps.slice(0, uids.length)) {
     try {
       byUid.set(snap.id, parseUserDevices(snap.exists ? snap.data() : undefined));
     } catch {
       byUid.set(snap.id, Object.create(null) as Record<string, Device>);
     }
   }
-  const result = new Map<string, Recheck>();
-  const nowDate = new Date(now());
-  for (const job of jobs) {
-    const device = byUid.get(job.uid)?.[job.deviceId];
-    const changed = (what: string): Recheck => ({
-      ok: false,
-      entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: "binding-changed", detail: `not retried: ${what} since the first attempt`, at: ts() },
-    });
-    if (!device || device.sessionId !== job.sessionId) result.set(jobKey(job), changed(`device ${job.deviceId} logged in again or was removed`));
-    else if (device.session !== "logged-in") result.set(jobKey(job), changed(`device ${job.deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`));
-    else if (device.token?.tokenHash !== job.tokenHash || device.token.certificateId !== job.certificateId) {
-      result.set(jobKey(job), changed(`the push token of device ${job.deviceId} was ${device.token ? "replaced" : "unbound (it moved to another account or device, or FCM refused it)"}`));
-    } else {
-      const eligibility = pushEligibility(device, nowDate, ctx);
-      result.set(
-        jobKey(job),
-        eligibility.eligible ? { ok: true } : { ok: false, entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: eligibility.reason, detail: `not retried: ${eligibility.detail}`, at: ts() } },
-      );
-    }
+  const deviceOf = (job: SendJob): Device | undefined => byUid.get(job.uid)?.[job.deviceId];
+  // A refreshed token may name a certificate the batch has not read: loaded now.
+  const named = new Set(certificateIds);
+  const more = [...new Set(jobs.flatMap((j) => deviceOf(j)?.token?.certificateId ?? []))].filter((id) => !named.has(id));
+  if (more.length > 0) {
+    cost.firestoreReads++;
+    credentialsFromSnapshots(await db().getAll(...more.map(certRef)), kek, loaded);
   }
-  return result;
+  rememberCertificates([...named, ...more]);
+  const eligibility = eligibilityConfig((id) => loaded.credentials.has(id) || loaded.unreadable.has(id));
+  const nowDate = new Date(now());
+  const result = new Map<string, Recheck>();
+  for (const job of jobs) result.set(jobKey(job), recheckJob(job, deviceOf(job), eligibility, nowDate, loaded, input.messageFor));
+  return { jobs: result, credentials: loaded.credentials, readAt };
+}
+
+function recheckJob(job: SendJob, device: Device | undefined, eligibility: EligibilityContext, now: Date, loaded: LoadedCredentials, messageFor: MessageFor): Recheck {
+  const { uid, deviceId } = job;
+  const skipped = (reason: SkipReason, detail: string): Recheck => ({ ok: false, entry: { outcome: "skipped", uid, deviceId, reason, detail, at: ts() } });
+  const changed = (what: string) => skipped("binding-changed", `not sent: ${what} after the batch read it (read again before a retry or a late send)`);
+  if (!device || device.sessionId !== job.sessionId) return changed(`device ${deviceId} logged in again or was removed`);
+  if (device.session !== "logged-in") return changed(`device ${deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`);
+  const token = device.token;
+  if (!token) return changed(`the push token of device ${deviceId} was unbound (it moved to another account or device, or FCM refused it)`);
+  const judged = pushEligibility(device, now, eligibility);
+  if (!judged.eligible) return skipped(judged.reason, `not sent: ${judged.detail}`);
+  const why = loaded.unreadable.get(token.certificateId);
+  if (why !== undefined) return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`) };
+  if (token.tokenHash === job.tokenHash && token.certificateId === job.certificateId) return { ok: true, job };
+  // The same device in the same session reported a new token (FCM rotated it): the send goes there.
+  const checked = messageFor(token.token);
+  if (!checked.ok) {
+    if (checked.reason === "payload-too-large") return skipped("payload-too-large", checked.detail);
+    return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail) };
+  }
+  return { ok: true, job: { ...job, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message } };
 }
 
 const ts = () => Timestamp.now();

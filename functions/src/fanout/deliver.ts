@@ -8,10 +8,13 @@
 //   429                                               -> the project's sends pause for Retry-After (or a minute)
 //   5xx / timeouts / resets / token endpoint down     -> the project's sends back off, then resume
 // Nothing retryable is ever recorded as failed while the event is young: devices still open go on
-// in waves. Before each wave after the first, the devices' bindings are read again, and a device
-// that logged out, was kicked or whose token moved in the meantime is dropped: a retry never
-// reaches the next owner of a phone. When the invocation's time is up, the devices still open are
-// returned to the caller, which hands the batch to a continuation.
+// in waves. Before each retry, and before any first send whose device was read longer ago than
+// FANOUT_MAX_READ_AGE_MS, the devices and their certificates are read again (one getAll): a device
+// that logged out, was kicked or whose token moved in the meantime is dropped, so a retry never
+// reaches the next owner of a phone; a token the same device refreshed gets the retry; a deleted
+// certificate stops its devices, a replaced one is used with its new key. When the devices still
+// open must wait longer than FANOUT_MAX_INLINE_WAIT_SECONDS (or the invocation's time is up), they
+// are returned to the caller, which hands the batch to Cloud Tasks: no function waits that long.
 import { Timestamp } from "firebase-admin/firestore";
 import type { CertificateCredentials } from "../certificates/store";
 import { fcmEndpoints } from "../fcm/endpoints";
@@ -22,10 +25,24 @@ import type { PushLogEntry } from "./schemas";
 
 export interface SendSettings extends PacingSettings {
   sendConcurrency: number;
+  /** A pause longer than this is not waited out here: the devices are handed back (see SendOutcome). */
+  maxInlineWaitMs: number;
+  /** A device read longer ago than this is read again before its send. */
+  maxReadAgeMs: number;
 }
 
-/** What a fresh read of a device says about a job that is about to be retried. */
-export type Recheck = { ok: true } | { ok: false; entry: PushLogEntry };
+/** What a fresh read of a device says about a job: send it (as it is now: its token may have been refreshed), or its outcome. */
+export type Recheck = { ok: true; job: SendJob } | { ok: false; entry: PushLogEntry };
+
+/** A fresh read of some jobs' devices, and of the certificates they name now. */
+export interface Rechecked {
+  /** Keyed by `jobKey`. */
+  jobs: Map<string, Recheck>;
+  /** The certificates the sendable jobs name, as stored now. */
+  credentials: Map<number, CertificateCredentials>;
+  /** When the read was made (epoch ms). */
+  readAt: number;
+}
 
 export interface SendContext {
   credentials: Map<number, CertificateCredentials>;
@@ -40,22 +57,26 @@ export interface SendContext {
   continuation: boolean;
   /** No wave starts after this (epoch ms): the invocation's time budget. */
   budgetEndsAt: number;
+  /** When the jobs' devices were read (epoch ms). */
+  readAt: number;
   /** Checked before every FCM request (the batch lease); false stops the sends. */
   mayProceed: () => Promise<boolean>;
   /** Receives each device's outcome as soon as it is known. */
   record: (entry: PushLogEntry) => Promise<void>;
-  /** Reads the jobs' devices again (one read) before a retry wave; keyed by `jobKey`. */
-  recheck: (jobs: SendJob[]) => Promise<Map<string, Recheck>>;
+  /** Reads the jobs' devices and certificates again (one read, more only for a certificate not seen yet). */
+  recheck: (jobs: SendJob[]) => Promise<Rechecked>;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
 
 export interface SendOutcome {
   leaseLost: boolean;
-  /** Devices without an outcome because the invocation's time ran out: to continue later. */
+  /** Devices without an outcome that must wait (or the invocation's time ran out): to continue later. */
   open: SendJob[];
   /** With `open`: the earliest time FCM may be asked again. */
   notBefore: number | null;
+  /** With `open`: why they were handed back: a pause longer than FANOUT_MAX_INLINE_WAIT_SECONDS, or the time budget. */
+  handBack?: "pause" | "budget";
 }
 
 export const jobKey = (j: { uid: string; deviceId: string }): string => `${j.uid}\u0000${j.deviceId}`;
@@ -91,7 +112,7 @@ class Waves {
     this.now = context.now ?? Date.now;
     this.sleep = context.sleep ?? defaultSleep;
     for (const [id, cred] of context.credentials) this.senders.set(id, new CertificateSender(cred, context.cost));
-    this.open = jobs.map((job) => ({ job, attempts: 0, tried: false, last: null, lastTokenEndpointError: null }));
+    this.open = jobs.map((job) => ({ job, readAt: context.readAt, attempts: 0, tried: false, last: null, lastTokenEndpointError: null }));
   }
 
   get going(): boolean {
@@ -113,7 +134,7 @@ class Waves {
     if ((!this.firstWave || this.ctx.continuation) && t >= this.ctx.expiresAt) return this.expireAll();
     const ready = this.open.filter((o) => this.pacerOf(o.job).openAt() <= t);
     if (ready.length === 0) return this.waitOutPause();
-    if (t > this.ctx.budgetEndsAt) return this.handBack(t);
+    if (t > this.ctx.budgetEndsAt) return this.handBack(t, "budget");
     return ready;
   }
 
@@ -123,12 +144,17 @@ class Waves {
     return [];
   }
 
-  /** Every project with open devices is paused: wait for the first to reopen. */
+  /**
+   * Every project with open devices is paused: wait for the first to reopen, if that is soon
+   * (FANOUT_MAX_INLINE_WAIT_SECONDS); a longer pause is not waited out in a function: the devices
+   * are handed back, and Cloud Tasks brings the batch back when FCM may be asked again.
+   */
   private async waitOutPause(): Promise<OpenJob[] | SendOutcome> {
     const wake = Math.min(...this.open.map((o) => this.pacerOf(o.job).openAt()));
     // FCM asked to wait past the event's end: recorded now rather than after a pointless wait.
     if (wake >= this.ctx.expiresAt) return this.expireAll();
-    if (wake > this.ctx.budgetEndsAt) return this.handBack(wake);
+    if (wake - this.now() > this.ctx.settings.maxInlineWaitMs) return this.handBack(wake, "pause");
+    if (wake > this.ctx.budgetEndsAt) return this.handBack(wake, "budget");
     // In slices, renewing the lease, so that a long pause never lets it lapse.
     while (this.now() < wake) {
       await this.sleep(Math.min(wake - this.now(), 15_000));
@@ -137,22 +163,32 @@ class Waves {
     return [];
   }
 
-  private handBack(notBefore: number): SendOutcome {
-    return { leaseLost: false, open: this.open.map((o) => o.job), notBefore };
+  private handBack(notBefore: number, why: "pause" | "budget"): SendOutcome {
+    return { leaseLost: false, open: this.open.map((o) => o.job), notBefore, handBack: why };
   }
 
   /**
-   * Any wave after the first goes out seconds or minutes after the devices were read (a retry, or
-   * a device held back by a pause): they are read again first, and a device that logged out, was
-   * kicked or whose token moved is dropped with its outcome.
+   * The devices of a wave whose read is too old to send on: a retry (seconds or minutes after the
+   * read), or a first send that waited (a slow sender-name lookup, a checkpoint, a slow probe, the
+   * instance's connection busy) longer than FANOUT_MAX_READ_AGE_MS. They are read again first, with
+   * their certificates: a device that logged out, was kicked or whose token moved is dropped with
+   * its outcome, one whose token was refreshed is sent to its new token, and a replaced
+   * certificate's new key is used.
    */
   async recheck(ready: OpenJob[]): Promise<OpenJob[]> {
-    if (this.firstWave) return ready;
-    const fresh = await this.ctx.recheck(ready.map((o) => o.job));
+    const t = this.now();
+    const stale = ready.filter((o) => o.tried || t - o.readAt > this.ctx.settings.maxReadAgeMs);
+    if (stale.length === 0) return ready;
+    const fresh = await this.ctx.recheck(stale.map((o) => o.job));
+    this.useCredentials(fresh.credentials);
     const dropped = new Set<OpenJob>();
-    for (const o of ready) {
-      const r = fresh.get(jobKey(o.job));
-      if (r && !r.ok) {
+    for (const o of stale) {
+      const r = fresh.jobs.get(jobKey(o.job));
+      if (!r) continue;
+      if (r.ok) {
+        o.job = r.job;
+        o.readAt = fresh.readAt;
+      } else {
         await this.ctx.record(r.entry);
         dropped.add(o);
       }
@@ -162,14 +198,26 @@ class Waves {
     return ready.filter((o) => !dropped.has(o));
   }
 
-  /** One wave: each certificate's probe first, then the others with bounded concurrency. */
+  /** Certificates as read again: a new or replaced one (another key version) gets a sender of its own (a fresh access token). */
+  private useCredentials(fresh: Map<number, CertificateCredentials>): void {
+    for (const [id, cred] of fresh) {
+      const known = this.ctx.credentials.get(id);
+      if (known && known.version === cred.version && known.privateKeyId === cred.privateKeyId) continue;
+      this.ctx.credentials.set(id, cred);
+      this.senders.set(id, new CertificateSender(cred, this.ctx.cost));
+    }
+  }
+
+  /** One wave: each certificate's probe first, then the others with bounded concurrency (read again first if the probes took long). */
   async send(wave: OpenJob[]): Promise<void> {
     const inWave = new Set(wave);
     const next: OpenJob[] = this.open.filter((o) => !inWave.has(o));
     const probes = this.probesOf(wave);
     this.firstWave = false;
     await Promise.all([...probes].map((o) => this.attempt(o, next)));
-    const rest = wave.filter((o) => !probes.has(o));
+    const waiting = wave.filter((o) => !probes.has(o));
+    // Those dropped by the read are recorded and never attempted: they do not reach `next`.
+    const rest = this.stop || waiting.length === 0 ? waiting : await this.recheck(waiting);
     let i = 0;
     const worker = async () => {
       while (i < rest.length) await this.attempt(rest[i++] as OpenJob, next);
@@ -208,9 +256,11 @@ class Waves {
     try {
       const a = await attemptOne(o, this.senders.get(o.job.certificateId), this.ctx, this.now);
       if ("done" in a) await this.ctx.record(a.done);
+      else if ("stale" in a) next.push(o); // its read got too old before it could be sent: read again in the next wave
       else {
         next.push({
           job: o.job,
+          readAt: o.readAt,
           attempts: o.attempts + (a.requested ? 1 : 0),
           tried: true,
           last: a.retry ?? o.last,

@@ -3,13 +3,18 @@
 //                      Validates it, splits the recipients into batches; a single batch is
 //                      delivered right here, more are published to PUSH_BATCH_TOPIC.
 //   offlinePushBatch   Pub/Sub trigger on PUSH_BATCH_TOPIC: one batch, in parallel with the others.
+//   offlinePushResume  Cloud Tasks (task-queue function): a batch that had to wait, resumed at its
+//                      time (resume.ts).
 //   sendMessage        callable: an app publishes the same event with itself as the sender.
-// Both triggers run with retry: true. That is safe because every batch has an exactly-once
-// progress record (progress.ts); invalid events are recorded and acknowledged, never retried, and
-// anything that keeps failing is acknowledged once the event is older than MAX_EVENT_AGE_SECONDS.
+// The triggers run with retry: true (the task queue retries too). That is safe because every batch
+// has an exactly-once progress record (progress.ts); invalid events are recorded and acknowledged,
+// never retried, and anything that keeps failing is acknowledged once the event is older than
+// MAX_EVENT_AGE_SECONDS.
 import { randomUUID } from "node:crypto";
 import * as logger from "firebase-functions/logger";
 import { onMessagePublished, type MessagePublishedData, type PubSubOptions } from "firebase-functions/v2/pubsub";
+import { HttpsError } from "firebase-functions/v2/https";
+import { onTaskDispatched } from "firebase-functions/v2/tasks";
 import type { CloudEvent } from "firebase-functions/v2";
 import { z } from "zod";
 import { callable, zodIssues, type Caller } from "../common/callable";
@@ -17,6 +22,7 @@ import {
   PUSH_BATCH_TOPIC,
   PUSH_TOPIC,
   fanoutSettings,
+  maxEventAgeSecondsParam,
   keyEncryptionKey,
   keyEncryptionKeySecret,
   pushPlaceholderTextsRaw,
@@ -36,6 +42,7 @@ import { TooManyPublicationsError, elsewhereIn, firstRegistration, registerFirst
 import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./claim";
 import { publishEach, publishJson } from "./publish";
+import { RESUME_FUNCTION, RESUME_RATE_LIMITS, RESUME_RETRY, enqueueResumption } from "./resume";
 import { recordRejected } from "./pushLog";
 import { recipientsOf, splitIntoBatches } from "./recipients";
 import {
@@ -85,31 +92,9 @@ export function delivery(topic: string, event: CloudEvent<MessagePublishedData>)
   return { topic, eventId: message.messageId, publishTimeMs: Number.isNaN(publishTimeMs) ? Date.now() : publishTimeMs, json, jsonError };
 }
 
+/** A batch that must wait is resumed by Cloud Tasks at its time (resume.ts): no function waits for it. */
 function deps(settings: FanoutSettings): BatchDeps {
-  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey, handOn: publishContinuation };
-}
-
-/**
- * A batch whose invocation ran out of time goes on in a new Pub/Sub message on the batch topic
- * (the same batch identity, so it claims the same progress record). Not left to Pub/Sub
- * redelivery: the Functions emulator never redelivers, and production would redeliver only after
- * a failure, with backoff we do not choose.
- */
-async function publishContinuation(input: BatchInput, notBeforeMs: number): Promise<void> {
-  const message: BatchMessage = {
-    v: 1,
-    content: input.content,
-    batchIndex: input.batchIndex,
-    batchCount: input.batchCount,
-    uids: input.uids,
-    publishTime: new Date(input.publishTimeMs).toISOString(),
-    eventId: input.eventId,
-    ...(input.continuation !== undefined ? { continuation: input.continuation } : {}),
-    notBefore: new Date(notBeforeMs).toISOString(),
-    ...(input.message ? { message: input.message } : {}),
-    ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
-  };
-  await publishJson(PUSH_BATCH_TOPIC, message);
+  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey, handOn: enqueueResumption };
 }
 
 export function isPermanentFirestoreError(err: unknown): boolean {
@@ -321,30 +306,55 @@ async function runInline(inputs: BatchInput[], inlineCount: number, settings: Fa
   return Promise.allSettled(inputs.map((input) => processBatch(input, { ...deps(settings), ...claims, ...shared })));
 }
 
+/** A batch message (or a resumption task's payload) as processBatch takes it. */
+function batchInput(m: BatchMessage, deliveryId: string): BatchInput {
+  return {
+    content: m.content,
+    uids: m.uids,
+    batchIndex: m.batchIndex,
+    batchCount: m.batchCount,
+    eventId: m.eventId,
+    deliveryId,
+    publishTimeMs: Date.parse(m.publishTime),
+    // This batch's own Pub/Sub message, counted in its cost (a continuation's task is counted by
+    // the delivery that handed on).
+    ...(m.continuation === undefined ? { published: true } : {}),
+    ...(m.continuation !== undefined ? { continuation: m.continuation } : {}),
+    ...(m.notBefore !== undefined ? { notBeforeMs: Date.parse(m.notBefore) } : {}),
+    ...(m.message ? { message: m.message } : {}),
+    ...(m.ownedElsewhere?.length ? { ownedElsewhere: m.ownedElsewhere } : {}),
+  };
+}
+
 export async function handleBatchMessage(d: Delivery): Promise<void> {
   const settings = fanoutSettings();
   await guarded(d, settings, async () => {
     const m = await parsedOrRejected(d, settings, BatchMessageSchema, "offline-push batch message");
     if (!m) return;
-    await processBatch(
-      {
-        content: m.content,
-        uids: m.uids,
-        batchIndex: m.batchIndex,
-        batchCount: m.batchCount,
-        eventId: m.eventId,
-        deliveryId: d.eventId,
-        publishTimeMs: Date.parse(m.publishTime),
-        // This batch's own Pub/Sub message, counted in its cost (a continuation's publish is
-        // counted by the delivery that handed on).
-        ...(m.continuation === undefined ? { published: true } : {}),
-        ...(m.continuation !== undefined ? { continuation: m.continuation } : {}),
-        ...(m.notBefore !== undefined ? { notBeforeMs: Date.parse(m.notBefore) } : {}),
-        ...(m.message ? { message: m.message } : {}),
-        ...(m.ownedElsewhere?.length ? { ownedElsewhere: m.ownedElsewhere } : {}),
-      },
-      deps(settings),
-    );
+    // A message with `notBefore` is a continuation published by an earlier version: processBatch
+    // hands it to Cloud Tasks rather than wait for it.
+    await processBatch(batchInput(m, d.eventId), deps(settings));
+  });
+}
+
+/**
+ * A resumption task (resume.ts). Its payload is a batch message with `notBefore`; the task's name
+ * is its delivery ID (the same across Cloud Tasks' retries of it). One that arrives much earlier
+ * than its time is answered 503 before anything is read, and Cloud Tasks tries it again later.
+ */
+export async function handleResumeTask(data: unknown, taskId: string): Promise<void> {
+  const settings = fanoutSettings();
+  const parsed = BatchMessageSchema.safeParse(data);
+  const early = parsed.success && parsed.data.notBefore !== undefined ? Date.parse(parsed.data.notBefore) - Date.now() : 0;
+  if (early > settings.maxInlineWaitMs) {
+    logger.info("offline push resumption arrived before its time: Cloud Tasks retries it later", { taskId, earlyMs: early });
+    throw new HttpsError("unavailable", `resumption ${taskId} arrived ${Math.round(early / 1000)} s before its time`);
+  }
+  const d: Delivery = { topic: `task:${RESUME_FUNCTION}`, eventId: taskId, publishTimeMs: parsed.success ? Date.parse(parsed.data.publishTime) : Date.now(), json: data, jsonError: null };
+  await guarded(d, settings, async () => {
+    const m = await parsedOrRejected(d, settings, BatchMessageSchema, "offline-push resumption task");
+    if (!m) return;
+    await processBatch({ ...batchInput(m, taskId), resume: true }, deps(settings));
   });
 }
 
@@ -352,6 +362,20 @@ export const offlinePushFanout = onMessagePublished(triggerOptions(PUSH_TOPIC, "
 
 export const offlinePushBatch = onMessagePublished(triggerOptions(PUSH_BATCH_TOPIC, "512MiB", 8), (event) =>
   handleBatchMessage(delivery(PUSH_BATCH_TOPIC, event)),
+);
+
+/** Cloud Tasks resumes batches here (resume.ts): the batch trigger's resources, retried while the event may be pushed. */
+export const offlinePushResume = onTaskDispatched<unknown>(
+  {
+    retryConfig: { ...RESUME_RETRY, maxRetrySeconds: maxEventAgeSecondsParam },
+    rateLimits: RESUME_RATE_LIMITS,
+    secrets: [keyEncryptionKeySecret],
+    timeoutSeconds: 540,
+    memory: "512MiB",
+    cpu: 1,
+    concurrency: 8,
+  },
+  (request) => handleResumeTask(request.data, request.id),
 );
 
 /**

@@ -150,8 +150,14 @@ export class BatchProgress {
     if (this.outcomes.checkpointDue(this.options.checkpointEvery)) await this.writes.checkpoint();
   }
 
-  /** Called before every FCM request: false when the lease is lost. Renews it when less than half is left. */
+  /**
+   * Called before every FCM request: false when the lease is lost. Renews it when less than half is
+   * left. While a progress write is being retried after a failure, waits for it (no request starts
+   * that the record is not keeping up with); throws if it gave up.
+   */
   async mayProceed(): Promise<boolean> {
+    if (this.lease.lost) return false;
+    await this.writes.untroubled();
     if (this.lease.lost) return false;
     if (this.lease.renewalDue()) await this.writes.checkpoint();
     return !this.lease.lost;

@@ -9,7 +9,9 @@
 // re-read after waiting for a busy batch) makes the same calls for itself.
 //
 // The certificates this instance sent with lately come in every call, fresh (a deleted, replaced
-// or refused certificate is seen at once): usually no read call of their own.
+// or refused certificate is seen at once): usually no read call of their own. Those it has not
+// used yet (a cold instance, a new certificate) are read once for the batches that ask for them
+// at the same time (loadCertificates), not once per batch.
 import type { DocumentSnapshot } from "firebase-admin/firestore";
 import { certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
@@ -30,6 +32,8 @@ export interface RecipientRead {
   certificates: LoadedCredentials;
   /** Certificate IDs read (whether they exist or not). */
   certificatesRead: Set<number>;
+  /** When the read call started (epoch ms): the devices are as stored at least this recently. */
+  readAt: number;
 }
 
 /**
@@ -55,24 +59,52 @@ export function recipientsToRead(uids: string[], from: string): string[] {
   return uids.filter((uid) => uid !== from);
 }
 
+/** Certificate reads in flight in this instance, by ID: a batch that needs one being read waits for that read. */
+const certificateLoads = new Map<number, Promise<DocumentSnapshot | undefined>>();
+
+/**
+ * The documents of certificates that the recent set did not bring: one getAll for those no other
+ * batch of this instance is reading right now (counted in this batch's cost), shared with the
+ * batches that ask for them meanwhile. Then they join the recent set (rememberCertificates).
+ */
+export async function loadCertificates(ids: number[], cost: CostCounter): Promise<DocumentSnapshot[]> {
+  const unread = [...new Set(ids)].filter((id) => !certificateLoads.has(id));
+  if (unread.length > 0) {
+    cost.firestoreReads++;
+    const call = db().getAll(...unread.map(certRef));
+    unread.forEach((id, i) => {
+      const one = call.then((snaps) => snaps[i]);
+      certificateLoads.set(id, one);
+      void one.then(
+        () => certificateLoads.delete(id),
+        () => certificateLoads.delete(id),
+      );
+    });
+  }
+  const snaps = await Promise.all([...new Set(ids)].map((id) => certificateLoads.get(id) ?? Promise.resolve(undefined)));
+  return snaps.filter((s): s is DocumentSnapshot => s !== undefined);
+}
+
 /** The recipients' documents, and the recent certificates' (read in the same call). */
 interface CallResult {
   users: DocumentSnapshot[];
   certificateIds: number[];
   certificates: DocumentSnapshot[];
+  readAt: number;
 }
 
 /** One getAll: the users, then the recent certificates when `withCertificates`. */
 async function readCall(uids: string[], withCertificates: boolean): Promise<CallResult> {
   const certificateIds = withCertificates ? [...recentCertificates] : [];
   const users = db().collection(USERS);
+  const readAt = Date.now();
   const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certificateIds.map(certRef));
-  return { users: snaps.slice(0, uids.length), certificateIds, certificates: snaps.slice(uids.length) };
+  return { users: snaps.slice(0, uids.length), certificateIds, certificates: snaps.slice(uids.length), readAt };
 }
 
 /** A batch's read: `users`, and the certificates decoded for it alone (the batch adds to its maps). */
 function batchRead(users: DocumentSnapshot[], call: CallResult, kek: () => Buffer): RecipientRead {
-  return { users, certificates: credentialsFromSnapshots(call.certificates, kek), certificatesRead: new Set(call.certificateIds) };
+  return { users, certificates: credentialsFromSnapshots(call.certificates, kek), certificatesRead: new Set(call.certificateIds), readAt: call.readAt };
 }
 
 /** A batch's recipients on its own: calls of at most MAX_RECIPIENTS_PER_READ, in parallel, the first with the certificates. */
@@ -82,8 +114,8 @@ export async function readRecipients(uids: string[], kek: () => Buffer, cost: Co
   cost.firestoreReads += chunks.length;
   const calls = await Promise.all(chunks.map((chunk, i) => readCall(chunk, i === 0)));
   const [first] = calls;
-  if (!first) return { users: [], certificates: { credentials: new Map(), unreadable: new Map() }, certificatesRead: new Set() };
-  return batchRead(calls.flatMap((c) => c.users), first, kek);
+  if (!first) return { users: [], certificates: { credentials: new Map(), unreadable: new Map() }, certificatesRead: new Set(), readAt: Date.now() };
+  return { ...batchRead(calls.flatMap((c) => c.users), first, kek), readAt: Math.min(...calls.map((c) => c.readAt)) };
 }
 
 interface GroupCall {

@@ -314,7 +314,7 @@ export const SkipReasonSchema = z.union([
     "payload-too-large", // the FCM message would exceed FCM's 4096-byte limit
     "event-too-old", // the event was published longer ago than MAX_EVENT_AGE_SECONDS
     "invalid-device-record", // the user's stored document does not parse
-    "binding-changed", // between attempts the device logged out, was kicked, or its token moved: not retried
+    "binding-changed", // between the read of the device and a retry or late send, it logged out, was kicked, or its token was unbound: not sent
   ]),
 ]);
 export type SkipReason = z.output<typeof SkipReasonSchema>;
