@@ -5,7 +5,7 @@ import { Chalk, chalkStderr } from "chalk";
 import Table from "cli-table3";
 import { stripVTControlCharacters } from "node:util";
 import ora from "ora";
-import { formatDuration } from "../../functions/src/sessions/eligibility.ts";
+import { formatDuration } from "../../functions/src/common/format.ts";
 
 // chalk follows FORCE_COLOR and --no-color but not NO_COLOR (no-color.org): that one is ours.
 const noColor = Boolean(process.env.NO_COLOR);

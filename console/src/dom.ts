@@ -1,5 +1,6 @@
 // A few DOM helpers instead of a framework: the console is a handful of forms and tables, and
 // every byte of it is read by operators on whatever network they are on.
+import { formatDuration as formatDurationMs, formatLatency } from "../../functions/src/common/format";
 import { CallError } from "./api";
 
 export type Child = Node | string | number | null | undefined | false | Child[];
@@ -46,18 +47,9 @@ export function formatTime(iso: string | null | undefined): string {
   return iso ? dateTime.format(new Date(iso)) : "—";
 }
 
-/**
- * "119 s", "3 min", "5 h 10 min", "45 days": the same rule as the functions' sentences
- * (sessions/eligibility.ts formatDuration) and the CLI, so the facts agree with the text beside them.
- */
+/** A duration in seconds, in the functions' and the CLI's words (common/format.ts). */
 export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 120) return `${s} s`;
-  const min = Math.floor(s / 60);
-  if (min < 120) return `${min} min`;
-  const h = Math.floor(min / 60);
-  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
-  return `${Math.floor(h / 24)} days`;
+  return formatDurationMs(Math.max(0, seconds) * 1000);
 }
 
 export function ago(iso: string | null | undefined, now = Date.now()): string {
@@ -65,11 +57,9 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${formatDuration((now - Date.parse(iso)) / 1000)} ago`;
 }
 
-/** A latency as the functions' summaries and the CLI say it (formatLatency): "71 ms", "1.4 s", then minutes. */
+/** A latency in the functions' and the CLI's words (common/format.ts): "71 ms", "1.4 s", then minutes. */
 export function formatMs(ms: number | null | undefined): string {
-  if (ms === null || ms === undefined) return "—";
-  if (ms < 1000) return `${Math.round(ms)} ms`;
-  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms / 1000);
+  return ms === null || ms === undefined ? "—" : formatLatency(ms);
 }
 
 /** A <time> element: readable text, the exact instant for screen readers and hover. */

@@ -2,9 +2,9 @@
 import assert from "node:assert/strict";
 import { after, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
+import { formatDuration } from "../../functions/src/common/format.ts";
 import {
   eligibilityConfig,
-  formatDuration,
   pushEligibility,
   type Eligibility,
   type EligibilityContext,

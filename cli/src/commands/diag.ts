@@ -20,7 +20,7 @@ import {
 } from "../../../functions/src/diagnostics/schemas.ts";
 import { callOperator } from "../callables.ts";
 import { CliError } from "../errors.ts";
-import { counted, formatLatency } from "../../../functions/src/diagnostics/views.ts";
+import { counted, formatLatency } from "../../../functions/src/common/format.ts";
 import { ago, bar, color, fields, line, paragraph, printJson, table, withProgress } from "../output.ts";
 import type { Context } from "../context.ts";
 import { CertificateIdArgSchema, parseArg } from "./cert.ts";

@@ -19,7 +19,8 @@ import { unbindToken } from "../sessions/store";
 import { DomainError } from "../common/errors";
 import { explain, explainFcmError } from "./explain";
 import type { FcmErrorView, SendTestPushRequest, SendTestPushResponse, TestPushDevice } from "./schemas";
-import { counted, hashPrefix } from "./views";
+import { counted } from "../common/format";
+import { hashPrefix } from "./views";
 
 export const TEST_SENDER = "offline-push-test";
 

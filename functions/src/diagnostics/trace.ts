@@ -10,7 +10,8 @@ import { explain, explainFcmError, explanationsFor } from "./explain";
 import { PUSH_OPENED, openedTimes, receiptId } from "./receipts";
 import { OutcomeTally, type BatchOutcomes } from "../fanout/pushStats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
-import { counted, countsLine, formatLatency, iso, isoOrNull, outcomeView, percentile } from "./views";
+import { counted, formatLatency } from "../common/format";
+import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
 
 /** Batches whose outcomes are read (each one query): 20 batches are 4,000 recipients at the default size. */
 export const MAX_TRACE_BATCHES = 20;

@@ -1,5 +1,6 @@
 // The one predicate that decides whether a device gets an offline push. Pure (no Firestore, no
 // clock): the fan-out, the diagnostics and the tests all evaluate stored devices with it.
+import { formatDuration } from "../common/format";
 import { heartbeatLeaseMs, tokenStaleMs } from "../config";
 import type { Device, IneligibleReason } from "./schemas";
 
@@ -24,16 +25,6 @@ export function eligibilityConfig(certificateExists?: (certificateId: number) =>
   return certificateExists ? { ...timing, certificateExists } : timing;
 }
 
-/** "45 s", "3 min", "2 h 5 min", "31 days": for sentences operators read. */
-export function formatDuration(ms: number): string {
-  const s = Math.round(Math.abs(ms) / 1000);
-  if (s < 120) return `${s} s`;
-  const min = Math.floor(s / 60);
-  if (min < 120) return `${min} min`;
-  const h = Math.floor(min / 60);
-  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
-  return `${Math.floor(h / 24)} days`;
-}
 
 function ago(now: Date, at: { toMillis(): number } | null): string {
   if (!at) return "at an unknown time";
