@@ -14,12 +14,12 @@ import { SHARD_ENTRIES, batchRef, readBatchEntries } from "../../functions/src/f
 import { PushContentSchema } from "../../functions/src/fanout/schemas.ts";
 import { MAX_FANOUT_BATCH_SIZE } from "../../functions/src/config.ts";
 import { MAX_DEVICES } from "../../functions/src/sessions/policy.ts";
-import { DeviceSchema, tokenHash } from "../../functions/src/sessions/schemas.ts";
 import { adminDb, clearFirestore, createUser } from "../helpers/emulators.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
 import { dotenv, runAsEmulatedFunctions } from "../helpers/functionsEnv.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
+import { seedDevice, seedToken } from "../helpers/fanoutSeed.ts";
 
 let cert: TestCertificate;
 
@@ -45,20 +45,7 @@ describe("a batch at the limits", () => {
           const deviceId = `${String(d).padStart(2, "0")}-${"d".repeat(125)}`;
           const token = fakeFcmToken();
           tokens.add(token);
-          devices[deviceId] = DeviceSchema.parse({
-            deviceId,
-            platform: "android",
-            session: "logged-in",
-            sessionId: randomUUID(),
-            loggedInAt: at,
-            endedAt: null,
-            kickedByDeviceId: null,
-            appState: "background",
-            appStateAt: at,
-            unreadCount: 1,
-            lastHeartbeatAt: at,
-            token: { certificateId: cert.certificateId, token, tokenHash: tokenHash(token), boundAt: at, refreshedAt: at },
-          });
+          devices[deviceId] = seedDevice(deviceId, { token: seedToken(cert.certificateId, now, 60_000, token) }, now);
         }
         batch.set(adminDb().doc(`users/${uid}`), { devices, updatedAt: at });
       }

@@ -6,16 +6,15 @@
 // batch done (a delivery that gave up would leave it running: the emulator never redelivers), and
 // no new request while the record could not keep up.
 import assert from "node:assert/strict";
-import { randomUUID } from "node:crypto";
 import { after, before, describe, it } from "node:test";
 import { Timestamp } from "firebase-admin/firestore";
-import { DeviceSchema, tokenHash } from "../../functions/src/sessions/schemas.ts";
 import { adminDb, clearFirestore, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
 import { registerCertificate } from "../helpers/certificates.ts";
 import { PUSH_TOPIC, msgKey, sendsToProject, waitForMessage } from "../helpers/fanout.ts";
 import { fakeFcm, type RecordedRequest } from "../helpers/fakeFcm.ts";
 import { firestoreProxy, type Fault, type FaultInput } from "../helpers/firestoreProxy.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
+import { seedDevice, seedToken } from "../helpers/fanoutSeed.ts";
 
 let admin: TestUser;
 
@@ -39,20 +38,7 @@ async function seedTwoDeviceUsers(uids: string[], certificateId: number): Promis
     for (const deviceId of ["phone", "tablet"]) {
       const token = fakeFcmToken();
       tokens.push(token);
-      devices[deviceId] = DeviceSchema.parse({
-        deviceId,
-        platform: "android",
-        session: "logged-in",
-        sessionId: randomUUID(),
-        loggedInAt: at,
-        endedAt: null,
-        kickedByDeviceId: null,
-        appState: "background",
-        appStateAt: at,
-        unreadCount: 1,
-        lastHeartbeatAt: at,
-        token: { certificateId, token, tokenHash: tokenHash(token), boundAt: at, refreshedAt: at },
-      });
+      devices[deviceId] = seedDevice(deviceId, { token: seedToken(certificateId, undefined, undefined, token) });
     }
     write.set(adminDb().doc(`users/${uid}`), { devices, updatedAt: at });
   }

@@ -25,7 +25,8 @@ export const SEED_STATES: SeedState[] = ["background", "background", "killed", "
 export const ELIGIBLE_STATES = new Set<SeedState>(["background", "killed"]);
 export const stateOf = (i: number): SeedState => SEED_STATES[i % SEED_STATES.length]!;
 
-function device(deviceId: string, over: Partial<Device>, now: number): Device {
+/** A logged-in device in the background since a minute before `now`, without a token unless `over` gives one. */
+export function seedDevice(deviceId: string, over: Partial<Device>, now = Date.now()): Device {
   const t = Timestamp.fromMillis(now - 60_000);
   return DeviceSchema.parse({
     deviceId,
@@ -44,8 +45,8 @@ function device(deviceId: string, over: Partial<Device>, now: number): Device {
   });
 }
 
-function tokenOf(certificateId: number, now: number, ageMs = 60_000) {
-  const token = fakeFcmToken();
+/** A token bound and last reported `ageMs` before `now`. */
+export function seedToken(certificateId: number, now = Date.now(), ageMs = 60_000, token = fakeFcmToken()): NonNullable<Device["token"]> {
   const at = Timestamp.fromMillis(now - ageMs);
   return { certificateId, token, tokenHash: tokenHash(token), boundAt: at, refreshedAt: at };
 }
@@ -75,29 +76,29 @@ export async function seedRecipients(uids: string[], certificateId: number, miss
     const fresh = Timestamp.fromMillis(now - 5_000);
     switch (state) {
       case "background":
-        devices.push(device("phone", { token: tokenOf(certificateId, now) }, now));
+        devices.push(seedDevice("phone", { token: seedToken(certificateId, now) }, now));
         break;
       case "killed": // in the foreground when last seen, but no heartbeat for 10 minutes (lease: 2)
-        devices.push(device("phone", { appState: "foreground", lastHeartbeatAt: Timestamp.fromMillis(now - 600_000), token: tokenOf(certificateId, now) }, now));
+        devices.push(seedDevice("phone", { appState: "foreground", lastHeartbeatAt: Timestamp.fromMillis(now - 600_000), token: seedToken(certificateId, now) }, now));
         break;
       case "foreground":
-        devices.push(device("phone", { appState: "foreground", lastHeartbeatAt: fresh, token: tokenOf(certificateId, now) }, now));
+        devices.push(seedDevice("phone", { appState: "foreground", lastHeartbeatAt: fresh, token: seedToken(certificateId, now) }, now));
         break;
       case "logged-out":
-        devices.push(device("phone", { session: "logged-out", endedAt: fresh }, now));
+        devices.push(seedDevice("phone", { session: "logged-out", endedAt: fresh }, now));
         break;
       case "kicked": // kicked by a login on the tablet, which is in the foreground
-        devices.push(device("phone", { session: "kicked", endedAt: fresh, kickedByDeviceId: "tablet" }, now));
-        devices.push(device("tablet", { appState: "foreground", lastHeartbeatAt: fresh, token: tokenOf(certificateId, now) }, now));
+        devices.push(seedDevice("phone", { session: "kicked", endedAt: fresh, kickedByDeviceId: "tablet" }, now));
+        devices.push(seedDevice("tablet", { appState: "foreground", lastHeartbeatAt: fresh, token: seedToken(certificateId, now) }, now));
         break;
       case "no-token":
-        devices.push(device("phone", {}, now));
+        devices.push(seedDevice("phone", {}, now));
         break;
       case "token-stale":
-        devices.push(device("phone", { token: tokenOf(certificateId, now, 40 * 24 * 3600 * 1000) }, now));
+        devices.push(seedDevice("phone", { token: seedToken(certificateId, now, 40 * 24 * 3600 * 1000) }, now));
         break;
       case "certificate-missing":
-        devices.push(device("phone", { token: tokenOf(missingCertificateId, now) }, now));
+        devices.push(seedDevice("phone", { token: seedToken(missingCertificateId, now) }, now));
         break;
     }
     expectedEntries += devices.length;
