@@ -6,7 +6,7 @@ import type { BatchLog, PushLogEntry } from "../fanout/schemas";
 import { formatDuration } from "../sessions/eligibility";
 import { explain, explainFcmError, explanationsFor } from "./explain";
 import { openedTimes, receiptId } from "./receipts";
-import { statsKey } from "./stats";
+import { statsKey } from "../fanout/pushStats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
 import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
 
