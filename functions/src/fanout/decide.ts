@@ -39,7 +39,8 @@ export interface Decided {
   eligibility: EligibilityContext;
 }
 
-type Recipient = { uid: string; device: Device };
+/** A device to decide, with the user's devices (active-elsewhere looks at the others). */
+type Recipient = { uid: string; device: Device; userDevices: Device[] };
 type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
 
 /** Every device of the recipients in `toRead` that has no outcome yet, decided. */
@@ -55,8 +56,8 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
   const messageFor = await batchMessage(input);
   const lifetimeEndsAt = input.publishTimeMs + (input.content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   const jobs: SendJob[] = [];
-  for (const { uid, device } of devices) {
-    const decided = decideDevice(uid, device, pushEligibility(device, nowDate, eligibility), unreadable, messageFor);
+  for (const { uid, device, userDevices } of devices) {
+    const decided = decideDevice(uid, device, pushEligibility(device, nowDate, eligibility, userDevices), unreadable, messageFor);
     if (decided === null) continue;
     if ("outcome" in decided) entries.push(decided);
     else jobs.push({ ...decided, lifetimeEndsAt });
@@ -84,7 +85,7 @@ function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progres
       skip(uid, "no-device", "the user has never logged in on any device");
       continue;
     }
-    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device, userDevices: list });
   }
   return devices;
 }
@@ -174,7 +175,7 @@ export async function recheckDevices(jobs: SendJob[], ctx: EligibilityContext, n
     else if (device.token?.tokenHash !== job.tokenHash || device.token.certificateId !== job.certificateId) {
       result.set(jobKey(job), changed(`the push token of device ${job.deviceId} was ${device.token ? "replaced" : "unbound (it moved to another account or device, or FCM refused it)"}`));
     } else {
-      const eligibility = pushEligibility(device, nowDate, ctx);
+      const eligibility = pushEligibility(device, nowDate, ctx, Object.values(byUid.get(job.uid) ?? {}));
       result.set(
         jobKey(job),
         eligibility.eligible ? { ok: true } : { ok: false, entry: { outcome: "skipped", uid: job.uid, deviceId: job.deviceId, reason: eligibility.reason, detail: `not retried: ${eligibility.detail}`, at: ts() } },
