@@ -19,6 +19,7 @@ import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
 import { stripVTControlCharacters } from "node:util";
 import zlib from "node:zlib";
+import { shiftedPort } from "./ports.mjs";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(import.meta.url);
@@ -31,10 +32,10 @@ if (!Number.isInteger(PORT_OFFSET) || PORT_OFFSET < 0 || PORT_OFFSET > 50_000) {
   process.stderr.write(`[offline-push] OFFLINE_PUSH_PORT_OFFSET must be a whole number from 0 to 50000\n`);
   process.exit(1);
 }
-const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? 9470 + PORT_OFFSET);
-const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? 9471 + PORT_OFFSET);
-const FIRESTORE_PROXY_PORT = Number(process.env.FIRESTORE_PROXY_PORT ?? 9472 + PORT_OFFSET);
-const FIRESTORE_PROXY_CONTROL_PORT = Number(process.env.FIRESTORE_PROXY_CONTROL_PORT ?? 9473 + PORT_OFFSET);
+const FAKE_FCM_API_PORT = Number(process.env.FAKE_FCM_API_PORT ?? shiftedPort(9470, PORT_OFFSET));
+const FAKE_FCM_CONTROL_PORT = Number(process.env.FAKE_FCM_CONTROL_PORT ?? shiftedPort(9471, PORT_OFFSET));
+const FIRESTORE_PROXY_PORT = Number(process.env.FIRESTORE_PROXY_PORT ?? shiftedPort(9472, PORT_OFFSET));
+const FIRESTORE_PROXY_CONTROL_PORT = Number(process.env.FIRESTORE_PROXY_CONTROL_PORT ?? shiftedPort(9473, PORT_OFFSET));
 const firebaseBin = path.join(root, "node_modules", ".bin", "firebase");
 
 function log(msg) {
@@ -259,7 +260,7 @@ function configArgs() {
   config.emulators.tasks ??= { host: "127.0.0.1", port: 9499 };
   for (const emulator of Object.values(config.emulators ?? {})) {
     if (typeof emulator !== "object" || emulator === null) continue;
-    for (const key of ["port", "websocketPort"]) if (typeof emulator[key] === "number") emulator[key] += PORT_OFFSET;
+    for (const key of ["port", "websocketPort"]) if (typeof emulator[key] === "number") emulator[key] = shiftedPort(emulator[key], PORT_OFFSET);
   }
   // Beside firebase.json, so that the relative paths in it (functions source, rules) still hold.
   const file = path.join(root, "firebase.offset.local.json");
@@ -270,7 +271,7 @@ function configArgs() {
 /** host:port of an emulator as configured in firebase.json, shifted by the offset. */
 function emulatorHost(name) {
   const config = JSON.parse(fs.readFileSync(path.join(root, "firebase.json"), "utf8"));
-  return `127.0.0.1:${config.emulators[name].port + PORT_OFFSET}`;
+  return `127.0.0.1:${shiftedPort(config.emulators[name].port, PORT_OFFSET)}`;
 }
 
 function firebaseEnv() {
@@ -300,6 +301,11 @@ const shellQuote = (s) => `'${s.replaceAll("'", "'\\''")}'`;
 // emulator), and a longer start-up limit for a loaded machine. Both are the emulator's own knobs.
 const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCOVERY_TIMEOUT: "90" };
 
+// Everything the emulators print to the terminal during a run (the functions' log lines among
+// it), also kept in this file: the tests read it (test/security/logs.test.ts searches it for
+// secrets). Git-ignored with .emulators/; rewritten on every run.
+const TERMINAL_COPY = path.join(root, ".emulators", "terminal.log");
+
 /**
  * Runs `argv` (a Node command) inside `firebase emulators:exec`, beside the fake FCM (and, with
  * `firestoreProxy`, the Firestore proxy); resolves to its exit code.
@@ -307,12 +313,23 @@ const EMULATOR_LOAD_LIMITS = { FUNCTIONS_EMULATOR_PARALLEL: "8", FUNCTIONS_DISCO
 async function execUnderEmulators(argv, envDefaults = {}, { firestoreProxy = false } = {}) {
   ensureLocalSecret();
   build();
-  const env = { ...envDefaults, ...firebaseEnv() };
+  fs.mkdirSync(path.dirname(TERMINAL_COPY), { recursive: true });
+  const copy = fs.createWriteStream(TERMINAL_COPY);
+  const env = { ...envDefaults, ...firebaseEnv(), OFFLINE_PUSH_TERMINAL_COPY: TERMINAL_COPY };
   await startFakeFcm(["--quiet"]);
   if (firestoreProxy) Object.assign(env, await startFirestoreProxy());
   const command = [process.execPath, "--import", "tsx", ...argv].map(shellQuote).join(" ");
-  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "inherit", "inherit"] });
-  const code = await exitCode(exec);
+  const exec = run(firebaseBin, [...configArgs(), "emulators:exec", "--non-interactive", "--project", PROJECT, "--only", EMULATORS, command], { env, stdio: ["ignore", "pipe", "pipe"] });
+  // The terminal gets every byte as before (the test runner's output passes through here too).
+  for (const [from, to] of [[exec.stdout, process.stdout], [exec.stderr, process.stderr]]) {
+    from.on("data", (chunk) => {
+      to.write(chunk);
+      copy.write(chunk);
+    });
+  }
+  // "close", not "exit": the last output may still be in the pipes when the process exits.
+  const code = await new Promise((resolve) => exec.on("close", (c, signal) => resolve(c ?? (signal ? 1 : 0))));
+  await new Promise((resolve) => copy.end(resolve));
   stopAll();
   return code;
 }
@@ -365,11 +382,36 @@ async function benchProxy() {
 // --- npm start's terminal -----------------------------------------------------------------------
 // The Functions emulator prints every function log line, whatever its severity, and loads the env
 // files again for every worker it starts; it has no knob for either (--log-verbosity QUIET hides
-// the useful lines too). So npm start filters its output; firebase-debug.log keeps everything.
+// the useful lines too). The Firebase CLI also says things at start-up that a newcomer cannot act
+// on. So npm start filters its output; firebase-debug.log keeps what the CLI logs, and
+// .emulators/terminal.log every line as it was printed.
+const START_UP_NOISE = [
+  // The CLI's news feed, unreachable offline.
+  /Unable to fetch the CLI MOTD and remote config/,
+  // About firebase-tools 15; this project pins 14, which runs on the Java 17 README asks for.
+  /firebase-tools will drop support for Java version < 21/,
+  // scripts/emulators.mjs chose the Google Cloud SDK's emulator, and said so in its own line first.
+  /Env variable override detected\. Using \w+ emulator at /,
+  // The Functions emulator's internal worker port.
+  /^Serving at port \d+$/,
+  // Google's auth library looking for a cloud metadata server, which a laptop does not have.
+  /MetadataLookupWarning/,
+  // firebase.json turns the Emulator UI off on purpose.
+  /The Emulator UI is not starting because none of the running emulators/,
+];
+
 function noiseFilter() {
   const seen = new Set();
+  let afterDroppedWarning = false;
   return (line) => {
     const plain = stripVTControlCharacters(line);
+    // Node's hint that follows a warning goes with the warning.
+    if (afterDroppedWarning && /^\(Use `node --trace-warnings/.test(plain)) return (afterDroppedWarning = false);
+    afterDroppedWarning = false;
+    if (START_UP_NOISE.some((re) => re.test(plain))) {
+      afterDroppedWarning = /Warning/.test(plain);
+      return false;
+    }
     // firebase-functions' per-call "Callable request verification passed" and any other DEBUG log.
     if (/"severity":"DEBUG"/.test(plain)) return false;
     // "Finished ... in 45ms" follows for every call; the start line adds nothing.
@@ -382,9 +424,10 @@ function noiseFilter() {
   };
 }
 
-/** Copies a child's output line by line through `keep`; remembers when it last wrote. */
-function pipeLines(stream, out, keep, activity) {
+/** Copies a child's output line by line through `keep` (every line to `copy`); remembers when it last wrote. */
+function pipeLines(stream, out, keep, activity, copy) {
   readline.createInterface({ input: stream, crlfDelay: Infinity }).on("line", (line) => {
+    copy.write(`${line}\n`);
     if (!keep(line)) return;
     activity.at = Date.now();
     out.write(`${line}\n`);
@@ -427,8 +470,10 @@ async function start() {
   const activity = { at: Date.now() };
   const emulators = run(firebaseBin, [...configArgs(), "emulators:start", "--project", PROJECT, "--only", EMULATORS], { env, stdio: ["inherit", "pipe", "pipe"] });
   const keep = noiseFilter();
-  pipeLines(emulators.stdout, process.stdout, keep, activity);
-  pipeLines(emulators.stderr, process.stderr, keep, activity);
+  fs.mkdirSync(path.dirname(TERMINAL_COPY), { recursive: true });
+  const copy = fs.createWriteStream(TERMINAL_COPY);
+  pipeLines(emulators.stdout, process.stdout, keep, activity, copy);
+  pipeLines(emulators.stderr, process.stderr, keep, activity, copy);
   emulators.on("exit", (code) => {
     stopAll();
     process.exit(code ?? 0);
@@ -437,7 +482,7 @@ async function start() {
     // The functions are up when a callable answers (401 without a token) instead of 404.
     const probe = { method: "POST", headers: { "content-type": "application/json" }, body: '{"data":{}}' };
     await waitFor(`http://${emulatorHost("functions")}/${PROJECT}/us-central1/listPushCertificates`, "the Functions emulator", 180_000, probe);
-    log("watching functions/src and console/: changes rebuild the functions and the console (DEBUG function logs are in firebase-debug.log). Ctrl-C stops everything.");
+    log("watching functions/src and console/: changes rebuild the functions and the console (every line, unfiltered, is in .emulators/terminal.log; DEBUG function logs also in firebase-debug.log). Ctrl-C stops everything.");
     // The console rebuilds on change too (its first build was made before the emulators started;
     // its watcher's own first build is done long before the banner).
     run("npm", ["run", "--silent", "build:console", "--", "--watch", "--logLevel", "warn"], { stdio: ["ignore", "inherit", "inherit"] });

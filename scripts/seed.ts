@@ -1,7 +1,8 @@
 // Seeds the `npm start` demo on fresh emulators: an operator with the admin claim, a push
 // certificate made from a freshly generated key (known to the fake FCM), and two app users, one of
 // them logged in on an Android phone with its app in the background (so it gets offline pushes).
-// Then prints what a newcomer can try next.
+// The users have display names: a message without a Title is titled with its sender's, so the
+// demo's first push says "Alice", not a 28-character uid. Then prints what a newcomer can try next.
 import { call, callOk, createUser, PROJECT, REGION } from "../test/helpers/emulators.ts";
 import { fakeFcm } from "../test/helpers/fakeFcm.ts";
 
@@ -13,9 +14,9 @@ const CLI = `${OFFSET ? `OFFLINE_PUSH_PORT_OFFSET=${OFFSET} ` : ""}npx offline-p
 const CONSOLE = process.env.CONSOLE_URL ?? "http://127.0.0.1:5000";
 
 async function main() {
-  const operator = await createUser({ admin: true, email: "operator@example.com" });
-  const alice = await createUser({ email: "alice@example.com" });
-  const bob = await createUser({ email: "bob@example.com" });
+  const operator = await createUser({ admin: true, email: "operator@example.com", displayName: "Olivia (operator)" });
+  const alice = await createUser({ email: "alice@example.com", displayName: "Alice" });
+  const bob = await createUser({ email: "bob@example.com", displayName: "Bob" });
 
   const serviceAccount = await fakeFcm.createServiceAccount("demo-chat-app");
   const cert = await callOk("registerPushCertificate", { serviceAccount, label: "demo chat app" }, operator);
@@ -30,7 +31,7 @@ async function main() {
     data: {
       to: bob.uid,
       body: [{ MsgType: "TIMTextElem", MsgContent: { Text: "Are you coming tonight?" } }],
-      offlinePushInfo: { Title: "Alice", Ext: JSON.stringify({ conv: `c2c_${alice.uid}` }), AndroidInfo: { GoogleChannelID: "chat" } },
+      offlinePushInfo: { Ext: JSON.stringify({ conv: `c2c_${alice.uid}` }), AndroidInfo: { GoogleChannelID: "chat" } },
     },
   });
   const pubsubMessage = JSON.stringify({
@@ -53,8 +54,8 @@ async function main() {
  Console     ${CONSOLE}   sign in as operator@example.com / password-123
              Bob's phone, and why it gets a push or not: ${CONSOLE}/#/user/${bob.uid}
  Operator    operator@example.com (admin claim)   certificate ${cert.certificateId} (${cert.projectId}) ${probe.error ? "(list failed!)" : "registered"}
- App users   alice@example.com (uid ${alice.uid})
-             bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background
+ App users   Alice  alice@example.com (uid ${alice.uid})
+             Bob    bob@example.com   (uid ${bob.uid}), logged in on "${deviceId}", app in the background
  Passwords   password-123
 
  ID tokens (valid one hour; sign in again with accounts:signInWithPassword for new ones):
@@ -62,7 +63,7 @@ async function main() {
    export ALICE_TOKEN=${alice.idToken}
    export BOB_TOKEN=${bob.idToken}
 
- Try: Alice sends Bob a message; Bob's phone gets the push (see the fake FCM):
+ Try: Alice sends Bob a message; Bob's phone gets the push, titled "Alice" (her display name; see the fake FCM):
    curl -s ${FUNCTIONS}/sendMessage -H "Authorization: Bearer $ALICE_TOKEN" \\
      -H 'content-type: application/json' -d '${sample}'
 
@@ -75,11 +76,13 @@ async function main() {
      -H 'content-type: application/json' -d '{"data":{"deviceId":"${deviceId}"}}'
 
  Operator CLI (the same commands serve a real project with --project <id>; --help lists them all):
-   ${CLI} user ${bob.uid}   # why Bob gets a push now, or why not
-   ${CLI} cert add --demo   # a service-account key the fake FCM trusts, registered
-   ${CLI} cert list         # certificates and their health
-   ${CLI} stats             # pushes per day
- A key file of your own: curl -s -X POST ${FAKE_FCM}/control/service-accounts -H 'content-type: application/json' -d '{}' > demo-key.json
+   ${CLI} user bob@example.com   # why Bob gets a push now, or why not (a uid or phone number works too)
+   ${CLI} cert add --demo        # a service-account key the fake FCM trusts, registered
+   ${CLI} cert list              # certificates and their health
+   ${CLI} stats                  # pushes per day
+ A key file of your own (into .emulators/, git-ignored: it holds a private key):
+   curl -s -X POST ${FAKE_FCM}/control/service-accounts -H 'content-type: application/json' -d '{}' > .emulators/demo-key.json
+   ${CLI} cert add .emulators/demo-key.json --label "my demo key"
 ================================================================================
 `;
   process.stdout.write(out);

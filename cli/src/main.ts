@@ -34,7 +34,7 @@ program
   .option("--timeout <seconds>", "deadline of each request", "120")
   .option("--json", "machine-readable output on stdout (errors too: {\"error\": ...})")
   .showHelpAfterError("(add --help for usage)")
-  .configureHelp({ showGlobalOptions: true, sortSubcommands: false })
+  .configureHelp({ sortSubcommands: false })
   .exitOverride();
 
 registerCertCommands(program, ctx);
@@ -42,6 +42,16 @@ registerDiagCommands(program, ctx);
 registerExplainCommand(program, ctx);
 registerAdminCommands(program, ctx);
 registerPublishCommand(program, ctx);
+
+// The global options are listed once, by `offline-push --help`; each command's help points there
+// instead of repeating them.
+function pointToGlobalOptions(command: Command): void {
+  for (const sub of command.commands) {
+    sub.addHelpText("after", "\nGlobal options (--project, --region, --json, --timeout, ...) go before or after the command: see `offline-push --help`.");
+    pointToGlobalOptions(sub);
+  }
+}
+pointToGlobalOptions(program);
 
 function report(err: CliError): never {
   if (ctx.json) printJson({ error: { code: err.code, message: err.message, ...(err.details !== undefined ? { details: err.details } : {}) } });

@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { z } from "zod";
 import { DEFAULT_PUSH_TOPIC } from "../../functions/src/config.ts";
+import { shiftedPort } from "../../scripts/ports.mjs";
 import { CliError } from "./errors.ts";
 
 export const DEMO_PROJECT = "demo-offline-push";
@@ -71,7 +72,7 @@ function emulatorPorts(): Record<"auth" | "functions" | "pubsub" | "fakeFcmContr
   } catch {
     // Outside this repository (or an edited firebase.json): the Firebase defaults.
   }
-  return { auth: ports.auth + offset, functions: ports.functions + offset, pubsub: ports.pubsub + offset, fakeFcmControl: 9471 + offset };
+  return { auth: shiftedPort(ports.auth, offset), functions: shiftedPort(ports.functions, offset), pubsub: shiftedPort(ports.pubsub, offset), fakeFcmControl: shiftedPort(9471, offset) };
 }
 
 export function resolveTarget(opts: GlobalOptions): Target {

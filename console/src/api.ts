@@ -42,6 +42,8 @@ export class CallError extends Error {
     readonly field: string | null,
     /** FCM's own answer (certificate checks), when there was one. */
     readonly fcm: { stage?: string; httpStatus?: number; status?: string | null; errorCode?: string | null; error?: string; description?: string | null; message?: string } | null,
+    /** The server's details as sent (e.g. the certificate that already holds a key). */
+    readonly details: Record<string, unknown> = {},
   ) {
     super(message);
   }
@@ -63,12 +65,15 @@ const PLAIN: Record<string, string> = {
 function toCallError(err: unknown): CallError {
   if (err instanceof FirebaseError) {
     const code = err.code.replace(/^functions\//, "");
-    const details = ((err as FirebaseError & { details?: unknown }).details ?? null) as { field?: string; fcm?: CallError["fcm"] } | null;
+    const raw = (err as FirebaseError & { details?: unknown }).details;
+    const details = (typeof raw === "object" && raw !== null ? raw : {}) as { field?: string; fcm?: CallError["fcm"] } & Record<string, unknown>;
+    // The SDK appends the HTTP status ("... [400]"): that is for developers, not for the page.
+    const text = err.message.replace(/ \[\d{3}\]$/, "");
     // The server's own message is written for people (it names the field, never echoes input);
     // the SDK's generic text for transport failures is not, so those get ours.
-    const generic = !err.message || err.message === code.toUpperCase() || err.message === "internal";
-    const message = generic ? (PLAIN[code] ?? err.message) : err.message;
-    return new CallError(message, code, details?.field ?? null, details?.fcm ?? null);
+    const generic = !text || text === code.toUpperCase() || text === code || text === "internal";
+    const message = generic ? (PLAIN[code] ?? text) : text;
+    return new CallError(message, code, details.field ?? null, details.fcm ?? null, details);
   }
   return new CallError(err instanceof Error ? err.message : String(err), "unknown", null, null);
 }

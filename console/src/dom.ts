@@ -46,12 +46,18 @@ export function formatTime(iso: string | null | undefined): string {
   return iso ? dateTime.format(new Date(iso)) : "—";
 }
 
+/**
+ * "119 s", "3 min", "5 h 10 min", "45 days": the same rule as the functions' sentences
+ * (sessions/eligibility.ts formatDuration) and the CLI, so the facts agree with the text beside them.
+ */
 export function formatDuration(seconds: number): string {
   const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.round(s / 60)} min`;
-  if (s < 86_400 * 2) return `${Math.round(s / 3600)} h`;
-  return `${Math.round(s / 86_400)} days`;
+  if (s < 120) return `${s} s`;
+  const min = Math.floor(s / 60);
+  if (min < 120) return `${min} min`;
+  const h = Math.floor(min / 60);
+  if (h < 48) return min % 60 ? `${h} h ${min % 60} min` : `${h} h`;
+  return `${Math.floor(h / 24)} days`;
 }
 
 export function ago(iso: string | null | undefined, now = Date.now()): string {
@@ -59,9 +65,11 @@ export function ago(iso: string | null | undefined, now = Date.now()): string {
   return `${formatDuration((now - Date.parse(iso)) / 1000)} ago`;
 }
 
+/** A latency as the functions' summaries and the CLI say it (formatLatency): "71 ms", "1.4 s", then minutes. */
 export function formatMs(ms: number | null | undefined): string {
   if (ms === null || ms === undefined) return "—";
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${(ms / 1000).toFixed(ms < 10_000 ? 2 : 1)} s`;
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms / 1000);
 }
 
 /** A <time> element: readable text, the exact instant for screen readers and hover. */

@@ -182,6 +182,38 @@ describe("registerPushCertificate", () => {
     await fakeFcm.clearErrors();
   });
 
+  it("a key a certificate already holds -> already-exists naming that certificate, nothing stored; allowDuplicateKey registers it again", async () => {
+    const sa = await newServiceAccount();
+    const first = await callOk("registerPushCertificate", { serviceAccount: sa, label: "the original" }, admin);
+    const checksBefore = (await fakeFcm.requests({ projectId: sa.project_id })).length;
+    const countBefore = (await certificateDocs()).length;
+    const again = await call("registerPushCertificate", { serviceAccount: JSON.stringify(sa), label: "again" }, admin);
+    assert.equal(again.error?.status, "ALREADY_EXISTS", JSON.stringify(again.error));
+    assert.match(again.error?.message ?? "", new RegExp(`already registered as certificate ${first.certificateId} \\("the original"\\)`));
+    assert.equal(again.error?.details?.certificateId, first.certificateId);
+    assert.equal(again.error?.details?.field, "serviceAccount.private_key_id");
+    assert.equal(again.error?.details?.override, "allowDuplicateKey");
+    assertNoKeyMaterial(again.error, sa, "the refusal");
+    assert.equal((await certificateDocs()).length, countBefore, "nothing stored");
+    assert.equal((await fakeFcm.requests({ projectId: sa.project_id })).length, checksBefore, "refused before any FCM round trip");
+
+    const forced = await callOk("registerPushCertificate", { serviceAccount: sa, allowDuplicateKey: true }, admin);
+    assert.ok(forced.certificateId > first.certificateId);
+    assert.equal(forced.privateKeyId, first.privateKeyId);
+    const bad = await call("registerPushCertificate", { serviceAccount: sa, allowDuplicateKey: "yes" }, admin);
+    assert.equal(bad.error?.details?.field, "allowDuplicateKey");
+  });
+
+  it("the same key registered 5 times at once: one certificate, the others already-exists", async () => {
+    const sa = await newServiceAccount();
+    const results = await Promise.all(Array.from({ length: 5 }, () => callRetrying("registerPushCertificate", { serviceAccount: sa }, admin)));
+    const ok = results.filter((r) => r.error === undefined);
+    assert.equal(ok.length, 1, JSON.stringify(results.map((r) => r.error?.status ?? "OK")));
+    for (const r of results.filter((x) => x.error)) assert.equal(r.error?.status, "ALREADY_EXISTS");
+    const holders = (await certificateDocs()).filter((d) => d.get("privateKeyId") === sa.private_key_id);
+    assert.equal(holders.length, 1);
+  });
+
   it("20 concurrent registrations get 20 distinct IDs", async () => {
     const accounts = await mapLimit(Array.from({ length: 20 }), 10, () => newServiceAccount());
     // All 20 sent at once; the emulator runs FUNCTIONS_EMULATOR_PARALLEL of them at a time, and an

@@ -107,11 +107,35 @@ describe("offline-push cert", () => {
     assertNoKey(res.stdout, res.stderr);
   });
 
+  it("cert add of a key a certificate already holds: says which one and the flag that registers it again", async () => {
+    const file = await keyFile("twice.json", "demo-cli-app");
+    const first = await runJson<{ certificateId: number }>(["cert", "add", file, "--label", "first"]);
+    const again = await runCli(["cert", "add", file]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, new RegExp(`already registered as certificate ${first.certificateId} \\("first"\\).*pass --allow-duplicate-key`));
+    assert.doesNotMatch(again.stderr, /allowDuplicateKey/);
+    const forced = await runJson<{ certificateId: number }>(["cert", "add", file, "--allow-duplicate-key"]);
+    assert.ok(forced.certificateId > first.certificateId);
+    assertNoKey(again.stdout, again.stderr);
+  });
+
+  it("cert update with another project's key names --allow-project-change; --label \"\" removes the label", async () => {
+    const other = await keyFile("other-project.json", "demo-other-app");
+    const refused = await runCli(["cert", "update", String(fileCertId), "--key", other]);
+    assert.equal(refused.code, 1);
+    assert.match(refused.stderr, /demo-cli-app.*demo-other-app.*--allow-project-change/);
+    assert.doesNotMatch(refused.stderr, /allowProjectChange/);
+    const cleared = await runJson<{ label: string | null }>(["cert", "update", String(fileCertId), "--label", ""]);
+    assert.equal(cleared.label, null);
+    const human = await runHuman(["cert", "update", String(fileCertId), "--label", "renamed"]);
+    assert.match(human, /label\s+renamed/);
+  });
+
   it("cert rm deletes (human and --json); the list no longer has it", async () => {
     const extra = await runJson<{ certificateId: number }>(["cert", "add", "--demo"]);
-    const json = await runJson<{ deleted: boolean; certificateId: number; boundTokens: number }>(["cert", "rm", String(extra.certificateId)]);
+    const json = await runJson<{ deleted: boolean; certificateId: number; boundTokens: number }>(["cert", "rm", String(extra.certificateId), "--yes"]);
     assert.deepEqual(json, { deleted: true, certificateId: extra.certificateId, boundTokens: 0 });
-    const human = await runHuman(["cert", "rm", String(fileCertId)]);
+    const human = await runHuman(["cert", "rm", String(fileCertId), "-y"]);
     assert.match(human, new RegExp(`Deleted certificate ${fileCertId}\\. 0 device token`));
     const list = await runJson<{ certificates: Array<{ certificateId: number }> }>(["cert", "list"]);
     assert.ok(!list.certificates.some((c) => c.certificateId === fileCertId || c.certificateId === extra.certificateId));
@@ -147,7 +171,7 @@ describe("offline-push cert", () => {
   });
 
   it("a certificate that does not exist: the callable's error, exit 1", async () => {
-    const res = await runCli(["cert", "rm", "987654321"]);
+    const res = await runCli(["cert", "rm", "987654321", "--yes"]);
     assert.equal(res.code, 1);
     assert.match(res.stderr, /deletePushCertificate: NOT_FOUND/);
     const json = await runCli(["cert", "update", "987654321", "--label", "x", "--json"]);

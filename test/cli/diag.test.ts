@@ -1,6 +1,7 @@
 // offline-push publish / user / trace / test-push / stats, as subprocesses against the emulators:
 // an event published by the CLI reaches the fake FCM, and the diagnostics commands explain it.
 import assert from "node:assert/strict";
+import { randomInt, randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -16,9 +17,10 @@ let bob: TestUser;
 let bobToken: string;
 let certificateId: number;
 const key = msgKey("cli");
+const bobPhone = `+1555${String(randomInt(1_000_000, 9_999_999))}`;
 
 before(async () => {
-  [alice, bob] = await Promise.all([createUser(), createUser()]);
+  [alice, bob] = await Promise.all([createUser({ displayName: "Alice Example" }), createUser({ displayName: "Bob Example", phoneNumber: bobPhone })]);
   // The certificate through the CLI too: what an operator following README does.
   certificateId = (await runJson<{ certificateId: number }>(["cert", "add", "--demo", "--label", "cli diag"])).certificateId;
   bobToken = await killedDevice(bob, certificateId, "pixel-8");
@@ -74,9 +76,32 @@ describe("offline-push trace / user / test-push / stats", () => {
     const human = await runHuman(["trace", key]);
     assert.match(human, new RegExp(key));
     assert.match(human, /pixel-8/);
-    assert.match(human, /sent 1/);
+    assert.match(human, /to 1 recipient: 1 sent/);
     assert.match(human, /accepted \d\d:\d\d/);
     assert.doesNotMatch(human, ANSI);
+    // The summary once, one unit style, and a table no wider than the terminal.
+    assert.equal(human.split("1 sent").length - 1, 1, human);
+    assert.doesNotMatch(human, /\(s\)|1 devices|\d\.\d\d s/);
+    const narrow = await runCli(["trace", key], { env: { COLUMNS: "80" } });
+    assert.equal(narrow.code, 0, narrow.stderr);
+    for (const l of narrow.stdout.split("\n")) assert.ok(l.length <= 80, `${l.length} columns: ${l}`);
+    assert.match(narrow.stdout, new RegExp(bob.uid.slice(0, 6)));
+  });
+
+  it("user finds the account by e-mail or phone number and shows its name and e-mail; an unknown one is no such account, exit 1", async () => {
+    const byEmail = await runHuman(["user", bob.email]);
+    assert.match(byEmail, /^Bob Example on /);
+    assert.match(byEmail, new RegExp(`uid\\s+${bob.uid}`));
+    assert.match(byEmail, new RegExp(`contact\\s+${bob.email.replace(/[.]/g, "\\.")}, \\${bobPhone}`));
+    const byPhone = await runJson<{ uid: string; foundBy: string; displayName: string; email: string }>(["user", bobPhone]);
+    assert.deepEqual([byPhone.uid, byPhone.foundBy, byPhone.displayName, byPhone.email], [bob.uid, "phoneNumber", "Bob Example", bob.email]);
+    const nobody = `nobody-${randomUUID()}@example.com`;
+    const missing = await runCli(["user", nobody]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, new RegExp(`no such account: Firebase Auth has no user with the uid, e-mail address or phone number "${nobody}"`));
+    const missingJson = await runCli(["user", nobody, "--json"]);
+    assert.equal(missingJson.code, 1);
+    assert.equal((JSON.parse(missingJson.stdout) as { error: { code: string } }).error.code, "not-found");
   });
 
   it("user says the device would get a push now, then why not once the app is in the foreground", async () => {
@@ -154,6 +179,8 @@ describe("offline-push trace / user / test-push / stats", () => {
     assert.ok(json.totals.sent >= 1, JSON.stringify(json.totals));
     const human = await runHuman(["stats"]);
     assert.match(human, new RegExp(json.to));
+    // Series told apart by glyph, not only colour (there is none off a terminal).
+    assert.match(human, /█ sent ▒ skipped ░ failed/);
     assert.match(human, /█/);
     const bad = await runCli(["stats", "--days", "0"]);
     assert.equal(bad.code, 2);

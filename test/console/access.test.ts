@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser } from "playwright-core";
 import { createUser, type TestUser } from "../helpers/emulators.ts";
-import { launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
+import { checkLayoutAndAccessibility, launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
 
 describe("console: sign-in and the admin gate", () => {
   let browser: Browser;
@@ -20,6 +20,8 @@ describe("console: sign-in and the admin gate", () => {
 
   it("the operator signs in and lands on the console", async () => {
     const { page, context, problems } = await openConsole(browser);
+    await page.getByRole("button", { name: "Sign in" }).waitFor();
+    await checkLayoutAndAccessibility(page, "access-sign-in");
     await signIn(page, operator.email);
     await page.getByRole("heading", { name: "Certificates", level: 1 }).waitFor();
     await page.getByRole("navigation", { name: "Console pages" }).waitFor();
@@ -33,7 +35,7 @@ describe("console: sign-in and the admin gate", () => {
     const { page, context } = await openConsole(browser);
     await signIn(page, operator.email, "not-the-password");
     await page.getByRole("alert").filter({ hasText: "The e-mail or the password is wrong." }).waitFor();
-    await screenshot(page, "access-wrong-password");
+    await checkLayoutAndAccessibility(page, "access-wrong-password");
     await context.close();
   });
 
@@ -43,7 +45,7 @@ describe("console: sign-in and the admin gate", () => {
     await page.getByRole("heading", { name: "This account is not an operator" }).waitFor();
     assert.ok(await page.getByText(`npx offline-push admin grant ${member.email}`).isVisible());
     assert.equal(await page.getByRole("navigation", { name: "Console pages" }).count(), 0, "no console page is shown");
-    await screenshot(page, "access-refusal");
+    await checkLayoutAndAccessibility(page, "access-refusal");
     await page.getByRole("button", { name: "Sign out" }).click();
     await page.getByRole("button", { name: "Sign in" }).waitFor();
     await context.close();

@@ -5,6 +5,7 @@
 // whose only reachable registry is npm's. When no browser starts, the tests fail with the reason:
 // they never skip.
 import chromiumPackage from "@sparticuz/chromium";
+import assert from "node:assert/strict";
 import fs from "node:fs";
 import path from "node:path";
 import { chromium, type Browser, type BrowserContext, type Page } from "playwright-core";
@@ -29,8 +30,9 @@ const DROPPED_FLAGS = new Set(["--single-process", "--disable-web-security", "--
 const EXTRA_FLAGS = ["--disable-background-networking", "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"];
 
 /**
- * Chromium refuses some ports outright (ERR_UNSAFE_PORT), among them 6000, where the console lands
- * with OFFLINE_PUSH_PORT_OFFSET=1000: the console's own port is allowed explicitly.
+ * Chromium refuses some ports outright (ERR_UNSAFE_PORT), among them 6000. scripts/ports.mjs keeps
+ * OFFLINE_PUSH_PORT_OFFSET from putting an emulator on one of fetch()'s bad ports (the same list);
+ * should a CONSOLE_URL name such a port anyway, the console's own port is allowed explicitly.
  */
 function allowedPorts(): string[] {
   const port = new URL(CONSOLE_URL).port;
@@ -85,4 +87,62 @@ export async function screenshot(page: Page, name: string): Promise<string> {
   const file = path.join(SCREENSHOT_DIR, `${name}.png`);
   await page.screenshot({ path: file, fullPage: true });
   return file;
+}
+
+/** The widths every page is checked at: a phone (iPhone 12-15) and a laptop. */
+export const WIDTHS = [390, 1280] as const;
+
+// axe-core (npm), injected into the page under test: the accessibility engine browsers' own audits use.
+const AXE_SOURCE = fs.readFileSync(require.resolve("axe-core/axe.min.js"), "utf8");
+
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: Array<{ target: unknown[] }>;
+}
+
+/**
+ * The page as it is now, at each width in WIDTHS with every disclosure (<details>) opened: no
+ * sideways scrolling (scrollWidth <= innerWidth), no serious or critical axe-core violation, and a
+ * screenshot `<name>-<width>.png`. Restores the viewport it found.
+ */
+export async function checkLayoutAndAccessibility(page: Page, name: string): Promise<void> {
+  const original = page.viewportSize() ?? { width: 1280, height: 860 };
+  try {
+    for (const width of WIDTHS) {
+      await page.setViewportSize({ width, height: width < 600 ? 844 : 860 });
+      await page.evaluate(() => {
+        Array.from(document.querySelectorAll("details")).forEach((d) => (d.open = true));
+      });
+      // Layout settles on the next frames (the chart, wrapped tables).
+      await page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
+      const { scrollWidth, innerWidth, widest } = await page.evaluate(() => {
+        const limit = window.innerWidth;
+        // The elements that reach past the viewport, for the failure message.
+        const widest = Array.from(document.querySelectorAll("body *"))
+          .filter((el) => el.getBoundingClientRect().right > limit + 0.5)
+          .slice(0, 5)
+          .map((el) => `${el.tagName.toLowerCase()}${el.id ? `#${el.id}` : ""}${el.className && typeof el.className === "string" ? `.${el.className.split(" ").join(".")}` : ""} right=${Math.round(el.getBoundingClientRect().right)}`);
+        return { scrollWidth: document.documentElement.scrollWidth, innerWidth: limit, widest };
+      });
+      await screenshot(page, `${name}-${width}`);
+      assert.ok(scrollWidth <= innerWidth, `${name} at ${width} px: the page is ${scrollWidth} px wide (sideways scrolling); wider: ${widest.join("; ")}`);
+      if (!(await page.evaluate(() => "axe" in window))) await page.addScriptTag({ content: AXE_SOURCE });
+      const violations = await page.evaluate(async () => {
+        const axe = (window as unknown as { axe: { run: (ctx: Document, opts: unknown) => Promise<{ violations: AxeViolation[] }>; getRules: (tags: string[]) => Array<{ ruleId: string }> } }).axe;
+        // The experimental rules too (off by default): label-content-name-mismatch is one of them.
+        const experimental = Object.fromEntries(axe.getRules(["experimental"]).map((r) => [r.ruleId, { enabled: true }]));
+        return (await axe.run(document, { resultTypes: ["violations"], rules: experimental })).violations;
+      });
+      const serious = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+      assert.deepEqual(
+        serious.map((v) => `${v.impact} ${v.id}: ${v.help} (${v.nodes.map((n) => JSON.stringify(n.target)).slice(0, 3).join(", ")})`),
+        [],
+        `${name} at ${width} px: axe-core found serious or critical violations`,
+      );
+    }
+  } finally {
+    await page.setViewportSize(original);
+  }
 }

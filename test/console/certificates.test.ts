@@ -10,7 +10,7 @@ import type { Browser, Page } from "playwright-core";
 import { callOk, createUser, type TestUser } from "../helpers/emulators.ts";
 import { fakeFcm } from "../helpers/fakeFcm.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
-import { launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
+import { checkLayoutAndAccessibility, launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
 
 describe("console: certificates", () => {
   let browser: Browser;
@@ -50,20 +50,22 @@ describe("console: certificates", () => {
     const certificateId = Number(idText);
     registeredId = certificateId;
     assert.ok(Number.isInteger(certificateId) && certificateId > 0, `a certificate ID is shown, got ${idText}`);
-    await page.getByText(`setOfflinePushToken(${certificateId}, token)`).waitFor();
+    // The same call shape as README and the CLI.
+    await page.getByText(`setOfflinePushToken {deviceId, certificateId: ${certificateId}, token}`).waitFor();
     const row = listRow(certificateId);
     await row.waitFor();
     const text = await row.innerText();
     for (const expected of ["Console test app", "console-test-app", sa.client_email, "Healthy"]) assert.ok(text.includes(expected), `the list row shows ${expected}: ${text}`);
     assert.ok(!(await page.content()).includes("PRIVATE KEY"), "no key material on the page");
-    await screenshot(page, "certificates-registered");
+    // The Kotlin snippet opened too: nothing widens the page at either width.
+    await checkLayoutAndAccessibility(page, "certificates-registered");
   });
 
   it("replaces the key of a certificate: same ID, the new key's ID in the list", async () => {
     const certificateId = registeredId;
     const before = await listRow(certificateId).innerText();
     const sa = await fakeFcm.createServiceAccount("console-test-app");
-    await page.getByRole("button", { name: `Replace the key of certificate ${certificateId}` }).click();
+    await page.getByRole("button", { name: `Replace key of certificate ${certificateId}` }).click();
     const dialog = page.getByRole("dialog");
     await dialog.getByLabel("Choose the service-account JSON").setInputFiles(await keyFile("rotated.json", sa));
     await dialog.getByText(sa.client_email).waitFor();
@@ -84,8 +86,10 @@ describe("console: certificates", () => {
     const text = await alert.innerText();
     assert.match(text, /Google refused to issue an access token for this key/);
     assert.match(text, /invalid_grant/);
+    assert.doesNotMatch(text, /\[\d{3}\]/, "no HTTP status tacked on the message");
     assert.equal(await listRow("console-revoked-app").count(), 0);
-    await screenshot(page, "certificates-refused-key");
+    assert.equal(await page.getByRole("heading", { name: "Certificate registered" }).count(), 0, "the earlier registration's panel is gone");
+    await checkLayoutAndAccessibility(page, "certificates-refused-key");
   });
 
   it("a file that is no service-account key: says so, naming what is wrong", async () => {
@@ -96,7 +100,24 @@ describe("console: certificates", () => {
     const text = await alert.innerText();
     assert.match(text, /This file is not a Firebase service-account key/);
     assert.match(text, /serviceAccount\.type/);
+    assert.doesNotMatch(text, /\[\d{3}\]/);
     await screenshot(page, "certificates-not-a-key");
+  });
+
+  it("a key a certificate already holds: says which one; registering it again takes a deliberate click", async () => {
+    const sa = await fakeFcm.createServiceAccount("console-twice-app");
+    const held = await callOk<{ certificateId: number }>("registerPushCertificate", { serviceAccount: sa, label: "held already" }, operator);
+    await page.reload();
+    await page.getByLabel("Choose the service-account JSON").setInputFiles(await keyFile("twice.json", sa));
+    await page.getByRole("button", { name: "Register certificate" }).click();
+    const alert = page.getByRole("alert").filter({ hasText: "twice.json was not registered" });
+    await alert.waitFor();
+    assert.match(await alert.innerText(), new RegExp(`already registered as certificate ${held.certificateId} \\(“held already”\\)`));
+    await checkLayoutAndAccessibility(page, "certificates-duplicate-key");
+    await alert.getByRole("button", { name: "Register again as a new certificate" }).click();
+    const idText = await page.getByTestId("certificate-id").textContent();
+    assert.ok(Number(idText) > held.certificateId, `a new ID: ${idText}`);
+    await alert.waitFor({ state: "detached" });
   });
 
   it("renames, and the delete confirmation says how many device tokens are bound", async () => {
@@ -118,17 +139,14 @@ describe("console: certificates", () => {
     await page.getByRole("button", { name: `Delete certificate ${certificateId}` }).click();
     const dialog = page.getByRole("dialog");
     assert.equal(await dialog.getByTestId("bound-tokens").textContent(), "2 device tokens are");
-    await screenshot(page, "certificates-delete-confirmation");
+    await checkLayoutAndAccessibility(page, "certificates-delete-confirmation");
     await dialog.getByRole("button", { name: `Delete certificate ${certificateId}` }).click();
     await dialog.waitFor({ state: "detached" });
     await listRow(certificateId).waitFor({ state: "detached" });
   });
 
-  it("reads well at phone width", async () => {
-    await page.setViewportSize({ width: 390, height: 844 });
+  it("the list at phone and desktop width: no sideways scrolling, no serious accessibility violation", async () => {
     await page.getByRole("heading", { name: "All certificates" }).waitFor();
-    await screenshot(page, "certificates-phone");
-    const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok(overflow <= 1, `no sideways scrolling at 390 px (overflow ${overflow} px)`);
+    await checkLayoutAndAccessibility(page, "certificates-list");
   });
 });

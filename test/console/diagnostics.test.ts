@@ -8,7 +8,7 @@ import { callOk, createUser, eventually, type TestUser } from "../helpers/emulat
 import { closePresenceClient, presenceEvent, presenceRecords, publishPresence, waitForPresence } from "../helpers/presence.ts";
 import { waitForMessage } from "../helpers/fanout.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
-import { launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
+import { checkLayoutAndAccessibility, launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
 
 /** A page of the top navigation (exact name: a uid in a link could contain "user"). */
 const nav = (page: Page, name: string) => page.getByRole("navigation", { name: "Console pages" }).getByRole("link", { name, exact: true }).click();
@@ -22,7 +22,7 @@ describe("console: user, message, overview", () => {
   const deviceId = "bobs-pixel-8";
 
   before(async () => {
-    [browser, operator, alice, bob] = await Promise.all([launchBrowser(), createUser({ admin: true }), createUser(), createUser()]);
+    [browser, operator, alice, bob] = await Promise.all([launchBrowser(), createUser({ admin: true }), createUser({ displayName: "Alice Console" }), createUser({ displayName: "Bob Console" })]);
     const { certificateId } = await registerCertificate(operator, "console diagnostics");
     // Bob's phone, as the demo seeds it: logged in, token reported, app in the background.
     await callOk("login", { deviceId, platform: "android" }, bob);
@@ -51,22 +51,51 @@ describe("console: user, message, overview", () => {
     assert.equal(await device.locator('[data-stage="accepted"]').getAttribute("class"), "stage done", "the accepted stage is reached");
     assert.match(await page.getByTestId("summary").innerText(), /\S/);
     assert.ok(page.url().endsWith(`#/message/${encodeURIComponent(msgKey)}`), "the trace has its own address");
-    await screenshot(page, "message-trace-sent");
+    await checkLayoutAndAccessibility(page, "message-trace-sent");
   });
 
-  it("a seeded user whose app is in the foreground: the User page says why the device gets no push", async () => {
+  it("a message nobody published: the reason said once", async () => {
+    await page.getByLabel("Message key").fill("never-published-here");
+    await page.getByRole("button", { name: "Trace" }).click();
+    const summary = page.getByTestId("summary");
+    await summary.filter({ hasText: "never-published-here" }).waitFor();
+    const text = await page.locator(".results").innerText();
+    assert.equal(text.split("never published").length - 1, 1, text);
+    await checkLayoutAndAccessibility(page, "message-unknown");
+  });
+
+  it("a seeded user whose app is in the foreground, found by e-mail: the User page names the account and says why the device gets no push", async () => {
     await callOk("doForeground", { deviceId }, bob);
     await nav(page, "User");
-    await page.getByLabel("Account").fill(bob.uid);
+    await page.getByLabel("Account", { exact: true }).fill(bob.email);
     await page.getByRole("button", { name: "Diagnose" }).click();
     const card = page.getByRole("article", { name: `Device ${deviceId}` });
     await card.waitFor();
+    await page.getByRole("heading", { name: "Bob Console", level: 2 }).waitFor();
+    const account = await page.getByRole("definition").filter({ hasText: bob.uid }).count();
+    assert.equal(account, 1, "the uid is shown");
+    assert.ok(await page.getByText(bob.email, { exact: true }).isVisible(), "the e-mail is shown");
     const verdict = await card.locator(".verdict").innerText();
     assert.match(verdict, /No push now: foreground/);
+    assert.match(verdict, /came to the foreground/);
+    assert.doesNotMatch(verdict, /since .* ago \(.*\)\)/);
     assert.match(await page.getByTestId("summary").innerText(), /\S/);
     // The last pushes include the message sent above, as sent.
     await page.getByRole("region", { name: "Last pushes" }).getByText("sent", { exact: true }).first().waitFor();
-    await screenshot(page, "user-foreground");
+    await checkLayoutAndAccessibility(page, "user-foreground");
+  });
+
+  it("an account nobody has: no such account, said next to the form", async () => {
+    await page.getByLabel("Account", { exact: true }).fill("nobody-at-all@example.com");
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    const alert = page.getByRole("alert").filter({ hasText: "no such account" });
+    await alert.waitFor();
+    assert.doesNotMatch(await alert.innerText(), /\[\d{3}\]/);
+    await checkLayoutAndAccessibility(page, "user-no-such-account");
+    // Back to Bob for the next test.
+    await page.getByLabel("Account", { exact: true }).fill(bob.uid);
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    await page.getByRole("article", { name: `Device ${deviceId}` }).waitFor();
   });
 
   it("the IM backend's Connect, then its Disconnect: the User page shows the presence, who decided the connection, and the verdict", async () => {
@@ -108,21 +137,21 @@ describe("console: user, message, overview", () => {
     await page.locator(".health-list").getByText("console diagnostics").waitFor();
     const sent = Number(await page.locator(".tile.ok .tile-value").first().innerText());
     assert.ok(sent >= 1, `the sent total counts the message above (${sent})`);
-    await screenshot(page, "overview");
+    // Today's bar has its date under it.
+    const today = new Date().toISOString().slice(0, 10);
+    assert.equal(await page.locator(`.chart text[data-date="${today}"]`).count(), 1, "today is labelled");
+    await checkLayoutAndAccessibility(page, "overview");
   });
 
-  it("User and Message pages at phone width", async () => {
+  it("User and Message pages reached at phone width, from a link", async () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await page.goto(`${page.url().split("#")[0]}#/user/${encodeURIComponent(bob.uid)}`);
     await page.getByRole("article", { name: `Device ${deviceId}` }).waitFor();
-    await screenshot(page, "user-phone");
-    const overflow = () => page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
-    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the User page (overflow ${await overflow()} px)`);
+    await checkLayoutAndAccessibility(page, "user-from-link");
 
     // The trace of the message in the User page's last pushes.
     await page.getByRole("region", { name: "Last pushes" }).getByRole("link").first().click();
     await page.locator(".traced-device").first().waitFor();
-    await screenshot(page, "message-phone");
-    assert.ok((await overflow()) <= 1, `no sideways scrolling at 390 px on the Message page (overflow ${await overflow()} px)`);
+    await checkLayoutAndAccessibility(page, "message-from-user");
   });
 });

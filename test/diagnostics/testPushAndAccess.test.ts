@@ -46,7 +46,7 @@ describe("sendTestPush", () => {
     assert.equal(by.get("old-phone")?.result, "skipped");
     assert.equal(by.get("old-phone")?.reason, "kicked");
     assert.equal((await fakeFcm.requests({ token: oldToken })).length, 0);
-    assert.match(r.summary, /^1 of 2 device\(s\) of .* accepted by FCM; old-phone skipped \(kicked\)$/);
+    assert.match(r.summary, /^1 of 2 devices of .* accepted by FCM; old-phone skipped \(kicked\)$/);
 
     const carol = await createUser();
     await callOk("login", { deviceId: "watch", platform: "android" }, carol);
@@ -112,6 +112,7 @@ describe("operator-only access and validated input", () => {
       ["diagnosePush", { uid: "a/b" }, "uid"],
       ["diagnosePush", {}, "uid"],
       ["diagnosePush", { uid: "bob", extra: 1 }, "extra"],
+      ["diagnosePush", { uid: "bob", account: "bob@example.com" }, "account"],
       ["traceMessage", { msgKey: 42 }, "msgKey"],
       ["traceMessage", { msgKey: "x".repeat(513) }, "msgKey"],
       ["sendTestPush", { uid: "bob", dryRun: "yes" }, "dryRun"],

@@ -221,7 +221,7 @@ describe("why did bob get no push", () => {
   });
 
   it("a user who never logged in, and a message nobody published", async () => {
-    const d = await diagnose(admin, "nobody-at-all");
+    const d = await diagnose(admin, (await createUser()).uid);
     assert.deepEqual(d.devices, []);
     assert.match(d.summary, /has never logged in on any device/);
     const t = await trace(admin, msgKey("never"));

@@ -72,6 +72,7 @@ describe("a batch at the limits", () => {
       {
         content: PushContentSchema.parse({ MsgKey: key, From_Account: "big-sender", MsgBody: [{ MsgType: "TIMTextElem", MsgContent: { Text: "to everyone" } }] }),
         uids,
+        message: { epoch: "b16", generation: 0 },
         batchIndex: 0,
         batchCount: 1,
         eventId: key,

@@ -77,7 +77,10 @@ describe("a text message to a killed device", () => {
     });
 
     assert.equal(docs.length, 1);
-    assert.equal(docs[0]!.id, batchLogId(key, 0, [bob.uid]));
+    // Its ID: the message record's epoch, the first publication, batch 0.
+    const record = await adminDb().doc(`pushMessages/${key}`).get();
+    assert.equal(docs[0]!.epoch, record.get("epoch"));
+    assert.equal(docs[0]!.id, batchLogId(key, { epoch: record.get("epoch") as string, generation: 0 }, 0));
     assert.deepEqual(docs[0]!.uids, [bob.uid]);
     const entry = entryFor(docs, bob.uid);
     assert.equal(entry.outcome, "sent");
@@ -90,7 +93,8 @@ describe("a text message to a killed device", () => {
 
     // What the troubleshooting tools read: by message key, and by user.
     const byMessage = await pushLogForMessage(key);
-    assert.deepEqual(byMessage.map((d) => d.id), [batchLogId(key, 0, [bob.uid])]);
+    assert.deepEqual(byMessage.docs.map((d) => d.id), [docs[0]!.id]);
+    assert.equal(byMessage.record?.epoch, docs[0]!.epoch);
     const byUser = await pushLogForUser(bob.uid);
     assert.equal(byUser[0]?.msgKey, key);
     assert.deepEqual(byUser[0]?.entries.map((e) => [e.uid, e.outcome]), [[bob.uid, "sent"]]);

@@ -17,7 +17,7 @@ import { BatchBusyError } from "../../functions/src/fanout/claim.ts";
 import { recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import { PushContentSchema, PushEventSchema, contentOf } from "../../functions/src/fanout/schemas.ts";
 import { clearFirestore } from "../helpers/emulators.ts";
-import { logDocs, seedRunningBatch, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
+import { SEED_EPOCH, logDocs, seedMessageRecord, seedRunningBatch, waitForMessage, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
 import { countFirestoreCalls } from "../helpers/firestoreProxy.ts";
 import { runAsEmulatedFunctions } from "../helpers/functionsEnv.ts";
 
@@ -68,6 +68,8 @@ function input(key: string, deliveryId: string) {
   return {
     content: PushContentSchema.parse({ MsgKey: key, From_Account: "sender", MsgBody: [], OfflinePushInfo: { PushFlag: 1 } }),
     uids: ["u1", "u2"],
+    // The publication heldBatch seeds (seedRunningBatch): the batch's ID is the seeded one.
+    message: { epoch: SEED_EPOCH, generation: 0 },
     batchIndex: 0,
     batchCount: 1,
     eventId: deliveryId,
@@ -225,9 +227,11 @@ describe("the inline batches of one event", () => {
     const event = { MsgKey: key, From_Account: "sender", To_Account: Array.from({ length: 450 }, (_, i) => `claim-${String(i).padStart(3, "0")}`), MsgBody: [], OfflinePushInfo: { PushFlag: 1 } };
     const eventId = `shared-claim-event-${randomUUID()}`;
     const publishTimeMs = Date.now();
-    // Batch 1 of 3, processed first on its own (as a delivery that got that far before it died would have).
-    const batches = splitIntoBatches(recipientsOf(event), 200);
-    const first = await processBatch({ content: contentOf(PushEventSchema.parse(event)), uids: batches[1] ?? [], batchIndex: 1, batchCount: 3, eventId, deliveryId: eventId, publishTimeMs }, deps(60_000));
+    // The message registered and batch 1 of 3 processed first on its own (as a delivery that got that far before it died would have).
+    const recipients = recipientsOf(event);
+    const message = await seedMessageRecord(key, recipients);
+    const batches = splitIntoBatches(recipients, 200);
+    const first = await processBatch({ content: contentOf(PushEventSchema.parse(event)), uids: batches[1] ?? [], message, batchIndex: 1, batchCount: 3, eventId, deliveryId: eventId, publishTimeMs }, deps(60_000));
     assert.equal(first.status, "done");
     await handlePushEvent({ topic: "im-offline-push", eventId, publishTimeMs, json: event, jsonError: null });
     const docs = await waitForMessage(key, 120_000);

@@ -43,7 +43,7 @@ describe("oversized strings in the event", () => {
 });
 
 describe("the same MsgKey published with different recipients", () => {
-  it("each event's recipients are pushed; the same event again is still a duplicate", async () => {
+  it("each event's recipients are pushed, as two publications of one message; the same event again is still a duplicate", async () => {
     const [bob, carol] = [await createUser(), await createUser()];
     const bobToken = await killedDevice(bob, cert.certificateId);
     const carolToken = await killedDevice(carol, cert.certificateId);
@@ -59,13 +59,19 @@ describe("the same MsgKey published with different recipients", () => {
       },
       { what: "both events' batches to be done" },
     );
-    assert.deepEqual(docs.map((d) => d.id).sort(), [batchLogId(key, 0, [bob.uid]), batchLogId(key, 0, [carol.uid])].sort());
+    // Two publications of one message (one epoch), in the order they registered: each its own batch.
+    const [epoch] = new Set(docs.map((d) => d.epoch));
+    assert.ok(epoch && docs.every((d) => d.epoch === epoch));
+    assert.deepEqual(docs.map((d) => d.generation).sort(), [0, 1]);
+    assert.deepEqual(docs.map((d) => d.id).sort(), [batchLogId(key, { epoch, generation: 0 }, 0), batchLogId(key, { epoch, generation: 1 }, 0)]);
+    const bobsBatch = docs.find((d) => d.uids.includes(bob.uid));
+    assert.ok(bobsBatch);
     assert.equal((await sendsTo(bobToken)).length, 1);
     assert.equal((await sendsTo(carolToken)).length, 1, "the second event's recipient is pushed too");
 
     await publish(PUSH_TOPIC, toBob);
     await eventually(async () => {
-      const snap = await adminDb().doc(`pushLog/${batchLogId(key, 0, [bob.uid])}`).get();
+      const snap = await adminDb().doc(`pushLog/${bobsBatch.id}`).get();
       return (snap.data()?.duplicates ?? 0) >= 1 ? true : undefined;
     }, { what: "the redelivery to be recorded as a duplicate" });
     assert.equal((await sendsTo(bobToken)).length, 1, "the same event again pushes nothing");
@@ -102,8 +108,8 @@ describe("a Firestore error no retry can fix", () => {
     const key = msgKey("too-large");
     const uids = Array.from({ length: 20 }, (_, i) => `too-large-${i}`);
     const past = Timestamp.fromMillis(Date.now() - 60_000);
-    await seedRunningBatch({ msgKey: key, from: alice.uid, uids, owner: "crashed", deliveryId: "crashed-message", leaseUntilMs: past.toMillis(), at: past });
-    const ref = adminDb().doc(`pushLog/${batchLogId(key, 0, uids)}`);
+    const { logId } = await seedRunningBatch({ msgKey: key, from: alice.uid, uids, owner: "crashed", deliveryId: "crashed-message", leaseUntilMs: past.toMillis(), at: past });
+    const ref = adminDb().doc(`pushLog/${logId}`);
     // The largest `notes` the emulator accepts, found by bisection: the document is then exactly full.
     let lo = 0;
     let hi = 1_048_576;

@@ -18,7 +18,7 @@ import {
 } from "../../functions/src/fanout/message.ts";
 import { claimDecision } from "../../functions/src/fanout/claim.ts";
 import { SHARD_ENTRIES, boundedEntry, countOutcomes } from "../../functions/src/fanout/pushLog.ts";
-import { batchLogId, msgKeyId, recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
+import { batchLogId, generationId, legacyBatchLogId, msgKeyId, recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import {
   BatchMessageSchema,
   PushEventSchema,
@@ -163,16 +163,24 @@ describe("recipients and batches", () => {
     assert.deepEqual(splitIntoBatches([1, 2, 3, 4, 5], 2), [[1, 2], [3, 4], [5]]);
   });
 
-  it("batch log IDs include a hash of the recipients: the same MsgKey to others is another batch, the same event the same batch", () => {
-    assert.equal(batchLogId("k", 0, ["bob", "carol"]), batchLogId("k", 0, ["bob", "carol"]));
-    assert.equal(batchLogId("k", 0, ["carol", "bob"]), batchLogId("k", 0, ["bob", "carol"]));
-    assert.notEqual(batchLogId("k", 0, ["bob"]), batchLogId("k", 0, ["carol"]));
-    assert.notEqual(batchLogId("k", 0, ["bob"]), batchLogId("k", 1, ["bob"]));
-    assert.notEqual(batchLogId("k", 0, ["a,b"]), batchLogId("k", 0, ["a", "b"]));
+  it("a publication is its whole recipient list, in any order and with repeats: a changed list is another publication", () => {
+    assert.equal(generationId(["bob", "carol"]), generationId(["carol", "bob", "bob"]));
+    assert.notEqual(generationId(["bob"]), generationId(["carol"]));
+    assert.notEqual(generationId(["bob", "carol"]), generationId(["bob"]));
+    assert.notEqual(generationId(["a,b"]), generationId(["a", "b"]));
+    assert.match(generationId(["bob"]), /^[0-9a-f]{16}$/);
+  });
+
+  it("batch log IDs: the MsgKey, the message record's epoch, the publication and the batch index", () => {
+    assert.equal(batchLogId("msg-123", { epoch: "0a1b2c3d4e", generation: 0 }, 4), "msg-123__0a1b2c3d4e__0__4");
+    assert.notEqual(batchLogId("k", { epoch: "e1", generation: 0 }, 0), batchLogId("k", { epoch: "e2", generation: 0 }, 0), "a reused MsgKey (a new epoch) never meets its old batches");
+    assert.notEqual(batchLogId("k", { epoch: "e1", generation: 0 }, 0), batchLogId("k", { epoch: "e1", generation: 1 }, 0));
+    // A batch message of the version before message records keeps its old ID.
+    assert.match(legacyBatchLogId("msg-123", 4, ["bob"]), /^msg-123__4__[0-9a-f]{16}$/);
+    assert.equal(legacyBatchLogId("k", 0, ["carol", "bob"]), legacyBatchLogId("k", 0, ["bob", "carol"]));
   });
 
   it("log IDs: readable keys as they are, anything else hashed (no collision between the forms)", () => {
-    assert.match(batchLogId("msg-123", 4, ["bob"]), /^msg-123__4__[0-9a-f]{16}$/);
     assert.match(msgKeyId("a/b"), /^~[0-9a-f]{64}$/);
     assert.match(msgKeyId("__x__"), /^~/);
     assert.notEqual(msgKeyId("a/b"), msgKeyId("a/c"));
@@ -317,7 +325,7 @@ describe("exactly-once bookkeeping", () => {
     assert.deepEqual(countOutcomes([sent("u", "d1"), skipped("u", "d2"), skipped("u", null)]), { sent: 1, skipped: 2, failed: 0 });
   });
 
-  it("claims: create when new, done is final, a live lease is busy (ours or another message's), an expired one is taken over", () => {
+  it("claims: create when new, done is final, a live lease is busy (our message's or another's), an expired one is taken over, our own lease resumed", () => {
     const now = 1_000_000;
     const lease = (ms: number) => ({ owner: "o1", deliveryId: "m1", until: Timestamp.fromMillis(ms) });
     assert.deepEqual(claimDecision(undefined, now, "m1"), { action: "create" });
@@ -325,5 +333,10 @@ describe("exactly-once bookkeeping", () => {
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: true });
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m2"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: false });
     assert.deepEqual(claimDecision({ state: "running", lease: lease(now - 1) }, now, "m2"), { action: "take-over", previousOwner: "o1" });
+    // Our own lease (a claim whose answer was lost): resumed at once, live or not; done is still final.
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1", "o1"), { action: "resume" });
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now - 1) }, now, "m1", "o1"), { action: "resume" });
+    assert.deepEqual(claimDecision({ state: "running", lease: lease(now + 1) }, now, "m1", "o2"), { action: "busy", owner: "o1", untilMs: now + 1, sameDelivery: true });
+    assert.deepEqual(claimDecision({ state: "done", lease: null }, now, "m1", "o1"), { action: "done" });
   });
 });

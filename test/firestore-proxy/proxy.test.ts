@@ -196,6 +196,23 @@ describe("Firestore proxy: faults", () => {
     assert.ok(after.sessions > before.sessions, "a new connection");
   });
 
+  it("lose-answer: the commit is carried out, and its client is told it failed (INTERNAL)", async () => {
+    const before = await firestoreProxy.stats();
+    await firestoreProxy.addFault({ kind: "lose-answer", methods: ["Commit"], calls: 1 });
+    const id = randomUUID();
+    let code = 0;
+    try {
+      await db().doc(`proxyProbe/${id}`).create({ at: Date.now() });
+    } catch (err) {
+      code = grpcCode(err) ?? -1;
+    }
+    assert.equal(code, 13, "the SDK saw the reset as INTERNAL, and did not retry the commit");
+    assert.equal((await adminDb().doc(`proxyProbe/${id}`).get()).exists, true, "the emulator applied it");
+    const after = await firestoreProxy.stats();
+    assert.equal(after.faulted["lose-answer"] - before.faulted["lose-answer"], 1);
+    assert.deepEqual(after.faults, [], "gone after its one call");
+  });
+
   it("a fault that would never end, or a stall without a duration, is refused", async () => {
     await assert.rejects(firestoreProxy.addFault({ kind: "unavailable" }), /forMs or calls/);
     await assert.rejects(firestoreProxy.addFault({ kind: "stall", calls: 1 }), /holdMs or forMs/);

@@ -36,16 +36,22 @@ describe("fuzz, end to end", () => {
     t.diagnostic(`seed ${seed}`);
     const samples = fc.sample(eventBytes, { numRuns: 300, seed });
     const ids = new Set(await mapLimit(samples, 8, publishRaw));
+    // What is still missing, for the failure message: slow (batches still running) or lost.
+    let progress = "nothing read yet";
     const covered = await eventually(
       async () => {
         const docs = (await adminDb().collection("pushLog").get()).docs.map((d) => d.data());
         const done = new Set<string>();
         for (const d of docs) if (d.kind === "rejected" || d.state === "done") done.add(d.eventId as string);
         const running = docs.filter((d) => d.kind === "batch" && d.state !== "done").length;
-        return [...ids].every((id) => done.has(id)) ? { docs: docs.length, running } : undefined;
+        const missing = [...ids].filter((id) => !done.has(id));
+        progress = `${missing.length} of ${ids.size} events without a record (e.g. ${missing.slice(0, 5).join(", ")}), ${running} batches running`;
+        return missing.length === 0 ? { docs: docs.length, running } : undefined;
       },
       { timeoutMs: 240_000, intervalMs: 1_000, what: "a record of every published event" },
-    );
+    ).catch((err: unknown) => {
+      throw new Error(`${err instanceof Error ? err.message : String(err)}; ${progress}`);
+    });
     t.diagnostic(`${ids.size} events -> ${covered.docs} push-log documents`);
   });
 

@@ -66,23 +66,33 @@ export interface TestUser {
   idToken: string;
 }
 
-/** A user in the Auth emulator; `admin: true` sets the operator claim and signs in again to carry it. */
-export async function createUser(options: { admin?: boolean; email?: string } = {}): Promise<TestUser> {
+const PASSWORD = "password-123";
+
+/**
+ * A user in the Auth emulator (with `displayName` and `phoneNumber` when given); `admin: true`
+ * sets the operator claim and signs in again to carry it.
+ */
+export async function createUser(options: { admin?: boolean; email?: string; displayName?: string; phoneNumber?: string } = {}): Promise<TestUser> {
   const email = options.email ?? `u-${randomUUID()}@example.com`;
-  const password = "password-123";
-  const signUp = await postJson(`http://${AUTH}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any`, { email, password, returnSecureToken: true });
+  const signUp = await postJson(`http://${AUTH}/identitytoolkit.googleapis.com/v1/accounts:signUp?key=any`, { email, password: PASSWORD, returnSecureToken: true });
   if (signUp.status !== 200) throw new Error(`signUp failed: ${JSON.stringify(signUp.json)}`);
   const uid = signUp.json.localId as string;
-  if (!options.admin) return { uid, email, idToken: signUp.json.idToken };
-  const update = await postJson(
-    `http://${AUTH}/identitytoolkit.googleapis.com/v1/projects/${PROJECT}/accounts:update`,
-    { localId: uid, customAttributes: JSON.stringify({ admin: true }) },
-    { authorization: "Bearer owner" },
-  );
-  if (update.status !== 200) throw new Error(`setting claims failed: ${JSON.stringify(update.json)}`);
-  const signIn = await postJson(`http://${AUTH}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=any`, { email, password, returnSecureToken: true });
-  if (signIn.status !== 200) throw new Error(`signIn failed: ${JSON.stringify(signIn.json)}`);
-  return { uid, email, idToken: signIn.json.idToken };
+  const attributes = {
+    ...(options.admin ? { customAttributes: JSON.stringify({ admin: true }) } : {}),
+    ...(options.displayName ? { displayName: options.displayName } : {}),
+    ...(options.phoneNumber ? { phoneNumber: options.phoneNumber } : {}),
+  };
+  if (Object.keys(attributes).length === 0) return { uid, email, idToken: signUp.json.idToken };
+  const update = await postJson(`http://${AUTH}/identitytoolkit.googleapis.com/v1/projects/${PROJECT}/accounts:update`, { localId: uid, ...attributes }, { authorization: "Bearer owner" });
+  if (update.status !== 200) throw new Error(`updating the user failed: ${JSON.stringify(update.json)}`);
+  return signIn(email);
+}
+
+/** A new sign-in of an existing user (e-mail and the test password): a fresh ID token with the current claims. */
+export async function signIn(email: string): Promise<TestUser> {
+  const res = await postJson(`http://${AUTH}/identitytoolkit.googleapis.com/v1/accounts:signInWithPassword?key=any`, { email, password: PASSWORD, returnSecureToken: true });
+  if (res.status !== 200) throw new Error(`signIn failed: ${JSON.stringify(res.json)}`);
+  return { uid: res.json.localId as string, email, idToken: res.json.idToken };
 }
 
 /** Creates users a few at a time: the Functions/Auth emulators drop connections when flooded. */

@@ -4,7 +4,8 @@
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
 import { Timestamp } from "firebase-admin/firestore";
-import { batchLogId } from "../../functions/src/fanout/recipients.ts";
+import { batchLogId, generationId, msgKeyId } from "../../functions/src/fanout/recipients.ts";
+import { hashesOf } from "../../functions/src/fanout/messageRecord.ts";
 import { BatchLogSchema, RejectedLogSchema, type BatchLog, type PushLogEntry, type RejectedLog } from "../../functions/src/fanout/schemas.ts";
 import { readBatchEntries } from "../../functions/src/fanout/pushLog.ts";
 import { adminDb, callOk, eventually, type TestUser } from "./emulators.ts";
@@ -56,6 +57,29 @@ export async function waitForMessage(key: string, timeoutMs = 60_000): Promise<B
       return docs.sort((a, b) => a.batchIndex - b.batchIndex);
     },
     { timeoutMs, what: `the push log of ${key} to be done` },
+  );
+}
+
+/**
+ * Waits until the message record lists `publications` recipient lists and every batch of each is
+ * done; returns the batches of the record's epoch (an earlier use's are left out), by publication
+ * and batch index.
+ */
+export async function waitForPublications(key: string, publications: number, timeoutMs = 90_000): Promise<BatchDoc[]> {
+  return eventually(
+    async () => {
+      const record = await adminDb().doc(`pushMessages/${msgKeyId(key)}`).get();
+      const epoch = record.get("epoch") as string | undefined;
+      const listed = (record.get("generations") as unknown[] | undefined)?.length ?? 0;
+      if (!epoch || listed < publications) return undefined;
+      const docs = (await logDocs(key)).filter((d): d is BatchDoc => d.kind === "batch" && d.epoch === epoch);
+      for (let g = 0; g < listed; g++) {
+        const of = docs.filter((d) => d.generation === g);
+        if (of.length === 0 || of.length < of[0]!.batchCount || of.some((d) => d.state !== "done")) return undefined;
+      }
+      return docs.sort((a, b) => (a.generation ?? 0) - (b.generation ?? 0) || a.batchIndex - b.batchIndex);
+    },
+    { timeoutMs, what: `${publications} publication(s) of ${key} to be done` },
   );
 }
 
@@ -116,9 +140,36 @@ export function printCost(label: string, docs: BatchDoc[], extra: Record<string,
 
 type SeedEntry = Record<string, unknown> & { outcome: "sent" | "skipped" | "failed" };
 
+/** The epoch seeded message records have: batches seeded under it are found by the fan-out's own IDs. */
+export const SEED_EPOCH = "5eed";
+
+/**
+ * The message record a first publication of `uids` leaves (fanout/messageRecord.ts), under
+ * SEED_EPOCH unless told otherwise: an event of the same MsgKey and recipients is then that
+ * publication, and its batches have the IDs batchLogId gives for `{epoch, generation: 0}`.
+ */
+export async function seedMessageRecord(key: string, uids: string[], { epoch = SEED_EPOCH, expireAtMs = Date.now() + 86_400_000, at = Timestamp.now() } = {}): Promise<{ epoch: string; generation: number }> {
+  const recipients = [...new Set(uids)].sort();
+  await adminDb()
+    .doc(`pushMessages/${msgKeyId(key)}`)
+    .set({
+      kind: "message",
+      msgKey: key,
+      epoch,
+      generations: [{ id: generationId(recipients), recipients: recipients.length, owned: recipients.length, eventId: "seeded", at, ownedHashes: hashesOf(recipients) }],
+      accounts: recipients.length,
+      createdAt: at,
+      updatedAt: at,
+      expireAt: Timestamp.fromMillis(expireAtMs),
+    });
+  return { epoch, generation: 0 };
+}
+
 /**
  * The push-log document (the batch's progress record) that a delivery leaves while it runs, or
- * after it crashed: batch 0 of 1 claimed under a lease until `leaseUntilMs`, `entries` recorded.
+ * after it crashed: batch 0 of 1 claimed under a lease until `leaseUntilMs`, `entries` recorded,
+ * with the message record of its publication (seedMessageRecord). Returns the batch's ID and its
+ * publication (a processBatch input's `message`).
  */
 export async function seedRunningBatch(b: {
   msgKey: string;
@@ -131,11 +182,13 @@ export async function seedRunningBatch(b: {
   entries?: SeedEntry[];
   cost?: { firestoreReads: number; firestoreWrites: number; fcmRequests: number; publishes: number };
   at?: Timestamp;
-}): Promise<void> {
+}): Promise<{ logId: string; message: { epoch: string; generation: number } }> {
   const at = b.at ?? Timestamp.now();
   const entries = b.entries ?? [];
   const count = (outcome: SeedEntry["outcome"]) => entries.filter((e) => e.outcome === outcome).length;
-  const ref = adminDb().doc(`pushLog/${batchLogId(b.msgKey, 0, b.uids)}`);
+  const message = await seedMessageRecord(b.msgKey, b.uids, { at });
+  const logId = batchLogId(b.msgKey, message, 0);
+  const ref = adminDb().doc(`pushLog/${logId}`);
   if (entries.length > 0) {
     // As the crashed delivery's first checkpoint left them: one shard of its claim.
     await ref.collection("outcomes").doc("1-0").set({ msgKey: b.msgKey, uids: [...new Set(entries.map((e) => e.uid as string))], entries, createdAt: at, expireAt: Timestamp.fromMillis(Date.now() + 86_400_000) });
@@ -145,6 +198,7 @@ export async function seedRunningBatch(b: {
       kind: "batch",
       msgKey: b.msgKey,
       from: b.from,
+      ...message,
       batchIndex: 0,
       batchCount: 1,
       eventId: b.eventId ?? b.owner,
@@ -164,4 +218,5 @@ export async function seedRunningBatch(b: {
       completedAt: null,
       expireAt: Timestamp.fromMillis(Date.now() + 86_400_000),
     });
+  return { logId, message };
 }

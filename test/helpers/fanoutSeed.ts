@@ -59,13 +59,14 @@ export interface Seeded {
   documents: number;
 }
 
-export async function seedRecipients(uids: string[], certificateId: number, missingCertificateId = 987_654): Promise<Seeded> {
+/** `stateAt(i)`: recipient i's state (default: SEED_STATES in turn, 30% eligible). */
+export async function seedRecipients(uids: string[], certificateId: number, missingCertificateId = 987_654, stateAt: (i: number) => SeedState = stateOf): Promise<Seeded> {
   const now = Date.now();
   const eligibleTokens = new Set<string>();
   const writes: Array<[string, Record<string, unknown>]> = [];
   let expectedEntries = 0;
   uids.forEach((uid, i) => {
-    const state = stateOf(i);
+    const state = stateAt(i);
     if (state === "no-user") {
       expectedEntries++;
       return;

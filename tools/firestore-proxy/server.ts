@@ -72,7 +72,8 @@ const faultSchema = z
   .refine((f) => f.forMs !== undefined || f.calls !== undefined, "give forMs or calls: a fault without either would never end")
   .refine((f) => f.kind !== "stall" || f.holdMs !== undefined || f.forMs !== undefined, "a stall needs holdMs or forMs (how long a call is held)")
   .refine((f) => f.kind === "unavailable" || f.message === undefined, "message is for unavailable faults")
-  .refine((f) => f.kind === "reset" || (f.scope === undefined && f.rstCode === undefined), "scope and rstCode are for reset faults")
+  .refine((f) => f.kind === "reset" || f.scope === undefined, "scope is for reset faults")
+  .refine((f) => f.kind === "reset" || f.kind === "lose-answer" || f.rstCode === undefined, "rstCode is for reset and lose-answer faults")
   .refine((f) => f.kind === "stall" || f.holdMs === undefined, "holdMs is for stall faults");
 
 const quietSchema = z.object({
@@ -120,7 +121,7 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
     calls: 0,
     inFlight: 0,
     maxInFlight: 0,
-    faulted: { unavailable: 0, stall: 0, reset: 0 } as Record<FaultKind, number>,
+    faulted: { unavailable: 0, stall: 0, reset: 0, "lose-answer": 0 } as Record<FaultKind, number>,
     droppedWhileHeld: 0,
     upstreamErrors: 0,
     cancelled: 0,
@@ -261,8 +262,11 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
     });
   }
 
-  /** The call as it is, to the emulator and back: headers, body and trailers, with backpressure both ways. */
-  function forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number): void {
+  /**
+   * The call as it is, to the emulator and back: headers, body and trailers, with backpressure both
+   * ways. `loseAnswer`: the emulator's answer is replaced by a reset of the client's stream with that code.
+   */
+  function forward(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, loseAnswer?: number): void {
     if (stream.destroyed || stream.closed) return;
     const requestEnded = (flags & NGHTTP2_FLAG_END_STREAM) !== 0;
     let up: http2.ClientHttp2Stream;
@@ -282,6 +286,11 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
     up.on("error", (err) => (upError = err));
     up.on("response", (responseHeaders, responseFlags) => {
       if (stream.destroyed || stream.closed) return;
+      if (loseAnswer !== undefined) {
+        // The emulator has carried the call out (it answers a unary call once done): the client never hears so.
+        stream.close(loseAnswer);
+        return;
+      }
       if ((responseFlags & NGHTTP2_FLAG_END_STREAM) !== 0) {
         // Trailers-only: the status is in these headers.
         stream.respond(responseHeaders, { endStream: true });
@@ -371,6 +380,8 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
       answerStatus(stream, GRPC_UNAVAILABLE, f.message);
     } else if (f.kind === "stall") {
       hold(stream, f, () => forward(stream, headers, flags));
+    } else if (f.kind === "lose-answer") {
+      forward(stream, headers, flags, f.rstCode);
     } else if (f.scope === "session") {
       const session = stream.session as http2.ServerHttp2Session;
       upstreams.get(session)?.destroy();
@@ -433,7 +444,7 @@ export async function startFirestoreProxy(options: FirestoreProxyOptions): Promi
     clearFaults();
     resetCounts();
     Object.assign(stats, { sessions: sessions.size, calls: 0, maxInFlight: stats.inFlight, droppedWhileHeld: 0, upstreamErrors: 0, cancelled: 0 });
-    stats.faulted = { unavailable: 0, stall: 0, reset: 0 };
+    stats.faulted = { unavailable: 0, stall: 0, reset: 0, "lose-answer": 0 };
     return { reset: true };
   }
 

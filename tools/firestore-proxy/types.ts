@@ -3,7 +3,7 @@
 /** The gRPC service every Firestore call of the Admin SDK belongs to; a method's path is `${FIRESTORE_SERVICE}/Commit`. */
 export const FIRESTORE_SERVICE = "/google.firestore.v1.Firestore";
 
-export const FAULT_KINDS = ["unavailable", "stall", "reset"] as const;
+export const FAULT_KINDS = ["unavailable", "stall", "reset", "lose-answer"] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
 export interface FaultInput {
@@ -14,6 +14,9 @@ export interface FaultInput {
    *   `holdMs`, then forwarded; a call whose client gave up meanwhile is dropped, never forwarded.
    * - `reset`: the stream is reset (RST_STREAM `rstCode`), or with `scope: "session"` the whole
    *   HTTP/2 connection is destroyed (every call on it fails), before anything is forwarded.
+   * - `lose-answer`: the call is forwarded and the emulator carries it out; when its answer comes,
+   *   the client's stream is reset (RST_STREAM `rstCode`: the SDK sees INTERNAL) instead: a commit
+   *   that applied although its client was told it failed.
    */
   kind: FaultKind;
   /** Methods it applies to: full paths (`/google.firestore.v1.Firestore/Commit`) or short names (`Commit`). All when absent. */
@@ -30,7 +33,7 @@ export interface FaultInput {
   message?: string;
   /** `reset` only: `stream` (default) resets the one call; `session` destroys its connection. */
   scope?: "stream" | "session";
-  /** `reset` with scope `stream` only: the RST_STREAM error code (default 2, INTERNAL_ERROR; 7 REFUSED_STREAM makes gRPC say UNAVAILABLE). */
+  /** `reset` with scope `stream`, and `lose-answer`: the RST_STREAM error code (default 2, INTERNAL_ERROR; 7 REFUSED_STREAM makes gRPC say UNAVAILABLE). */
   rstCode?: number;
 }
 

@@ -29,6 +29,9 @@ async function setAdmin(ctx: Context, ref: string, admin: boolean) {
     if (admin) claims.admin = true;
     else delete claims.admin;
     await auth.setCustomUserClaims(user.uid, claims);
+    // An ID token issued before keeps the claim for up to an hour: revoking the account's refresh
+    // tokens makes the operator callables refuse it at once (they check revocation).
+    if (!admin) await auth.revokeRefreshTokens(user.uid);
     return { uid: user.uid, email: user.email ?? null, admin, customClaims: claims };
   });
 }
@@ -47,11 +50,11 @@ export function registerAdminCommands(program: Command, ctx: Context): void {
     });
   admin
     .command("revoke")
-    .description("take the admin claim away")
+    .description("take the admin claim away and sign the account out everywhere (its operator calls are refused at once)")
     .argument("<email|uid>", "the user's email address or uid")
     .action(async (ref: string) => {
       const res = await setAdmin(ctx, ref, false);
       if (ctx.json) return printJson(res);
-      line(`${color.bold(res.email ?? res.uid)} (uid ${res.uid}) no longer has the admin claim on ${ctx.describe()} (ID tokens already issued keep it until they expire, at most one hour).`);
+      line(`${color.bold(res.email ?? res.uid)} (uid ${res.uid}) no longer has the admin claim on ${ctx.describe()}, and was signed out everywhere: operator calls with an ID token issued before are refused now.`);
     });
 }

@@ -52,6 +52,17 @@ async function readServiceAccount(file: string): Promise<string> {
   return text;
 }
 
+/**
+ * A callable's refusal that a request field would override (its details name it in `override`),
+ * said with this CLI's flag for that field instead of the field's name.
+ */
+function withFlagFor(err: unknown, override: string, message: (details: Record<string, unknown>) => string): unknown {
+  if (!(err instanceof CliError)) return err;
+  const details = err.details;
+  if (typeof details !== "object" || details === null || (details as { override?: unknown }).override !== override) return err;
+  return new CliError(message(details as Record<string, unknown>), err.code, details);
+}
+
 function healthText(h: z.output<typeof PublicCertificateSchema>["health"]): string {
   return h.state === "healthy" ? color.green("healthy") : color.red(`unhealthy${h.reason ? `: ${h.reason}` : ""}`);
 }
@@ -78,10 +89,11 @@ export function registerCertCommands(program: Command, ctx: Context): void {
     .argument("[service-account.json]", "the key file from Firebase console > Project settings > Service accounts")
     .option("--label <text>", "a name operators recognise (app, flavour)")
     .option("--demo", "emulators only: make a key the fake FCM trusts and register it")
+    .option("--allow-duplicate-key", "register the key even if a certificate already holds it (a second certificate ID for the same key)")
     .addHelpText("after", "\nExamples:\n  $ offline-push cert add ./my-chat-app-firebase-adminsdk.json --label 'Android app'\n  $ offline-push cert add --demo")
-    .action(async (file: string | undefined, opts: { label?: string; demo?: boolean }) => {
+    .action(async (file: string | undefined, opts: { label?: string; demo?: boolean; allowDuplicateKey?: boolean }) => {
       const target = ctx.target();
-      const label = opts.label === undefined ? undefined : parseArg(LabelOptionSchema, opts.label, "--label");
+      const label = opts.label === undefined || opts.label.trim() === "" ? undefined : parseArg(LabelOptionSchema, opts.label, "--label");
       let serviceAccount: unknown;
       if (opts.demo) {
         if (file) throw new CliError("give a key file or --demo, not both", "usage");
@@ -93,7 +105,15 @@ export function registerCertCommands(program: Command, ctx: Context): void {
         serviceAccount = await readServiceAccount(file);
       }
       const cert = await withProgress("Registering the certificate (the functions check the key with FCM first)", () =>
-        callOperator(target, "registerPushCertificate", { serviceAccount, label: label ?? (opts.demo ? "demo (fake FCM)" : undefined) }, RegisteredSchema),
+        callOperator(
+          target,
+          "registerPushCertificate",
+          { serviceAccount, label: label ?? (opts.demo ? "demo (fake FCM)" : undefined), ...(opts.allowDuplicateKey ? { allowDuplicateKey: true } : {}) },
+          RegisteredSchema,
+        ).catch((err: unknown) => Promise.reject(withFlagFor(err, "allowDuplicateKey", (d) =>
+          `this key is already registered as certificate ${String(d.certificateId)}${typeof d.label === "string" ? ` ("${d.label}")` : ""}: apps can report that certificate ID. ` +
+          "To register the same key again as a new certificate, pass --allow-duplicate-key",
+        ))),
       );
       if (ctx.json) return printJson(cert);
       line(`Registered a push certificate for Firebase project ${color.bold(cert.projectId)} on ${ctx.describe()}.`);
@@ -129,21 +149,26 @@ export function registerCertCommands(program: Command, ctx: Context): void {
     .description("replace a certificate's key (rotation) and/or its label; apps keep the same certificate ID")
     .argument("<id>", "certificate ID")
     .option("--key <file>", "the new service-account key file")
-    .option("--label <text>", "a new label")
+    .option("--label <text>", 'a new label; --label "" removes it')
     .option("--allow-project-change", "accept a key of another Firebase project (every token bound to this certificate stops working)")
+    .addHelpText("after", '\nExamples:\n  $ offline-push cert update 3 --key ./rotated-key.json\n  $ offline-push cert update 3 --label ""   # no label')
     .action(async (id: string, opts: { key?: string; label?: string; allowProjectChange?: boolean }) => {
       const target = ctx.target();
       const certificateId = parseArg(CertificateIdArgSchema, id, "<id>");
       if (opts.key === undefined && opts.label === undefined) throw new CliError("nothing to change: give --key <file> and/or --label <text>", "usage");
-      const label = opts.label === undefined ? undefined : parseArg(LabelOptionSchema, opts.label, "--label");
+      // An empty (or blank) label means "no label": the callable's null.
+      const label = opts.label === undefined ? undefined : opts.label.trim() === "" ? null : parseArg(LabelOptionSchema, opts.label, "--label");
       const serviceAccount = opts.key === undefined ? undefined : await readServiceAccount(opts.key);
-      const cert = await withProgress(serviceAccount ? "Replacing the key (checked with FCM first)" : "Relabelling", () =>
+      const cert = await withProgress(serviceAccount ? "Replacing the key (checked with FCM first)" : label === null ? "Removing the label" : "Relabelling", () =>
         callOperator(
           target,
           "updatePushCertificate",
           { certificateId, ...(serviceAccount ? { serviceAccount } : {}), ...(label !== undefined ? { label } : {}), ...(opts.allowProjectChange ? { allowProjectChange: true } : {}) },
           PublicCertificateSchema,
-        ),
+        ).catch((err: unknown) => Promise.reject(withFlagFor(err, "allowProjectChange", (d) =>
+          `certificate ${certificateId} sends for Firebase project ${String(d.currentProjectId)}, and this key is for ${String(d.keyProjectId)}: the devices' tokens belong to the old project and would all be refused and unbound. ` +
+          "Register the key as a new certificate (`offline-push cert add`), or pass --allow-project-change if that is really meant",
+        ))),
       );
       if (ctx.json) return printJson(cert);
       line(`Updated certificate ${color.bold(String(cert.certificateId))}${serviceAccount ? ": new key in use" : ""}.`);
@@ -161,11 +186,15 @@ export function registerCertCommands(program: Command, ctx: Context): void {
     .command("rm")
     .description("delete a certificate; devices bound to it get no pushes until their app reports a token again")
     .argument("<id>", "certificate ID")
-    .option("-y, --yes", "do not ask for confirmation on a terminal")
+    .option("-y, --yes", "delete without asking (required when not on a terminal: scripts, --json)")
     .action(async (id: string, opts: { yes?: boolean }) => {
       const target = ctx.target();
       const certificateId = parseArg(CertificateIdArgSchema, id, "<id>");
-      if (!opts.yes && !ctx.json && process.stdin.isTTY && process.stderr.isTTY) {
+      if (!opts.yes) {
+        // Nobody can answer a question here: a script must say --yes, not delete by default.
+        if (ctx.json || !process.stdin.isTTY || !process.stderr.isTTY) {
+          throw new CliError(`not deleted: cert rm asks for confirmation, and there is no terminal to ask on; pass --yes to delete certificate ${certificateId} from a script`, "usage");
+        }
         const rl = readline.createInterface({ input: process.stdin, output: process.stderr });
         const answer = await rl.question(`Delete certificate ${certificateId} on ${ctx.describe()}? [y/N] `);
         rl.close();

@@ -17,10 +17,12 @@ import {
   type DiagnosedDevice,
   type Explanation,
   type StatsFigures,
+  type TracePublication,
 } from "../../../functions/src/diagnostics/schemas.ts";
 import { callOperator } from "../callables.ts";
 import { CliError } from "../errors.ts";
-import { ago, bar, color, fields, line, printJson, table, withProgress } from "../output.ts";
+import { counted, formatLatency } from "../../../functions/src/diagnostics/views.ts";
+import { ago, bar, color, fields, line, paragraph, printJson, table, withProgress } from "../output.ts";
 import type { Context } from "../context.ts";
 import { CertificateIdArgSchema, parseArg } from "./cert.ts";
 
@@ -63,13 +65,16 @@ function connectionText(d: DiagnosedDevice): string {
   return `${verdict}\n${color.dim(`by ${c.decidedBy} ${ago(c.at)}`)}${presence}`;
 }
 
-function ms(n: number): string {
-  return n < 1000 ? `${Math.round(n)} ms` : `${(n / 1000).toFixed(n < 10_000 ? 2 : 1)} s`;
-}
-
 function countsText(counts: Record<string, number>): string {
   const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
   return entries.length ? entries.map(([k, v]) => `${k} ${v}`).join(", ") : "-";
+}
+
+/** "#1 3 listed; #2 2 listed, 0 new (2 left to the earlier)": the MsgKey's recipient lists, in the order they came. */
+function publicationsText(publications: TracePublication[]): string {
+  return publications
+    .map((p) => `#${p.generation + 1} ${p.recipients} listed${p.generation > 0 ? `, ${p.owned} new${p.recipients > p.owned ? ` (${p.recipients - p.owned} left to the earlier)` : ""}` : ""}`)
+    .join("; ");
 }
 
 /** UTC days from `days - 1` days ago to today, as the statistics count them. */
@@ -83,15 +88,28 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
   program
     .command("user")
     .description("why would (or wouldn't) this user get a push now: devices, sessions, tokens, recent outcomes (diagnosePush)")
-    .argument("<uid>", "the IM account (Firebase uid)")
-    .addHelpText("after", "\nExample:\n  $ offline-push user bob --json | jq .summary")
-    .action(async (uid: string) => {
+    .argument("<uid|email|phone>", "the account: its Firebase uid, e-mail address or phone number (+15555550100)")
+    .addHelpText("after", "\nExamples:\n  $ offline-push user bob@example.com\n  $ offline-push user +15555550100\n  $ offline-push user bob --json | jq .summary")
+    .action(async (account: string) => {
       const target = ctx.target();
-      const data = request(DiagnosePushRequestSchema, { uid }, { uid: "<uid>" });
-      const res = await withProgress(`Diagnosing ${uid}`, () => callOperator(target, "diagnosePush", data, DiagnosePushResponseSchema));
+      const data = request(DiagnosePushRequestSchema, { account }, { account: "<uid|email|phone>", uid: "<uid|email|phone>" });
+      const res = await withProgress(`Looking up ${account}`, () =>
+        callOperator(target, "diagnosePush", data, DiagnosePushResponseSchema).catch((err: unknown) => {
+          // "no such account" said as itself, not as the callable's field-prefixed error.
+          if (err instanceof CliError && err.code === "not-found") throw new CliError(err.message.replace(/^diagnosePush: NOT_FOUND: account: /, ""), "not-found", err.details);
+          throw err;
+        }),
+      );
       if (ctx.json) return printJson(res);
-      line(color.bold(`${res.displayName ? `${res.displayName} (${res.uid})` : res.uid} on ${ctx.describe()}`));
-      line(`${res.wouldPushNow ? color.green("✔") : color.red("✘")} ${res.summary}`);
+      const contact = [res.email, res.phoneNumber].filter(Boolean).join(", ");
+      line(color.bold(`${res.displayName ?? res.email ?? res.phoneNumber ?? res.uid} on ${ctx.describe()}`));
+      line(fields([
+        ["uid", res.uid],
+        ...(res.displayName ? ([["name", res.displayName]] as Array<[string, string]>) : []),
+        ["contact", contact || (res.authAccount ? "-" : "not a Firebase Auth account (an IM account the push records know)")],
+      ]));
+      line();
+      paragraph(`${res.wouldPushNow ? color.green("✔") : color.red("✘")} ${res.summary}`);
       line();
       if (res.devices.length === 0) line("No devices: the app never called login for this account.");
       else
@@ -112,10 +130,10 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
             ]),
           ),
         );
-      for (const d of res.devices) line(`  ${color.dim("•")} ${d.summary}`);
+      for (const d of res.devices) paragraph(`${color.dim("•")} ${d.summary}`, "  ");
       if (res.recent.length) {
         line();
-        line(color.bold(`Last ${res.recent.length} message(s)`));
+        line(color.bold(res.recent.length === 1 ? "The last message" : `The last ${res.recent.length} messages`));
         line(
           table(
             ["When", "MsgKey", "From", "Outcome per device"],
@@ -173,21 +191,14 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
       const data = request(TraceMessageRequestSchema, { msgKey }, { msgKey: "<msgKey>" });
       const res = await withProgress(`Tracing ${msgKey}`, () => callOperator(target, "traceMessage", data, TraceMessageResponseSchema));
       if (ctx.json) return printJson(res);
-      line(color.bold(`${res.msgKey}${res.from ? ` from ${res.from}` : ""}${res.publishedAt ? `, published ${ago(res.publishedAt)} (${res.publishedAt})` : ""}`));
-      line(res.summary);
+      // The summary says the counts and the latency once; what follows adds only what it does not.
+      paragraph(color.bold(res.summary));
       if (!res.found) return;
-      const c = res.counts;
-      line();
-      line(fields([
-        ["recipients", c.recipients],
-        ["outcomes", `${color.green(`sent ${c.sent}`)}, skipped ${c.skipped}, failed ${c.failed}, opened ${c.opened}`],
-        ["by reason", countsText(c.byReason)],
-        ["FCM errors", countsText(c.byErrorCode)],
-        ["latency", res.latency ? `publish → FCM accepted: p50 ${ms(res.latency.p50Ms)}, p95 ${ms(res.latency.p95Ms)}, max ${ms(res.latency.maxMs)} (${res.latency.samples} devices)` : "-"],
-        ["batches", `${res.batches.length}${res.batches.some((b) => b.state === "running") ? color.yellow(" (still running)") : ""}`],
-      ]));
-      for (const r of res.rejected) line(color.red(`  event rejected: ${r.reason}: ${r.detail}`));
-      for (const note of new Set(res.batches.flatMap((b) => b.notes))) line(color.dim(`  note: ${note}`));
+      const running = res.batches.filter((b) => b.state === "running").length;
+      line(color.dim(`published ${res.publishedAt ? `${ago(res.publishedAt)} (${res.publishedAt})` : "at an unknown time"}, ${counted(res.batches.length, "batch", "batches")}${running ? `, ${running} still running` : ""}`));
+      if (res.publications.length > 1) paragraph(color.dim(`publications: ${publicationsText(res.publications)}`), "  ");
+      for (const r of res.rejected) paragraph(color.red(`event rejected: ${r.reason}: ${r.detail}`), "  ");
+      for (const note of new Set(res.batches.flatMap((b) => b.notes))) paragraph(color.dim(`note: ${note}`), "  ");
       if (res.devices.length) {
         line();
         line(
@@ -196,9 +207,10 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
             res.devices.map((d) => [
               d.uid,
               d.deviceId ?? "-",
-              `${outcomeText(d.outcome, d.reason)}${d.error?.errorCode ? `\n${d.error.errorCode}` : ""}${d.attempts && d.attempts > 1 ? `\n${d.attempts} attempts` : ""}`,
-              d.stages.map((s) => `${s.stage} ${s.at.slice(11, 23)}${s.detail ? ` ${color.dim(s.detail)}` : ""}`).join("\n"),
-              d.latencyMs === null ? "-" : ms(d.latencyMs),
+              `${outcomeText(d.outcome, d.reason)}${d.error?.errorCode ? `\n${d.error.errorCode}` : ""}${d.attempts && d.attempts > 1 ? `\n${counted(d.attempts, "attempt")}` : ""}`,
+              // Times of day only; each stage's sentence is in --json (the table stays as wide as the terminal).
+              d.stages.map((st) => `${st.stage} ${st.at.slice(11, 23)}`).join("\n"),
+              d.latencyMs === null ? "-" : formatLatency(d.latencyMs),
             ]),
           ),
         );
@@ -256,15 +268,17 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
       const days = parseArg(z.string().regex(/^\d+$/, "must be a whole number of days").transform(Number).pipe(z.number().min(1, "must be at least 1").max(MAX_STATS_DAYS, `must be at most ${MAX_STATS_DAYS}`)), opts.days, "--days");
       const certificateId = opts.certificate === undefined ? undefined : parseArg(CertificateIdArgSchema.pipe(CertificateIdSchema), opts.certificate, "--certificate");
       const data = request(PushStatsRequestSchema, { ...statsRange(days), ...(certificateId !== undefined ? { certificateId } : {}) }, { from: "--days", to: "--days", certificateId: "--certificate" });
-      const res = await withProgress(`Reading ${days} day(s) of statistics`, () => callOperator(target, "pushStats", data, PushStatsResponseSchema));
+      const res = await withProgress(`Reading ${counted(days, "day")} of statistics`, () => callOperator(target, "pushStats", data, PushStatsResponseSchema));
       if (ctx.json) return printJson(res);
       line(color.bold(`Pushes ${res.from} to ${res.to} (UTC)${res.certificateId !== null ? `, certificate ${res.certificateId}` : ""} on ${ctx.describe()}`));
       line();
       const max = Math.max(1, ...res.days.map((d) => d.sent + (d.skipped ?? 0) + d.failed));
       const width = 24;
+      // Each series its own glyph (and colour on a terminal): the bars read without colour too.
+      const glyphs = { sent: "█", skipped: "▒", failed: "░" };
       line(
         table(
-          ["Day", "Events", "Sent", "Skipped", "Failed", "Opened", "Open rate", `sent ${color.green("█")} skipped ${color.yellow("█")} failed ${color.red("█")}`],
+          ["Day", "Events", "Sent", "Skipped", "Failed", "Opened", "Open rate", `${color.green(glyphs.sent)} sent ${color.yellow(glyphs.skipped)} skipped ${color.red(glyphs.failed)} failed`],
           res.days.map((d) => [
             d.date,
             d.events ?? "-",
@@ -273,7 +287,7 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
             d.failed,
             d.opened,
             rate(d),
-            color.green(bar(d.sent, max, width)) + color.yellow(bar(d.skipped ?? 0, max, width)) + color.red(bar(d.failed, max, width)),
+            color.green(bar(d.sent, max, width, glyphs.sent)) + color.yellow(bar(d.skipped ?? 0, max, width, glyphs.skipped)) + color.red(bar(d.failed, max, width, glyphs.failed)),
           ]),
         ),
       );

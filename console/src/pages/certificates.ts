@@ -30,17 +30,34 @@ export function plainRefusal(err: unknown): string | null {
   if (err.code === "invalid-argument" && err.field?.startsWith("serviceAccount")) {
     return "This file is not a Firebase service-account key. Download one from Firebase console → Project settings → Service accounts → Generate new private key.";
   }
+  if (err.code === "already-exists" && err.details.override === "allowDuplicateKey") {
+    const label = typeof err.details.label === "string" ? ` (“${err.details.label}”)` : "";
+    return `This key is already registered as certificate ${String(err.details.certificateId)}${label}: your app can report that certificate ID. Registering it again gives the same key a second ID.`;
+  }
   if (err.code === "failed-precondition" && err.field === "serviceAccount.project_id") {
     return "This key belongs to another Firebase project than the certificate's: its device tokens would all be refused. Register it as a new certificate instead.";
   }
   return null;
 }
 
-function refusalBox(err: unknown, context: string): HTMLElement {
+function refusalBox(err: unknown, context: string, ...actions: Array<HTMLElement | null>): HTMLElement {
   const box = errorBox(err, context);
   const plain = plainRefusal(err);
-  if (plain) box.insertBefore(h("p", { class: "plain" }, plain), box.children[1] ?? null);
+  // A key already registered: the plain sentence says it all, and the server's names an API flag
+  // (allowDuplicateKey) where this page has a button.
+  if (plain && err instanceof CallError && err.code === "already-exists") box.children[1]?.replaceWith(h("p", { class: "plain" }, plain));
+  else if (plain) box.insertBefore(h("p", { class: "plain" }, plain), box.children[1] ?? null);
+  for (const action of actions) if (action) box.append(action);
   return box;
+}
+
+/**
+ * An e-mail address that wraps only between its parts (after "@", before each "."), never inside
+ * a name: "firebase-adminsdk-x@" / "my-app" / ".iam" / ".gserviceaccount" / ".com".
+ */
+function email(address: string): HTMLElement {
+  const parts = address.split(/(?<=@)|(?=\.)/);
+  return h("span", { class: "email-parts" }, ...parts.flatMap((p, i) => [i ? h("wbr") : null, h("span", { class: "nowrap" }, p)]));
 }
 
 interface PickedFile {
@@ -91,15 +108,16 @@ function describeKeyFile(text: string): string | null {
 
 function resultCard(cert: { certificateId: number; projectId: string; clientEmail: string; label: string | null }): HTMLElement {
   const id = String(cert.certificateId);
-  const code = `setOfflinePushToken(${id}, token)`;
+  // The callable's request as README and the CLI write it.
+  const code = `setOfflinePushToken {deviceId, certificateId: ${id}, token}`;
   const kotlin = `functions.getHttpsCallable("setOfflinePushToken").call(mapOf("deviceId" to deviceId, "certificateId" to ${id}, "token" to token))`;
   return h(
     "section",
     { class: "card success", "aria-labelledby": "new-cert-title", tabindex: -1 },
     h("h2", { id: "new-cert-title" }, "Certificate registered"),
-    h("p", { class: "muted" }, cert.label ? `“${cert.label}” · ` : "", `${cert.clientEmail} · project ${cert.projectId}`),
+    h("p", { class: "muted" }, cert.label ? `“${cert.label}” · ` : "", email(cert.clientEmail), ` · project ${cert.projectId}`),
     h("div", { class: "big-id" }, h("span", { class: "big-id-label" }, "Certificate ID"), h("output", { class: "big-id-value", "data-testid": "certificate-id" }, id), copyButton(id, `Copy certificate ID ${id}`)),
-    h("p", {}, "Your app reports each device's FCM token with this ID after login:"),
+    h("p", {}, "Your app reports each device's FCM token with this ID after login (the callable and its request):"),
     h("div", { class: "code-line" }, h("code", {}, code), copyButton(code, "Copy the line of app code")),
     h("details", {}, h("summary", {}, "Kotlin (Firebase Functions SDK)"), h("div", { class: "code-line" }, h("code", {}, kotlin), copyButton(kotlin, "Copy the Kotlin call"))),
   );
@@ -131,14 +149,14 @@ export async function renderCertificates(root: HTMLElement, { api }: PageContext
     formError,
     h("div", { class: "row" }, submit),
   );
-  form.addEventListener("submit", async (event) => {
-    event.preventDefault();
-    if (!picked) return;
-    const file = picked;
-    replace(formError);
-    await busy(submit, "Checking the key with FCM…", async () => {
+  const register = async (button: HTMLButtonElement, file: PickedFile, allowDuplicateKey: boolean) => {
+    // The panel of an earlier registration goes: below a new attempt it would read as its result.
+    replace(result);
+    if (button === submit) replace(formError);
+    await busy(button, "Checking the key with FCM…", async () => {
       try {
-        const cert = await api("registerPushCertificate", { serviceAccount: file.text, ...(label.value.trim() ? { label: label.value.trim() } : {}) });
+        const cert = await api("registerPushCertificate", { serviceAccount: file.text, ...(label.value.trim() ? { label: label.value.trim() } : {}), ...(allowDuplicateKey ? { allowDuplicateKey: true } : {}) });
+        replace(formError);
         replace(result, resultCard(cert));
         (result.firstElementChild as HTMLElement | null)?.focus();
         form.reset();
@@ -147,9 +165,19 @@ export async function renderCertificates(root: HTMLElement, { api }: PageContext
         drop.querySelector(".file-name")!.textContent = "No file chosen";
         void loadList();
       } catch (err) {
-        replace(formError, refusalBox(err, `${file.name} was not registered`));
+        // A key already registered: registering it again is one deliberate click away.
+        const again =
+          err instanceof CallError && err.code === "already-exists" && err.details.override === "allowDuplicateKey"
+            ? h("button", { type: "button", class: "secondary", onclick: (e: Event) => void register(e.currentTarget as HTMLButtonElement, file, true) }, "Register again as a new certificate")
+            : null;
+        replace(formError, refusalBox(err, `${file.name} was not registered`, again));
       }
     });
+  };
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (!picked) return;
+    await register(submit, picked, false);
     submit.disabled = !picked;
   });
 
@@ -166,12 +194,12 @@ export async function renderCertificates(root: HTMLElement, { api }: PageContext
   const certificateTable = (certs: PublicCertificate[]) =>
     table(
       "Push certificates",
-      ["ID", "Label", "Project", "Client e-mail", "Key ID", "Created / updated", "Health", ""],
+      ["ID", "Label", "Project", "Client e-mail", "Key ID", "Created / updated", "Health", "Actions"],
       certs.map((c) => [
         h("strong", { class: "mono" }, String(c.certificateId)),
         c.label ?? h("span", { class: "muted" }, "—"),
         c.projectId,
-        h("span", { class: "break" }, c.clientEmail),
+        email(c.clientEmail),
         h("span", { class: "mono muted", title: c.privateKeyId }, `${c.privateKeyId.slice(0, 10)}…`),
         h("div", { class: "dates" }, time(c.createdAt), c.updatedAt !== c.createdAt ? h("span", { class: "muted small" }, "updated ", time(c.updatedAt)) : null),
         c.health.state === "healthy"
@@ -181,7 +209,8 @@ export async function renderCertificates(root: HTMLElement, { api }: PageContext
           "div",
           { class: "actions" },
           h("button", { type: "button", class: "secondary small", onclick: () => renameDialog(c), "aria-label": `Rename certificate ${c.certificateId}` }, "Rename"),
-          h("button", { type: "button", class: "secondary small", onclick: () => replaceDialog(c), "aria-label": `Replace the key of certificate ${c.certificateId}` }, "Replace key"),
+          // Each accessible name starts with the visible text (what a voice-control user says).
+          h("button", { type: "button", class: "secondary small", onclick: () => replaceDialog(c), "aria-label": `Replace key of certificate ${c.certificateId}` }, "Replace key"),
           h("button", { type: "button", class: "danger small", onclick: () => void deleteDialog(c), "aria-label": `Delete certificate ${c.certificateId}` }, "Delete"),
         ),
       ]),

@@ -57,6 +57,22 @@ function counts(r: TraceMessageResponse): HTMLElement {
   );
 }
 
+/** A MsgKey published with several recipient lists: each list, and how many it added (the rest were left to the earlier lists). */
+function publications(r: TraceMessageResponse): HTMLElement | null {
+  if (r.publications.length < 2) return null;
+  return card(
+    "Publications",
+    h("p", { class: "small muted" }, "The same MsgKey was published with different recipient lists. Each device gets the message once: a recipient listed again is left to the list that named it first."),
+    h(
+      "ul",
+      { class: "publications" },
+      ...r.publications.map((p) =>
+        h("li", {}, `#${p.generation + 1}: ${p.recipients} listed`, p.generation > 0 ? `, ${p.owned} new` : "", " · ", time(p.at), h("span", { class: "small muted mono" }, ` event ${p.eventId}`)),
+      ),
+    ),
+  );
+}
+
 function reasons(r: TraceMessageResponse): HTMLElement | null {
   const entries = [...Object.entries(r.counts.byReason), ...Object.entries(r.counts.byErrorCode).map(([k, v]) => [`FCM ${k}`, v] as const)];
   if (!entries.length) return null;
@@ -76,8 +92,9 @@ export async function renderMessage(root: HTMLElement, ctx: PageContext): Promis
     failure: (msgKey) => `Could not trace ${msgKey}`,
     show: async (msgKey, out) => {
       const r = await ctx.api("traceMessage", { msgKey });
+      // The summary already says why nothing may be recorded: said once.
       if (!r.found) {
-        replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary), h("p", { class: "muted" }, "Nothing is recorded for this key: it was never published, is still queued, or has expired from the push log.")));
+        replace(out, card(null, h("p", { class: "summary-text", "data-testid": "summary" }, r.summary)));
         return;
       }
       replace(
@@ -92,6 +109,7 @@ export async function renderMessage(root: HTMLElement, ctx: PageContext): Promis
           reasons(r),
           ...r.batches.flatMap((b) => b.notes).map((n) => h("p", { class: "note" }, n)),
         ),
+        publications(r),
         ...r.rejected.map((x) => card(`Rejected: ${x.reason}`, h("p", {}, x.detail), ...x.issues.map((i) => h("p", { class: "small" }, h("code", {}, i.field), ` ${i.message}`)), explanation(x.explanation, true))),
         r.devices.length
           ? card(

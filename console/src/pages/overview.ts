@@ -60,8 +60,9 @@ function chart(days: StatsDay[]): HTMLElement {
       dot.append(svg("title", {}, `${d.date}: ${d.opened} opened`));
       root.append(dot);
     }
-    if (i % 2 === days.length % 2 || days.length <= 7) {
-      root.append(svg("text", { x: x + barW / 2, y: H - 8, class: "axis", "text-anchor": "middle" }, d.date.slice(5)));
+    // Every other day is labelled, counted back from the last: today always has its date.
+    if ((days.length - 1 - i) % 2 === 0 || days.length <= 7) {
+      root.append(svg("text", { x: x + barW / 2, y: H - 8, class: "axis", "text-anchor": "middle", "data-date": d.date }, d.date.slice(5)));
     }
   });
   if (sum.sent + sum.skipped + sum.failed + sum.opened === 0) {

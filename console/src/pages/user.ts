@@ -155,25 +155,41 @@ function recentTable(r: DiagnosePushResponse): HTMLElement {
   );
 }
 
+/** Who the account is: its name, e-mail and phone from Firebase Auth, and its uid. */
+function accountFacts(r: DiagnosePushResponse): HTMLElement {
+  return h(
+    "dl",
+    { class: "facts account", "aria-label": "Account details" },
+    h("dt", {}, "uid"),
+    h("dd", {}, h("code", {}, r.uid)),
+    r.email ? [h("dt", {}, "E-mail"), h("dd", {}, r.email)] : null,
+    r.phoneNumber ? [h("dt", {}, "Phone"), h("dd", {}, r.phoneNumber)] : null,
+    r.authAccount ? null : [h("dt", {}, "Firebase Auth"), h("dd", {}, "no such user: an IM account the push records know (a recipient of messages)")],
+  );
+}
+
 export async function renderUser(root: HTMLElement, ctx: PageContext): Promise<void> {
   await renderSearchPage(root, ctx, {
-    field: "uid",
+    field: "account",
     label: "Account",
-    placeholder: "the IM account: a Firebase uid",
+    placeholder: "uid, e-mail or phone number (+15555550100)",
     button: "Diagnose",
-    verb: "Diagnosing",
+    verb: "Looking up",
     route: "#/user/",
     title: "User",
-    intro: "Why does this user get (or not get) offline pushes? Every device, its state, and what happened to the last messages.",
-    failure: (uid) => `Could not diagnose ${uid}`,
-    show: async (uid, out) => {
-      const r = await ctx.api("diagnosePush", { uid });
+    intro: "Why does this user get (or not get) offline pushes? Every device, its state, and what happened to the last messages. Find the user by Firebase uid, e-mail address or phone number.",
+    failure: (account) => `Could not diagnose ${account}`,
+    show: async (account, out) => {
+      // The callable looks the account up (uid, e-mail or phone): one place decides what it is.
+      const r = await ctx.api("diagnosePush", { account });
+      const uid = r.uid;
       replace(
         out,
         h(
           "section",
           { class: `card summary ${r.wouldPushNow ? "yes" : "no"}`, "aria-labelledby": "summary-title" },
-          h("h2", { id: "summary-title" }, r.displayName ? `${r.displayName} (${r.uid})` : r.uid),
+          h("h2", { id: "summary-title" }, r.displayName ?? r.email ?? r.phoneNumber ?? r.uid),
+          accountFacts(r),
           h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
           h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days · presence source ${r.settings.presenceSource} (lease ${r.settings.presenceLeaseSeconds} s) · active-elsewhere ${r.settings.activeElsewhereSeconds ? `${r.settings.activeElsewhereSeconds} s` : "off"}`),
         ),

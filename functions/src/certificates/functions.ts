@@ -9,16 +9,21 @@ import {
   RegisterRequestSchema,
   UpdateRequestSchema,
 } from "./schemas";
-import { countBoundTokens, createCertificate, deleteCertificate, getCertificate, listCertificates, updateCertificate } from "./store";
+import { certificateHoldingKey, countBoundTokens, createCertificate, deleteCertificate, duplicateKeyError, getCertificate, listCertificates, updateCertificate } from "./store";
 import { verifyWithFcm } from "./verify";
 
 export const registerPushCertificate = callable(
   { name: "registerPushCertificate", access: "admin", schema: RegisterRequestSchema, secrets: [keyEncryptionKeySecret] },
-  async ({ serviceAccount, label }, caller) => {
+  async ({ serviceAccount, label, allowDuplicateKey }, caller) => {
     const kek = keyEncryptionKey();
+    // A key already registered is said before an FCM round trip (and checked again where the ID is allocated).
+    if (!allowDuplicateKey) {
+      const holder = await certificateHoldingKey(serviceAccount.private_key_id);
+      if (holder) throw duplicateKeyError(serviceAccount.private_key_id, holder);
+    }
     // Checked against FCM before anything is stored: a key FCM rejects leaves no trace.
     await verifyWithFcm(serviceAccount);
-    const cert = await createCertificate(serviceAccount, label ?? null, kek);
+    const cert = await createCertificate(serviceAccount, label ?? null, kek, { allowDuplicateKey });
     logCertificateChange("registered", cert, caller.uid);
     return {
       certificateId: cert.certificateId,
@@ -41,7 +46,8 @@ export const updatePushCertificate = callable(
         "failed-precondition",
         `serviceAccount.project_id: certificate ${certificateId} sends for project ${current.projectId}, this key is for ${serviceAccount.project_id}; ` +
           "the app's tokens belong to the old project and would all be rejected and unbound. Register a new certificate, or pass allowProjectChange: true",
-        { field: "serviceAccount.project_id" },
+        // `override` names the request field that accepts it, so a tool can name its own flag for it.
+        { field: "serviceAccount.project_id", currentProjectId: current.projectId, keyProjectId: serviceAccount.project_id, override: "allowProjectChange" },
       );
     }
     // A new key is verified first: a rejected update leaves the old key in use.

@@ -66,6 +66,12 @@ const LabelSchema = z.string().trim().min(1, "must not be empty").max(100, "is l
 export const RegisterRequestSchema = z.strictObject({
   serviceAccount: ServiceAccountSchema,
   label: LabelSchema.optional(),
+  /**
+   * A key whose private key ID a certificate already holds is refused (ALREADY_EXISTS, naming
+   * that certificate): registering it again is almost always a mistake that leaves two IDs for
+   * one key. Only on explicit request.
+   */
+  allowDuplicateKey: z.boolean({ error: "must be true or false" }).optional(),
 });
 
 export const UpdateRequestSchema = z
@@ -77,7 +83,7 @@ export const UpdateRequestSchema = z
      * A key of another Firebase project invalidates every token bound to this certificate (FCM
      * answers SENDER_ID_MISMATCH and the tokens are unbound): only on explicit request.
      */
-    allowProjectChange: z.boolean().optional(),
+    allowProjectChange: z.boolean({ error: "must be true or false" }).optional(),
   })
   .refine((r) => r.serviceAccount !== undefined || r.label !== undefined, {
     message: "give serviceAccount and/or label to change",

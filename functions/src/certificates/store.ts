@@ -57,11 +57,46 @@ function parseStored(snap: DocumentSnapshot): StoredCertificate {
 
 const healthy = { state: "healthy" as const, reason: null, since: null };
 
-/** Allocates the next ID and stores the certificate in one transaction: concurrent registrations get distinct IDs. */
-export async function createCertificate(sa: ServiceAccount, label: string | null, kek: Buffer): Promise<PublicCertificate> {
+/** A certificate that already holds a private key ID. */
+export interface KeyHolder {
+  certificateId: number;
+  label: string | null;
+}
+
+// One equality filter: the automatic single-field index serves it (an orderBy would need a composite one).
+const holdersQuery = (privateKeyId: string) => db().collection(CERTIFICATES).where("privateKeyId", "==", privateKeyId).select("certificateId", "label").limit(20);
+
+function holderOf(snaps: { docs: DocumentSnapshot[] }): KeyHolder | null {
+  const holders = snaps.docs.map((doc) => ({ certificateId: Number(doc.get("certificateId")), label: (doc.get("label") as string | null | undefined) ?? null }));
+  return holders.sort((a, b) => a.certificateId - b.certificateId)[0] ?? null;
+}
+
+/** The certificate that holds this private key ID, if any (the lowest ID when several do). */
+export async function certificateHoldingKey(privateKeyId: string): Promise<KeyHolder | null> {
+  return holderOf(await holdersQuery(privateKeyId).get());
+}
+
+export function duplicateKeyError(privateKeyId: string, holder: KeyHolder): DomainError {
+  return new DomainError(
+    "already-exists",
+    `serviceAccount.private_key_id: this key (ID ${privateKeyId.slice(0, 12)}…) is already registered as certificate ${holder.certificateId}${holder.label ? ` ("${holder.label}")` : ""}: ` +
+      "apps can report that certificate ID. To register the same key again as a new certificate, pass allowDuplicateKey: true",
+    { field: "serviceAccount.private_key_id", certificateId: holder.certificateId, label: holder.label, override: "allowDuplicateKey" },
+  );
+}
+
+/**
+ * Allocates the next ID and stores the certificate in one transaction: concurrent registrations
+ * get distinct IDs. Unless `allowDuplicateKey`, the same transaction reads which certificate holds
+ * the key ID, so two concurrent registrations of one key cannot both pass.
+ */
+export async function createCertificate(sa: ServiceAccount, label: string | null, kek: Buffer, options: { allowDuplicateKey?: boolean } = {}): Promise<PublicCertificate> {
   const id = await runBoundedTransaction(async (tx) => {
     const allocator = db().doc(ID_ALLOCATOR);
-    const lastId = ((await tx.get(allocator)).get("lastId") as number | undefined) ?? 0;
+    const [allocated, holders] = await Promise.all([tx.get(allocator), options.allowDuplicateKey ? null : tx.get(holdersQuery(sa.private_key_id))]);
+    const holder = holders ? holderOf(holders) : null;
+    if (holder) throw duplicateKeyError(sa.private_key_id, holder);
+    const lastId = (allocated.get("lastId") as number | undefined) ?? 0;
     const certificateId = lastId + 1;
     tx.set(allocator, { lastId: certificateId }, { merge: true });
     tx.create(certRef(certificateId), {

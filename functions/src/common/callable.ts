@@ -1,12 +1,16 @@
-// Every callable goes through `callable()`: authentication, the admin claim, zod validation of
-// the request (a ZodError becomes `invalid-argument` naming the field) and the single mapping
-// of domain errors to HttpsError. Unknown failures become a generic `internal`.
+// Every callable goes through `callable()`: the protocol's envelope checked before the framework
+// sees the request (requestShape.ts: nothing a caller sent is ever logged), authentication, the
+// admin claim and, for operators, that the sign-in was not revoked, zod validation of the request
+// (a ZodError becomes `invalid-argument` naming the field) and the single mapping of domain errors
+// to HttpsError. Unknown failures become a generic `internal`.
 import { HttpsError, onCall, type CallableRequest } from "firebase-functions/v2/https";
 import type { SecretParam } from "firebase-functions/params";
 import * as logger from "firebase-functions/logger";
 import { z } from "zod";
+import { assertSignInNotRevoked } from "./auth";
 import { DomainError } from "./errors";
 import { retryableFirestoreError } from "./firestore";
+import { withRequestShapeCheck } from "./requestShape";
 import { APP_CHECK_ENFORCED, ConfigurationError } from "../config";
 
 export interface Caller {
@@ -87,7 +91,7 @@ export function callable<S extends z.ZodType, R>(
   };
   // App Check guards the app's callables (operators' tools carry no App Check token).
   const appCheck = options.access === "user" && APP_CHECK_ENFORCED ? { enforceAppCheck: true } : {};
-  return onCall({ ...runtime, ...appCheck, cors: false }, async (request) => {
+  return withRequestShapeCheck(options.name, onCall({ ...runtime, ...appCheck, cors: false }, async (request) => {
     // A uid that cannot name a users/{uid} document is no identity: production verifies ID tokens,
     // but the emulator decodes any bearer string ("Bearer abc" arrives with an empty uid).
     const uid: unknown = request.auth?.uid;
@@ -98,6 +102,7 @@ export function callable<S extends z.ZodType, R>(
     if (options.access === "admin" && !caller.admin) {
       throw new HttpsError("permission-denied", "this function requires the admin custom claim");
     }
+    if (options.access === "admin") await assertSignInNotRevoked(request.auth.rawToken).catch((err: unknown) => Promise.reject(toHttpsError(err, options.name)));
     const parsed = parseRequest(options.schema, request.data, options.name);
     if (!parsed.ok) throw parsed.error;
     try {
@@ -105,5 +110,5 @@ export function callable<S extends z.ZodType, R>(
     } catch (err) {
       throw toHttpsError(err, options.name);
     }
-  });
+  }));
 }

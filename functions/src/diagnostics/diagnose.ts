@@ -4,13 +4,13 @@ import { heartbeatLeaseMs, presenceSettings, sessionPolicy, tokenStaleMs } from 
 import { DomainError } from "../common/errors";
 import { db } from "../common/firestore";
 import { pushLogForUser } from "../fanout/pushLog";
-import { senderDisplayName } from "../fanout/senderName";
 import { presenceRecordsFor } from "../presence/log";
 import { connectionOf, eligibilityConfig, formatDuration, pushEligibility, type Connection } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { resolveAccount } from "./account";
 import { explain } from "./explain";
 import { openedTimes, receiptId } from "./receipts";
-import type { DiagnosePushResponse, DiagnosedDevice, PresenceRecordView, RecentMessage } from "./schemas";
+import type { DiagnosePushRequest, DiagnosePushResponse, DiagnosedDevice, PresenceRecordView, RecentMessage } from "./schemas";
 import { certificateLookup, hashPrefix, iso, isoOrNull, outcomeView, type CertificateLookup } from "./views";
 
 export const RECENT_MESSAGES = 20;
@@ -62,7 +62,7 @@ function deviceSentence(d: DiagnosedDevice, device: Device, connection: Connecti
     if (cert?.health?.state === "unhealthy") {
       return `${id} would be pushed, but FCM refused its push certificate ${cert.certificateId} (${cert.health.reason ?? "no reason recorded"}): pushes to it fail until the certificate's key is replaced`;
     }
-    const state = device.appState === "background" ? `in the background since ${ago(nowMs, device.appStateAt)}` : disconnectedWords(connection, nowMs, device);
+    const state = device.appState === "background" ? `went to the background ${ago(nowMs, device.appStateAt)}` : disconnectedWords(connection, nowMs, device);
     return `${id} would get a push now (${state}; token reported ${ago(nowMs, device.token?.refreshedAt ?? null)})`;
   }
   switch (d.eligibility.reason) {
@@ -149,7 +149,7 @@ function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: Cer
 
 async function recentMessages(uid: string): Promise<RecentMessage[]> {
   const items = await pushLogForUser(uid, RECENT_MESSAGES);
-  const sent = items.flatMap((i) => i.entries.flatMap((e) => (e.outcome === "sent" && i.msgKey ? [{ msgKey: i.msgKey, uid, deviceId: e.deviceId }] : [])));
+  const sent = items.flatMap((i) => i.entries.flatMap((e) => (e.outcome === "sent" && i.msgKey ? [{ msgKey: i.msgKey, epoch: i.epoch, uid, deviceId: e.deviceId }] : [])));
   const opened = await openedTimes(sent);
   return items.map((i) => ({
     msgKey: i.msgKey,
@@ -157,7 +157,7 @@ async function recentMessages(uid: string): Promise<RecentMessage[]> {
     from: i.from,
     at: iso(i.createdAt),
     rejected: i.rejected ? { reason: i.rejected.reason, detail: i.rejected.detail, explanation: explain("rejected-event", i.rejected.reason) } : null,
-    devices: i.entries.map((e) => outcomeView(e, e.outcome === "sent" && i.msgKey ? (opened.get(receiptId(i.msgKey, uid, e.deviceId)) ?? null) : null)),
+    devices: i.entries.map((e) => outcomeView(e, e.outcome === "sent" && i.msgKey ? (opened.get(receiptId(i.msgKey, uid, e.deviceId, i.epoch)) ?? null) : null)),
   }));
 }
 
@@ -187,14 +187,23 @@ async function presenceRecords(uid: string): Promise<PresenceRecordView[]> {
   }));
 }
 
-export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<DiagnosePushResponse> {
-  const [snap, certs, recent, displayName, unapplied] = await Promise.all([
-    db().collection(USERS).doc(uid).get(),
-    certificateLookup(),
-    recentMessages(uid),
-    senderDisplayName(uid),
-    presenceRecords(uid),
-  ]);
+/** "no such account": nothing in Firebase Auth or in the push records answers to what was asked. */
+function noSuchAccount(request: DiagnosePushRequest): DomainError {
+  const field = request.uid !== undefined ? "uid" : "account";
+  const asked = request.uid ?? request.account ?? "";
+  const how = request.uid !== undefined ? "uid" : "uid, e-mail address or phone number";
+  return new DomainError("not-found", `${field}: no such account: Firebase Auth has no user with the ${how} "${asked}", and no device or push of it is recorded`, { field });
+}
+
+export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.now()): Promise<DiagnosePushResponse> {
+  const account = await resolveAccount(request);
+  if (account.uid === null) throw noSuchAccount(request);
+  const uid = account.uid;
+  const [snap, certs, recent, unapplied] = await Promise.all([db().collection(USERS).doc(uid).get(), certificateLookup(), recentMessages(uid), presenceRecords(uid)]);
+  // An IM account need not be a Firebase user (the IM backend may push to anyone): one the push
+  // or presence records know is diagnosed; one nobody knows is said to be no account.
+  if (!account.inAuth && !snap.exists && recent.length === 0 && unapplied.length === 0) throw noSuchAccount(request);
+  const displayName = account.inAuth ? account.displayName : null;
   let devices: Record<string, Device>;
   try {
     devices = parseUserDevices(snap.exists ? snap.data() : undefined);
@@ -210,7 +219,8 @@ export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<Dia
     d.summary = deviceSentence(d, device, connectionOf(device, new Date(nowMs), ctx), nowMs, recent);
   });
   const eligible = diagnosed.filter((d) => d.eligibility.eligible);
-  const who = displayName ? `${uid} (${displayName})` : uid;
+  // Operators know the name; the uid follows for the records.
+  const who = displayName ? `${displayName} (${uid})` : uid;
 
   let summary: string;
   if (diagnosed.length === 0) {
@@ -233,6 +243,10 @@ export async function diagnosePush(uid: string, nowMs = Date.now()): Promise<Dia
   return {
     uid,
     displayName,
+    email: account.inAuth ? account.email : null,
+    phoneNumber: account.inAuth ? account.phoneNumber : null,
+    authAccount: account.inAuth,
+    foundBy: account.inAuth ? account.foundBy : "uid",
     checkedAt: new Date(nowMs).toISOString(),
     summary,
     wouldPushNow: eligible.length > 0,

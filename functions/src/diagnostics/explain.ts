@@ -277,6 +277,12 @@ const REJECTED: Record<RejectedLog["reason"], Row> = {
     meaning: "Firestore refused a write for good (e.g. a document over 1 MiB): the event was acknowledged instead of retried.",
     action: "Report it with the event ID: this needs a fix in the backend.",
   },
+  "too-many-publications": {
+    title: "Too many publications of one MsgKey",
+    meaning:
+      "The MsgKey was already published with 1,000 different recipient lists, or this list would take it past 200,000 accounts over all of them: a message keeps that many, so that each device gets it once whatever list it is in. Nothing of this event was pushed; the earlier publications were.",
+    action: "Publish a group message as one event naming all its recipients, not one event per member; give each new message its own MsgKey.",
+  },
 };
 
 /** Presence events acknowledged without being applied (presenceLog); invalid ones share the row above. */

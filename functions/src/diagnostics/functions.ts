@@ -25,7 +25,7 @@ import { traceMessage as trace } from "./trace";
 
 export const diagnosePush = callable(
   { name: "diagnosePush", access: "admin", schema: DiagnosePushRequestSchema },
-  ({ uid }): Promise<DiagnosePushResponse> => diagnose(uid),
+  (request): Promise<DiagnosePushResponse> => diagnose(request),
 );
 
 export const traceMessage = callable(

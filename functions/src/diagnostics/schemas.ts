@@ -100,7 +100,24 @@ export type DeviceOutcome = z.output<typeof DeviceOutcomeSchema>;
 
 // --- diagnosePush {uid} -----------------------------------------------------------------------------
 
-export const DiagnosePushRequestSchema = z.strictObject({ uid: AccountSchema });
+/** A phone number as Firebase Auth stores it (E.164): "+", then up to 15 digits. */
+export const E164_PHONE = /^\+[1-9]\d{1,14}$/;
+export const EmailSchema = z.email({ error: "must be an e-mail address" }).max(320, "is longer than 320 characters");
+
+/**
+ * `{uid}`: that Firebase uid (the IM account) exactly. `{account}`: how an operator knows the
+ * user, a uid, an e-mail address or a phone number (E.164, "+15555550100"): looked up in Firebase
+ * Auth by what it looks like, then as a uid. Exactly one of the two.
+ */
+export const DiagnosePushRequestSchema = z
+  .strictObject({
+    uid: AccountSchema.optional(),
+    account: z.string({ error: "must be a string: a uid, an e-mail address or a phone number" }).trim().min(1, "must not be empty").max(320, "is longer than 320 characters").optional(),
+  })
+  .superRefine((r, ctx) => {
+    if (r.uid === undefined && r.account === undefined) ctx.addIssue({ code: "custom", path: ["uid"], message: "give uid, or account (a uid, an e-mail address or a phone number)" });
+    else if (r.uid !== undefined && r.account !== undefined) ctx.addIssue({ code: "custom", path: ["account"], message: "give uid or account, not both" });
+  });
 export type DiagnosePushRequest = z.output<typeof DiagnosePushRequestSchema>;
 
 export const DiagnosedDeviceSchema = z.object({
@@ -206,6 +223,13 @@ export const DiagnosePushResponseSchema = z.object({
   uid: z.string(),
   /** Firebase Auth displayName, when the account has one. */
   displayName: z.string().nullable(),
+  /** The account's e-mail address and phone number in Firebase Auth, when it has them. */
+  email: z.string().nullable(),
+  phoneNumber: z.string().nullable(),
+  /** False when Firebase Auth has no such uid: an IM account the push records know (a recipient of events), not a Firebase user. */
+  authAccount: z.boolean(),
+  /** How the request found the account: by "uid", "email" or "phoneNumber". */
+  foundBy: z.enum(["uid", "email", "phoneNumber"]),
   checkedAt: IsoTime,
   /** One sentence a support person can paste. */
   summary: z.string(),
@@ -262,6 +286,10 @@ export type TracedDevice = z.output<typeof TracedDeviceSchema>;
 
 export const TraceBatchSchema = z.object({
   logId: z.string(),
+  /** The publication (distinct recipient list of the MsgKey) it belongs to: 0 for the first. */
+  generation: z.number().int(),
+  /** Recipients of its share of the list left to an earlier publication that listed them first (their outcome is there). */
+  ownedElsewhere: z.number().int(),
   batchIndex: z.number().int(),
   batchCount: z.number().int(),
   state: z.enum(["running", "done"]),
@@ -289,6 +317,19 @@ export const TraceRejectedSchema = z.object({
 });
 export type TraceRejected = z.output<typeof TraceRejectedSchema>;
 
+/** One distinct recipient list the MsgKey was published with, in the order they came (the message record's). */
+export const TracePublicationSchema = z.object({
+  generation: z.number().int(),
+  /** Accounts it listed. */
+  recipients: z.number().int(),
+  /** Accounts no earlier publication listed: its batches decided these; the others were left to the earlier ones. */
+  owned: z.number().int(),
+  /** Pub/Sub message ID of the event that brought it. */
+  eventId: z.string(),
+  at: IsoTime,
+});
+export type TracePublication = z.output<typeof TracePublicationSchema>;
+
 export const LatencySchema = z.object({
   /** Sent devices with a known publish time. */
   samples: z.number().int(),
@@ -306,6 +347,8 @@ export const TraceMessageResponseSchema = z.object({
   publishedAt: IsoTime.nullable(),
   /** One sentence a support person can paste. */
   summary: z.string(),
+  /** The distinct recipient lists the MsgKey was published with (more than one: republished with a changed list). */
+  publications: z.array(TracePublicationSchema),
   batches: z.array(TraceBatchSchema),
   rejected: z.array(TraceRejectedSchema),
   /** Every device outcome, with its stages (at most MAX_TRACE_DEVICES; see devicesTruncated). */
@@ -320,10 +363,12 @@ export const TraceMessageResponseSchema = z.object({
     skipped: z.number().int(),
     failed: z.number().int(),
     opened: z.number().int(),
-    /** Over the outcomes read: "sent", each skip reason and each fail reason. */
+    /** Over the whole message: "sent", each skip reason and each fail reason. */
     byReason: CountsByKey,
     /** Failed outcomes by FCM error code. */
     byErrorCode: CountsByKey,
+    /** Batches still running beyond the ones listed, whose outcomes are in the totals but not yet in byReason / byErrorCode. */
+    reasonsPending: z.number().int(),
   }),
   /** From publish to FCM acceptance over the sent devices; null when none was sent. */
   latency: LatencySchema.nullable(),

@@ -2,7 +2,7 @@
 // and how a batch's or a receipt's outcomes add to them) for pushStats.
 import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
-import { PUSH_STATS, STATS_SHARDS, statsDocId, type CertificateCounters, type StatsDelta } from "../fanout/pushStats";
+import { PUSH_STATS, type CertificateCounters, type StatsDelta } from "../fanout/pushStats";
 import type { StatsDay, StatsFigures } from "./schemas";
 
 /** A day as stored: the delta's shape, any field possibly missing (a day nothing added to yet). */
@@ -61,15 +61,17 @@ export function daysOf(from: string, to: string): string[] {
   return out;
 }
 
-/** The figures of each day of the range and their totals: one getAll of (months x shards) documents. */
+/**
+ * The figures of each day of the range and their totals: one query on the months the range spans,
+ * which reads the month shards that exist (a shard exists once something was counted in it).
+ */
 export async function readStats(from: string, to: string, certificateId?: number): Promise<{ days: StatsDay[]; totals: StatsFigures }> {
   const days = daysOf(from, to);
   const months = [...new Set(days.map((d) => d.slice(0, 7)))];
-  const refs = months.flatMap((m) => Array.from({ length: STATS_SHARDS }, (_, s) => db().collection(PUSH_STATS).doc(statsDocId(m, s))));
-  const snaps = await db().getAll(...refs);
+  // `in` takes up to 30 values: a range of 366 days spans at most 13 months.
+  const snaps = (await db().collection(PUSH_STATS).where("month", "in", months).get()).docs;
   const byDay = new Map<string, StatsFigures>(days.map((d) => [d, emptyFigures(certificateId !== undefined)]));
   for (const snap of snaps) {
-    if (!snap.exists) continue;
     const month = snap.get("month") as unknown;
     const stored = snap.get("days") as unknown;
     if (typeof month !== "string" || typeof stored !== "object" || stored === null) continue;

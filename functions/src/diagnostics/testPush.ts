@@ -19,7 +19,7 @@ import { unbindToken } from "../sessions/store";
 import { DomainError } from "../common/errors";
 import { explain, explainFcmError } from "./explain";
 import type { FcmErrorView, SendTestPushRequest, SendTestPushResponse, TestPushDevice } from "./schemas";
-import { hashPrefix } from "./views";
+import { counted, hashPrefix } from "./views";
 
 export const TEST_SENDER = "offline-push-test";
 
@@ -161,7 +161,7 @@ export async function sendTestPush(req: SendTestPushRequest, operatorUid: string
   else {
     const verb = dryRun ? "validated by FCM (dry run, nothing delivered)" : "accepted by FCM";
     const others = results.filter((r) => r.result === "failed" || r.result === "skipped").map((r) => `${r.deviceId} ${r.result} (${r.reason ?? ""}${r.fcm?.error?.errorCode ? ` ${r.fcm.error.errorCode}` : ""})`);
-    summary = `${ok} of ${results.length} device(s) of ${req.uid} ${verb}${others.length ? `; ${others.join(", ")}` : ""}`;
+    summary = `${ok} of ${counted(results.length, "device")} of ${req.uid} ${verb}${others.length ? `; ${others.join(", ")}` : ""}`;
   }
   logger.info("test push", { operator: operatorUid, uid: req.uid, dryRun, msgKey, sent: count("sent"), validated: count("validated"), failed: count("failed"), skipped: count("skipped") });
   return { uid: req.uid, dryRun, msgKey, at: new Date(nowMs).toISOString(), summary, devices: results };

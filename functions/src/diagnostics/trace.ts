@@ -1,18 +1,20 @@
 // traceMessage: one message from publication to the user's tap, per recipient device, from the
-// push log (its batch documents and their outcome shards) and the receipts.
+// push log (its message record, batch documents and their outcome shards) and the receipts. The
+// counts cover the whole message without reading every shard: a done batch's document carries
+// its outcomes by reason and error code; only the listed batches' shards are read.
 import { addCount, emptyCounts } from "../common/counts";
-import { batchRef, pushLogForMessage, readBatchEntries, type PushLogDoc } from "../fanout/pushLog";
-import type { BatchLog, PushLogEntry } from "../fanout/schemas";
-import { formatDuration } from "../sessions/eligibility";
+import { db } from "../common/firestore";
+import { batchRef, pushLogForMessage, readBatchEntries } from "../fanout/pushLog";
+import type { BatchLog, MessageRecord, PushLogEntry } from "../fanout/schemas";
 import { explain, explainFcmError, explanationsFor } from "./explain";
-import { openedTimes, receiptId } from "./receipts";
-import { statsKey } from "../fanout/pushStats";
+import { PUSH_OPENED, openedTimes, receiptId } from "./receipts";
+import { OutcomeTally, type BatchOutcomes } from "../fanout/pushStats";
 import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
-import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
+import { counted, countsLine, formatLatency, iso, isoOrNull, outcomeView, percentile } from "./views";
 
 /** Batches whose outcomes are read (each one query): 20 batches are 4,000 recipients at the default size. */
 export const MAX_TRACE_BATCHES = 20;
-/** Device outcomes listed in one answer; counts per outcome stay exact (from the batch documents). */
+/** Device outcomes listed in one answer; the counts stay exact (from the batch documents). */
 export const MAX_TRACE_DEVICES = 2_000;
 
 type BatchDoc = BatchLog & { id: string };
@@ -23,24 +25,32 @@ function stagesOf(e: PushLogEntry, batch: BatchDoc, openedAt: string | null): Tr
   stages.push({
     stage: "received",
     at: iso(batch.createdAt),
-    detail: `fan-out took batch ${batch.batchIndex + 1} of ${batch.batchCount}${batch.claims > 1 ? ` (${batch.claims} deliveries worked on it)` : ""}`,
+    detail: `fan-out took batch ${batch.batchIndex + 1} of ${batch.batchCount}${(batch.generation ?? 0) > 0 ? ` of publication ${(batch.generation ?? 0) + 1}` : ""}${batch.claims > 1 ? ` (${batch.claims} deliveries worked on it)` : ""}`,
   });
   const decided = iso(e.at);
   if (e.outcome === "sent") {
     stages.push({ stage: "decided", at: decided, detail: "eligible: sent" });
-    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${e.attempts} attempt(s)` });
+    stages.push({ stage: "accepted", at: decided, detail: `FCM accepted it as ${e.fcmName} after ${counted(e.attempts, "attempt")}` });
   } else if (e.outcome === "skipped") {
     stages.push({ stage: "decided", at: decided, detail: `skipped (${e.reason}): ${e.detail}` });
   } else {
     const code = e.error?.errorCode ?? e.error?.status;
-    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${e.attempts} attempt(s): ${e.detail}` });
+    stages.push({ stage: "decided", at: decided, detail: `failed (${e.reason}${code ? `, FCM ${code}` : ""}) after ${counted(e.attempts, "attempt")}: ${e.detail}` });
   }
   if (openedAt) stages.push({ stage: "opened", at: openedAt, detail: "the app reported the notification opened" });
   return stages;
 }
 
+/** Receipts of the message's current use: one aggregation query, whatever the number of devices. */
+async function openedCount(msgKey: string, record: MessageRecord | null): Promise<number> {
+  let query = db().collection(PUSH_OPENED).where("msgKey", "==", msgKey);
+  if (record) query = query.where("epoch", "==", record.epoch);
+  const snap = await query.count().get();
+  return snap.data().count;
+}
+
 export async function traceMessage(msgKey: string): Promise<TraceMessageResponse> {
-  const docs: PushLogDoc[] = await pushLogForMessage(msgKey);
+  const { record, docs } = await pushLogForMessage(msgKey);
   const batches = docs.filter((d): d is BatchDoc => d.kind === "batch");
   const rejectedDocs = docs.filter((d) => d.kind === "rejected");
   const codes: Array<{ category: ExplanationCategory; code: string }> = [];
@@ -61,8 +71,8 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
       listed++;
     }
   }
-  const sentKeys = pairs.flatMap(({ entry }) => (entry.outcome === "sent" ? [{ msgKey, uid: entry.uid, deviceId: entry.deviceId }] : []));
-  const opened = await openedTimes(sentKeys);
+  const sentKeys = pairs.flatMap(({ batch, entry }) => (entry.outcome === "sent" ? [{ msgKey, epoch: batch.epoch ?? null, uid: entry.uid, deviceId: entry.deviceId }] : []));
+  const [opened, openedTotal] = await Promise.all([openedTimes(sentKeys), truncated ? openedCount(msgKey, record) : null]);
 
   // Error codes come from FCM: counted under the key pushStats uses (a name Firestore reserves, such
   // as __proto__, is "other" in both), in maps without a prototype.
@@ -70,13 +80,11 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
   const byErrorCode = emptyCounts();
   const latencies: number[] = [];
   const devices: TracedDevice[] = pairs.map(({ batch, entry }) => {
-    const openedAt = entry.outcome === "sent" ? (opened.get(receiptId(msgKey, entry.uid, entry.deviceId)) ?? null) : null;
+    const openedAt = entry.outcome === "sent" ? (opened.get(receiptId(msgKey, entry.uid, entry.deviceId, batch.epoch ?? null)) ?? null) : null;
     const view = outcomeView(entry, openedAt);
-    addCount(byReason, entry.reason);
     if (entry.outcome !== "sent") codes.push({ category: entry.outcome === "skipped" ? "skip-reason" : "fail-reason", code: entry.reason });
     const code = view.error?.errorCode ?? view.error?.status ?? null;
     if (code !== null) {
-      addCount(byErrorCode, statsKey(code));
       const fcm = explainFcmError(view.error);
       if (fcm) codes.push({ category: "fcm-error", code: fcm.code });
     }
@@ -94,6 +102,36 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
     totals.skipped += b.counts.skipped;
     totals.failed += b.counts.failed;
   }
+  // By reason and error code over the whole message: a done batch says them itself; a running one
+  // (or one recorded before batches said them) is counted from its entries when they were read.
+  const entriesOf = new Map(read.map((r) => [r.batch.id, r.entries]));
+  const skippedBy = emptyCounts();
+  const failedBy = emptyCounts();
+  let reasonsPending = 0;
+  for (const b of batches) {
+    let outcomes: BatchOutcomes | undefined = b.state === "done" ? b.outcomes : undefined;
+    const entries = entriesOf.get(b.id);
+    if (!outcomes && entries) {
+      const tally = new OutcomeTally();
+      for (const e of entries) tally.add(e);
+      outcomes = tally.counts();
+    }
+    if (!outcomes) {
+      reasonsPending++;
+      continue;
+    }
+    for (const [k, n] of Object.entries(outcomes.skipped)) {
+      addCount(byReason, k, n);
+      addCount(skippedBy, k, n);
+    }
+    for (const [k, n] of Object.entries(outcomes.failed)) addCount(byReason, k, n);
+    for (const [k, n] of Object.entries(outcomes.failedByErrorCode)) {
+      addCount(byErrorCode, k, n);
+      addCount(failedBy, k, n);
+    }
+    for (const [k, n] of Object.entries(outcomes.failedWithoutCode)) addCount(failedBy, k, n);
+  }
+  if (totals.sent > 0) addCount(byReason, "sent", totals.sent);
   latencies.sort((a, b) => a - b);
   const latency: Latency | null = latencies.length
     ? { samples: latencies.length, p50Ms: percentile(latencies, 50), p95Ms: percentile(latencies, 95), maxMs: latencies[latencies.length - 1] as number }
@@ -115,15 +153,18 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
   const first = docs[0];
   const publishedAt = batches.find((b) => b.publishTime)?.publishTime ?? rejected.find((r) => r.publishedAt)?.publishedAt ?? null;
   const recipients = batches.reduce((n, b) => n + b.uids.length, 0);
-  const openedCount = devices.filter((d) => d.openedAt !== null).length;
+  const openedTotalCount = openedTotal ?? devices.filter((d) => d.openedAt !== null).length;
   const response: TraceMessageResponse = {
     msgKey,
     found: docs.length > 0,
     from: first?.from ?? null,
     publishedAt,
     summary: "",
+    publications: (record?.generations ?? []).map((g, generation) => ({ generation, recipients: g.recipients, owned: g.owned, eventId: g.eventId, at: iso(g.at) })),
     batches: batches.map((b) => ({
       logId: b.id,
+      generation: b.generation ?? 0,
+      ownedElsewhere: b.ownedElsewhere?.length ?? 0,
       batchIndex: b.batchIndex,
       batchCount: b.batchCount,
       state: b.state,
@@ -143,41 +184,40 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
       recipients,
       outcomes: totals.sent + totals.skipped + totals.failed,
       ...totals,
-      opened: openedCount,
+      opened: openedTotalCount,
       byReason,
       byErrorCode,
+      reasonsPending,
     },
     latency,
     explanations: explanationsFor(codes),
   };
-  response.summary = traceSummary(response);
+  response.summary = traceSummary(response, skippedBy, failedBy);
   return response;
 }
 
-function traceSummary(t: TraceMessageResponse): string {
+/** `skipped`: by reason; `failed`: by FCM error code, or by reason where FCM gave none. */
+function traceSummary(t: TraceMessageResponse, skipped: Record<string, number>, failed: Record<string, number>): string {
   if (!t.found) {
     return `nothing is recorded for ${t.msgKey}: it was never published to the offline-push topic, is still waiting to be processed, or is older than the push log's retention (PUSH_LOG_TTL_DAYS)`;
   }
   const parts: string[] = [];
   for (const r of t.rejected) parts.push(`the event was rejected (${r.reason}): ${r.detail}`);
   if (t.batches.length > 0) {
-    const skipped = emptyCounts();
-    const failed = emptyCounts();
-    for (const d of t.devices) {
-      if (d.outcome === "skipped") addCount(skipped, d.reason);
-      const code = d.error?.errorCode ?? null;
-      if (d.outcome === "failed") addCount(failed, code !== null ? statsKey(code) : d.reason);
-    }
     const c = t.counts;
-    let line = `${t.msgKey} from ${t.from ?? "?"} to ${c.recipients} recipient(s): ${c.sent} sent`;
+    let line = `${t.msgKey} from ${t.from ?? "?"} to ${counted(c.recipients, "recipient")}: ${c.sent} sent`;
     if (c.sent > 0) line += ` (${c.opened} opened)`;
     line += `, ${c.skipped} skipped${c.skipped ? ` (${countsLine(skipped)})` : ""}, ${c.failed} failed${c.failed ? ` (${countsLine(failed)})` : ""}`;
+    if (c.reasonsPending > 0) line += ` (the reasons of ${counted(c.reasonsPending, "batch", "batches")} still running not counted yet)`;
     const running = t.batches.filter((b) => b.state === "running").length;
-    if (running > 0) line += `; ${running} batch(es) still in progress`;
-    if (t.latency) line += `; FCM accepted it ${formatMs(t.latency.p50Ms)} after publication (p95 ${formatMs(t.latency.p95Ms)}, max ${formatMs(t.latency.maxMs)})`;
+    if (running > 0) line += `; ${counted(running, "batch", "batches")} still in progress`;
+    const listedAgain = t.batches.reduce((n, b) => n + b.ownedElsewhere, 0);
+    if (t.publications.length > 1) {
+      line += `; published ${t.publications.length} times with different recipient lists${listedAgain > 0 ? ` (${counted(listedAgain, "recipient")} listed again were left to the publication that listed them first: one outcome each)` : ""}`;
+    }
+    if (t.latency) line += `; FCM accepted it ${formatLatency(t.latency.p50Ms)} after publication (p95 ${formatLatency(t.latency.p95Ms)}, max ${formatLatency(t.latency.maxMs)})`;
     parts.push(line);
   }
   return parts.join("; ");
 }
 
-const formatMs = (ms: number): string => (ms < 10_000 ? `${(ms / 1000).toFixed(1)} s` : formatDuration(ms));

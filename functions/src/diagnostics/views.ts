@@ -2,6 +2,7 @@
 // tokens only as a hash prefix, certificates without key material.
 import { listCertificates } from "../certificates/store";
 import type { PushLogEntry } from "../fanout/schemas";
+import { formatDuration } from "../sessions/eligibility";
 import { explainFcmError, explainOutcome } from "./explain";
 import type { CertificateView, DeviceOutcome } from "./schemas";
 
@@ -49,6 +50,21 @@ export async function certificateLookup(): Promise<CertificateLookup> {
       health: { state: c.health.state, reason: c.health.reason, since: c.health.since },
     };
   };
+}
+
+/**
+ * A latency as every diagnostics text says it (the summaries, the CLI; the console's formatMs is
+ * the same rule): "71 ms" below a second, "1.4 s" below a minute, then "2 min".
+ */
+export function formatLatency(ms: number): string {
+  if (ms < 1000) return `${Math.round(ms)} ms`;
+  if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
+  return formatDuration(ms);
+}
+
+/** "1 device", "2 devices": `plural` when the word does not just take an "s". */
+export function counted(n: number, word: string, plural = `${word}s`): string {
+  return `${n} ${n === 1 ? word : plural}`;
 }
 
 /** Nearest-rank percentile of sorted values. */

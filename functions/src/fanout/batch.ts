@@ -16,15 +16,26 @@ import { sendAll, type SendOutcome } from "./deliver";
 import type { GroupClaims } from "./groupClaims";
 import { messageDecision, type MessageDecision, type Placeholders } from "./message";
 import { claimBatch, type BatchProgress, type ClaimResult } from "./progress";
-import { GroupReads, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
-import { batchLogId } from "./recipients";
-import type { PushContent, PushLogEntry, SkipReason } from "./schemas";
+import { GroupReads, deviceIdsOf, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
+import { batchLogId, legacyBatchLogId } from "./recipients";
+import type { CostCounts, MessageIdentity, OwnedElsewhere, PushContent, PushLogEntry, SkipReason } from "./schemas";
 import type { SendingGroup } from "./sendingGroup";
 import { withSenderTitle } from "./senderName";
 
 export interface BatchInput {
   content: PushContent;
+  /** The batch's share of its publication's recipient list. */
   uids: string[];
+  /** The publication it belongs to (messageRecord.ts); absent: a batch message of the version before, with its old ID. */
+  message?: MessageIdentity;
+  /** Those of `uids` that an earlier publication of the MsgKey owns: decided there, not here. */
+  ownedElsewhere?: OwnedElsewhere[];
+  /** The lease owner, when the invocation may claim the batch a second time (groupClaims.ts): it then finds its own lease. */
+  leaseOwner?: string;
+  /** Calls already made for the batch by this invocation (a first attempt at its claim, the message's registration). */
+  priorCost?: CostCounts;
+  /** Reads the recipients only once the claim is won (not alongside it): the batch is most likely done already. */
+  readAfterClaim?: boolean;
   batchIndex: number;
   batchCount: number;
   /** Pub/Sub message ID of the original event. */
@@ -64,7 +75,9 @@ export type BatchResult =
   | { status: "duplicate"; logId: string }
   | { status: "lease-lost"; logId: string }
   | { status: "continued"; logId: string; open: number; notBefore: string }
-  | { status: "in-progress-elsewhere"; logId: string };
+  | { status: "in-progress-elsewhere"; logId: string }
+  /** Its claim was to register the message and did not apply: the invocation registers it, then runs the batch again (functions.ts). */
+  | { status: "unregistered"; logId: string; cost: CostCounts };
 
 /** The last moment a retry may start: MsgLifeTime (if the sender set one) or MAX_EVENT_AGE_SECONDS, whichever ends first. */
 export function eventExpiresAt(content: PushContent, publishTimeMs: number, maxEventAgeMs: number): number {
@@ -119,6 +132,8 @@ interface BatchRun {
   placeholders: Placeholders;
   kek: () => Buffer;
   logId: string;
+  /** The recipients this batch decides: its share of the list, less those an earlier publication owns. */
+  uids: string[];
   cost: CostCounter;
   now: () => number;
   sleep: (ms: number) => Promise<void>;
@@ -139,6 +154,8 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
   // message has no Title) is fetched alongside the claim and the reads, and awaited only for the text.
   const titled = withSenderTitle(content);
   titled.catch(() => undefined); // a batch that ends early never awaits it
+  const cost = new CostCounter();
+  if (input.priorCost) cost.add(input.priorCost);
   return {
     input,
     deps,
@@ -147,8 +164,9 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
     publishTimeMs: input.publishTimeMs,
     placeholders: deps.placeholders,
     kek: deps.kek,
-    logId: batchLogId(content.MsgKey, input.batchIndex, input.uids),
-    cost: new CostCounter(),
+    logId: input.message ? batchLogId(content.MsgKey, input.message, input.batchIndex) : legacyBatchLogId(content.MsgKey, input.batchIndex, input.uids),
+    uids: decidedRecipients(input),
+    cost,
     now,
     sleep: deps.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms))),
     startedAt: now(),
@@ -157,6 +175,13 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
     phases: {},
     beforeFinalWrite,
   };
+}
+
+/** The recipients a batch decides: its share of the list, less those an earlier publication of the MsgKey owns. */
+export function decidedRecipients(input: Pick<BatchInput, "uids" | "ownedElsewhere">): string[] {
+  if (!input.ownedElsewhere?.length) return input.uids;
+  const elsewhere = new Set(input.ownedElsewhere.map((o) => o.uid));
+  return input.uids.filter((uid) => !elsewhere.has(uid));
 }
 
 const mark = (run: BatchRun, name: string) => (run.phases[name] = run.now() - run.startedAt);
@@ -188,7 +213,7 @@ async function claimOrStop(run: BatchRun, tooOld: boolean): Promise<ClaimStep> {
   const { input, deps, cost, logId, content } = run;
   const batch = batchIdentity(run);
   const options = leaseOptions(run);
-  const candidates = tooOld || !run.decision.push ? [] : recipientsToRead(input.uids, content.From_Account);
+  const candidates = tooOld || !run.decision.push || input.readAfterClaim ? [] : recipientsToRead(run.uids, content.From_Account);
   let early = candidates.length > 0 ? readFor(run, candidates, true) : null;
   let claim = await (deps.claims ? deps.claims.claim({ logId, batch, options, cost }) : claimBatch(logId, batch, options, cost));
   mark(run, "claimedMs");
@@ -196,6 +221,7 @@ async function claimOrStop(run: BatchRun, tooOld: boolean): Promise<ClaimStep> {
     early = null; // a claim that had to wait reads again
     claim = await waitForOwnDelivery(run, claim, batch, options);
   }
+  if (claim.status === "unregistered") return { stopped: { status: "unregistered", logId, cost: cost.snapshot() } };
   if (claim.status === "done") {
     logger.info("offline push batch already done: duplicate delivery ignored", { msgKey: content.MsgKey, batchIndex: input.batchIndex, logId });
     return { stopped: { status: "duplicate", logId } };
@@ -209,6 +235,10 @@ async function claimOrStop(run: BatchRun, tooOld: boolean): Promise<ClaimStep> {
   if (input.published && claim.claims === 1) cost.publishes++;
   if (claim.claims > 1) {
     logger.info("offline push batch resumed", { logId, claims: claim.claims, alreadyRecorded: claim.progress.previous.length, previousOwner: claim.previousOwner, continuation: input.continuation ?? 0 });
+  }
+  if (input.ownedElsewhere?.length) {
+    const generations = [...new Set(input.ownedElsewhere.map((o) => o.generation))];
+    logger.info("offline push batch leaves recipients to an earlier publication of its MsgKey, which decides them", { logId, ownedElsewhere: input.ownedElsewhere.length, generations });
   }
   for (const note of run.decision.notes) logger.info(`offline push ${content.MsgKey}: ${note}`);
   return { progress: claim.progress, early };
@@ -232,10 +262,12 @@ function batchIdentity(run: BatchRun): BatchIdentity {
   return {
     msgKey: content.MsgKey,
     from: content.From_Account,
+    ...(input.message ? { epoch: input.message.epoch, generation: input.message.generation } : {}),
     batchIndex: input.batchIndex,
     batchCount: input.batchCount,
     eventId: input.eventId,
-    uids: input.uids,
+    uids: run.uids,
+    ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
     notes: run.decision.notes,
     publishTime: new Date(input.publishTimeMs).toISOString(), // for latency and statistics
   };
@@ -243,7 +275,7 @@ function batchIdentity(run: BatchRun): BatchIdentity {
 
 function leaseOptions(run: BatchRun): LeaseOptions {
   const { settings } = run;
-  return { owner: randomUUID(), deliveryId: run.input.deliveryId, leaseMs: settings.leaseMs, ttlMs: settings.pushLogTtlMs, checkpointEvery: settings.checkpointEvery, now: run.now, sleep: run.sleep };
+  return { owner: run.input.leaseOwner ?? randomUUID(), deliveryId: run.input.deliveryId, leaseMs: settings.leaseMs, ttlMs: settings.pushLogTtlMs, checkpointEvery: settings.checkpointEvery, now: run.now, sleep: run.sleep };
 }
 
 /** The recipients' devices and certificates: from the invocation's shared reads when it has them (recipientReads.ts). */
@@ -256,18 +288,27 @@ function readFor(run: BatchRun, uids: string[], shared: boolean): Promise<Recipi
 const skipUser = (progress: BatchProgress, uid: string, reason: SkipReason, detail: string) =>
   progress.record({ outcome: "skipped", uid, deviceId: null, reason, detail, at: Timestamp.now() });
 
-/** Too old to push: each recipient with no outcome at all is skipped (a continuation may find some devices done). */
+/**
+ * Too old to push: every device still without an outcome is skipped. A recipient with none at all
+ * is skipped as a whole, without a read; a continuation or takeover may find some of a
+ * recipient's devices decided, and then reads the others (one getAll) to record each of them.
+ */
 async function skipTooOld(run: BatchRun, progress: BatchProgress): Promise<void> {
   const age = Math.round((run.now() - run.input.publishTimeMs) / 1000);
   const detail = `the event was published ${age} s ago, longer than MAX_EVENT_AGE_SECONDS (${run.settings.maxEventAgeMs / 1000} s): dropped rather than pushed late`;
-  for (const uid of run.input.uids) if (!progress.hasAny(uid)) await skipUser(progress, uid, "event-too-old", detail);
+  const partly = run.uids.filter((uid) => progress.hasAny(uid) && !progress.has({ uid, deviceId: null }));
+  for (const uid of run.uids) if (!progress.hasAny(uid)) await skipUser(progress, uid, "event-too-old", detail);
+  if (partly.length === 0) return;
+  for (const { uid, deviceId } of await deviceIdsOf(partly, run.cost)) {
+    if (!progress.has({ uid, deviceId })) await progress.record({ outcome: "skipped", uid, deviceId, reason: "event-too-old", detail, at: Timestamp.now() });
+  }
 }
 
 /** Recipients decided without reading their devices (the sender; everyone, for a message not pushed): the others are returned, to read. */
 async function skipWithoutReading(run: BatchRun, progress: BatchProgress): Promise<string[]> {
   const { decision, content } = run;
   const toRead: string[] = [];
-  for (const uid of run.input.uids) {
+  for (const uid of run.uids) {
     if (progress.has({ uid, deviceId: null })) continue;
     if (uid === content.From_Account) await skipUser(progress, uid, "sender", "the recipient is the sender: the sender's own devices are never pushed");
     else if (!decision.push) await skipUser(progress, uid, decision.reason, decision.detail);

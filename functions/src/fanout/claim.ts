@@ -5,15 +5,21 @@ import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { batchRef, readBatchEntries } from "./pushLog";
-import { BatchLogSchema, type BatchLog, type CostCounts, type PushLogEntry } from "./schemas";
+import { BatchLogSchema, type BatchLog, type CostCounts, type OwnedElsewhere, type PushLogEntry } from "./schemas";
 
 export interface BatchIdentity {
   msgKey: string;
   from: string;
+  /** The publication the batch belongs to (messageRecord.ts); absent for a batch with the old ID. */
+  epoch?: string;
+  generation?: number;
   batchIndex: number;
   batchCount: number;
   eventId: string;
+  /** The recipients the batch decides: its share of the list, less those an earlier publication owns. */
   uids: string[];
+  /** Its share of the list that an earlier publication owns (recorded for the operators; not decided here). */
+  ownedElsewhere?: OwnedElsewhere[];
   notes: string[];
   /** The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
   publishTime?: string;
@@ -37,14 +43,22 @@ type LeaseField = NonNullable<BatchLog["lease"]>;
 export type ClaimDecision =
   | { action: "create" }
   | { action: "take-over"; previousOwner: string | null }
+  | { action: "resume" }
   | { action: "done" }
   | { action: "busy"; owner: string; untilMs: number; sameDelivery: boolean };
 
-/** What a delivery (of Pub/Sub message `deliveryId`) may do with a batch, given its progress record. */
-export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string): ClaimDecision {
+/**
+ * What a delivery (of Pub/Sub message `deliveryId`, lease owner `owner`) may do with a batch,
+ * given its progress record. `resume`: the lease is this delivery's own: a claim whose commit
+ * applied although its answer was lost (DEADLINE_EXCEEDED, a reset) finds it so, and goes on
+ * rather than wait for its own lease to expire. Nobody else can have written since: every other
+ * write needs the lease, or takes it over (and then the owner is no longer ours).
+ */
+export function claimDecision(doc: Pick<BatchLog, "state" | "lease"> | undefined, nowMs: number, deliveryId: string, owner?: string): ClaimDecision {
   if (!doc) return { action: "create" };
   if (doc.state === "done") return { action: "done" };
   const lease = doc.lease;
+  if (lease && owner !== undefined && lease.owner === owner) return { action: "resume" };
   if (lease && lease.until.toMillis() > nowMs) {
     return { action: "busy", owner: lease.owner, untilMs: lease.until.toMillis(), sameDelivery: lease.deliveryId === deliveryId };
   }
@@ -168,7 +182,7 @@ async function claimExisting(ref: DocumentReference, batch: BatchIdentity, optio
   // Our lease is committed: no earlier owner can write another shard now (every write checks the
   // lease in its transaction), so what we read here is all that was recorded before us.
   let previous: PushLogEntry[] = [];
-  if (decision.action === "take-over" && result.shards > 0) {
+  if ((decision.action === "take-over" || decision.action === "resume") && result.shards > 0) {
     cost.firestoreReads++;
     previous = await readBatchEntries(ref);
   }
@@ -182,7 +196,7 @@ async function decideFromRecord(tx: Transaction, ref: DocumentReference, batch: 
   const snap = await tx.get(ref);
   const doc = snap.exists ? BatchLogSchema.parse(snap.data()) : undefined;
   const nowMs = (options.now ?? Date.now)();
-  const decision = claimDecision(doc, nowMs, options.deliveryId);
+  const decision = claimDecision(doc, nowMs, options.deliveryId, options.owner);
   const lease = leaseOf(options, nowMs);
   const total = cost.withPendingWrite();
   if (decision.action === "create") {
@@ -194,6 +208,10 @@ async function decideFromRecord(tx: Transaction, ref: DocumentReference, batch: 
   if (decision.action === "take-over" && doc) {
     tx.update(ref, { lease, claims: doc.claims + 1, cost: addCost(doc.cost, cost.deltaTo(total)), updatedAt: Timestamp.fromMillis(nowMs) });
     return { decision, total, claims: doc.claims + 1, leaseUntil: lease.until.toMillis(), counts: doc.counts, shards: doc.shards };
+  }
+  if (decision.action === "resume" && doc?.lease) {
+    // Ours already: nothing to write (the lease is renewed by the first checkpoint, as after a create).
+    return { decision, total: null, claims: doc.claims, leaseUntil: doc.lease.until.toMillis(), counts: doc.counts, shards: doc.shards };
   }
   if (decision.action === "done" && doc) {
     // Counted so that a duplicate is visible in the log (and tests can wait for it).

@@ -10,6 +10,14 @@ export class CostCounter {
   publishes = 0;
   private saved: CostCounts = zeroCost();
 
+  /** Calls made for the batch before this counter existed (an earlier attempt in the same invocation). */
+  add(counts: CostCounts): void {
+    this.firestoreReads += counts.firestoreReads;
+    this.firestoreWrites += counts.firestoreWrites;
+    this.fcmRequests += counts.fcmRequests;
+    this.publishes += counts.publishes;
+  }
+
   snapshot(): CostCounts {
     return { firestoreReads: this.firestoreReads, firestoreWrites: this.firestoreWrites, fcmRequests: this.fcmRequests, publishes: this.publishes };
   }

@@ -41,9 +41,9 @@ export class FinalRecord {
     if (last) this.finished = true;
   }
 
-  /** The fields that close the batch. */
+  /** The fields that close the batch; `outcomes` by reason and error code, so a message's counts need no shard read (traceMessage). */
   doneFields(nowMs: number): Record<string, unknown> {
-    return { state: "done", completedAt: Timestamp.fromMillis(nowMs), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024) };
+    return { state: "done", completedAt: Timestamp.fromMillis(nowMs), peakRssMb: Math.round(process.resourceUsage().maxRSS / 1024), outcomes: this.stats.outcomes() };
   }
 
   /** Whether this attempt of a write carries the statistics: only a final write's first attempts. */

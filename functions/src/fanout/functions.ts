@@ -30,7 +30,9 @@ import { takeSendAllowance } from "./sendLimit";
 import { GroupClaims } from "./groupClaims";
 import { GroupReads, recipientsToRead } from "./recipientReads";
 import { SendingGroup } from "./sendingGroup";
-import { processBatch, type BatchDeps, type BatchInput } from "./batch";
+import { decidedRecipients, processBatch, type BatchDeps, type BatchInput, type BatchResult } from "./batch";
+import { CostCounter, addCost, zeroCost } from "./cost";
+import { TooManyPublicationsError, elsewhereIn, firstRegistration, registerFirst, registerInTransaction, type FirstRegistration, type Registration } from "./messageRecord";
 import { clip, placeholdersFrom } from "./message";
 import { BatchBusyError } from "./claim";
 import { publishEach, publishJson } from "./publish";
@@ -104,6 +106,8 @@ async function publishContinuation(input: BatchInput, notBeforeMs: number): Prom
     eventId: input.eventId,
     ...(input.continuation !== undefined ? { continuation: input.continuation } : {}),
     notBefore: new Date(notBeforeMs).toISOString(),
+    ...(input.message ? { message: input.message } : {}),
+    ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
   };
   await publishJson(PUSH_BATCH_TOPIC, message);
 }
@@ -207,51 +211,114 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
       // A single batch goes through processBatch, which records the age per recipient.
       return reject(d, settings, "event-too-old", `published ${Math.round(ageMs / 1000)} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s)`, { event });
     }
-    const content = contentOf(event);
-    // Deterministic batches: a redelivered event republishes the same batches and reprocesses the
-    // same inline ones, which find their progress records and send nothing twice. The first
-    // FANOUT_INLINE_BATCHES are processed right here (no Pub/Sub hop, no cold instance: a group of
-    // up to 10,000 by default is pushed at chat speed); the rest are published first, so that other
-    // instances start on them while this one works.
-    const inline = batches.slice(0, settings.inlineBatches);
-    const rest = batches.slice(inline.length);
-    if (rest.length > 0) {
-      const publishTime = new Date(d.publishTimeMs).toISOString();
-      // A few at a time (publish.ts): a million recipients are 4,950 messages, not all in memory at once.
-      await publishEach(PUSH_BATCH_TOPIC, rest.length, (i): BatchMessage => ({
+    try {
+      await fanOut(d, settings, event, recipients, batches);
+    } catch (err) {
+      if (err instanceof TooManyPublicationsError) return reject(d, settings, "too-many-publications", err.message, { event });
+      throw err;
+    }
+  });
+}
+
+/**
+ * The event's batches. Deterministic: a redelivered event republishes the same batches and
+ * reprocesses the same inline ones, which find their progress records and send nothing twice.
+ * Which publication of the MsgKey the event is, and so the batches' IDs and whom each decides,
+ * comes from the message record (messageRecord.ts). The first FANOUT_INLINE_BATCHES are processed
+ * right here (no Pub/Sub hop, no cold instance: a group of up to 10,000 by default is pushed at
+ * chat speed); the rest are published first, so that other instances start on them while this
+ * one works.
+ */
+async function fanOut(d: Delivery, settings: FanoutSettings, event: PushEvent, recipients: string[], batches: string[][]): Promise<void> {
+  const content = contentOf(event);
+  const inline = batches.slice(0, settings.inlineBatches);
+  const rest = batches.slice(inline.length);
+  const first = firstRegistration({ msgKey: event.MsgKey, recipients, eventId: d.eventId, ttlMs: settings.pushLogTtlMs });
+  const registering = new CostCounter();
+  // Published batches carry their publication, so it is registered before they go (one create);
+  // otherwise the inline batches' shared claim creates the record (groupClaims.ts).
+  let registration: Registration | null = rest.length > 0 ? await registerFirst(first, registering) : null;
+  if (registration) {
+    const known = registration;
+    const publishTime = new Date(d.publishTimeMs).toISOString();
+    // A few at a time (publish.ts): a million recipients are 4,950 messages, not all in memory at once.
+    await publishEach(PUSH_BATCH_TOPIC, rest.length, (i): BatchMessage => {
+      const uids = rest[i] as string[];
+      const elsewhere = elsewhereIn(known, uids);
+      return {
         v: 1,
         content,
         batchIndex: inline.length + i,
         batchCount: batches.length,
-        uids: rest[i] as string[],
+        uids,
         publishTime,
         eventId: d.eventId,
-      }));
-      logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC });
-    }
-    // The inline batches share their claims and reads, and hold their final writes until all have
-    // sent (groupClaims.ts, recipientReads.ts, sendingGroup.ts).
-    const shared =
-      inline.length > 1
-        ? {
-            claims: new GroupClaims(inline.length),
-            reads: new GroupReads(
-              inline.map((uids) => recipientsToRead(uids, content.From_Account)),
-              keyEncryptionKey,
-            ),
-            group: new SendingGroup(inline.length),
-          }
-        : {};
-    // Every inline batch runs to its end even when another fails: the first error then makes Pub/Sub
-    // redeliver the event, and the finished batches are found done.
-    const results = await Promise.allSettled(
-      inline.map((uids, batchIndex) =>
-        processBatch({ content, uids, batchIndex, batchCount: batches.length, eventId: d.eventId, deliveryId: d.eventId, publishTimeMs: d.publishTimeMs }, { ...deps(settings), ...shared }),
-      ),
+        message: known.identity,
+        ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
+      };
+    });
+    logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC, generation: known.identity.generation });
+  }
+  // The same lease owner on a second attempt at a claim: a claim whose answer was lost is found as ours.
+  const owners = inline.map(() => randomUUID());
+  const inputOf = (batchIndex: number, r: Registration | FirstRegistration, priorCost = zeroCost()): BatchInput => {
+    const uids = inline[batchIndex] as string[];
+    const elsewhere = "elsewhere" in r ? elsewhereIn(r, uids) : [];
+    return {
+      content,
+      uids,
+      batchIndex,
+      batchCount: batches.length,
+      eventId: d.eventId,
+      deliveryId: d.eventId,
+      publishTimeMs: d.publishTimeMs,
+      message: r.identity,
+      ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
+      leaseOwner: owners[batchIndex] as string,
+      priorCost,
+    };
+  };
+  const results = await runInline(
+    inline.map((_, i) => inputOf(i, registration ?? first, i === 0 ? registering.snapshot() : zeroCost())),
+    inline.length,
+    settings,
+    registration ? null : first,
+  );
+  // The shared claim that was to create the message record did not apply (the record exists: a
+  // redelivery, a republish; or its answer was lost): which publication this is is settled first,
+  // then those batches claim again, each under its own ID.
+  const again = results.flatMap((r, i) => (r.status === "fulfilled" && r.value.status === "unregistered" ? [{ i, cost: r.value.cost }] : []));
+  if (again.length > 0) {
+    registration = await registerInTransaction(first, registering);
+    const settled = registration;
+    // A publication registered before (usually a redelivery): its batches are most likely done, so
+    // they read their recipients only if their claim is won (a crashed delivery's batch, or ours
+    // whose answer was lost), not alongside it.
+    const retried = await runInline(
+      again.map(({ i, cost }, k) => ({ ...inputOf(i, settled, k === 0 ? addCost(cost, registering.snapshot()) : cost), ...(settled.existing ? { readAfterClaim: true } : {}) })),
+      inline.length,
+      settings,
+      null,
     );
-    const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
-    if (failed) throw failed.reason;
-  });
+    again.forEach(({ i }, k) => (results[i] = retried[k] as PromiseSettledResult<BatchResult>));
+  }
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
+  if (failed) throw failed.reason;
+}
+
+/**
+ * The inline batches, side by side: they share their claims (one commit, with the message record
+ * when `registering`), their reads, and hold their final writes until all have sent
+ * (groupClaims.ts, recipientReads.ts, sendingGroup.ts). Every batch runs to its end even when
+ * another fails: the first error then makes Pub/Sub redeliver the event, and the finished batches
+ * are found done.
+ */
+async function runInline(inputs: BatchInput[], inlineCount: number, settings: FanoutSettings, registering: FirstRegistration | null): Promise<Array<PromiseSettledResult<BatchResult>>> {
+  const claims = inputs.length > 1 || registering ? { claims: new GroupClaims(inputs.length, registering) } : {};
+  const planned: string[][] = Array.from({ length: inlineCount }, () => []);
+  for (const input of inputs) planned[input.batchIndex] = recipientsToRead(decidedRecipients(input), input.content.From_Account);
+  const shared = inputs.length > 1 ? { reads: new GroupReads(planned, keyEncryptionKey), group: new SendingGroup(inputs.length) } : {};
+  return Promise.allSettled(inputs.map((input) => processBatch(input, { ...deps(settings), ...claims, ...shared })));
 }
 
 export async function handleBatchMessage(d: Delivery): Promise<void> {
@@ -273,6 +340,8 @@ export async function handleBatchMessage(d: Delivery): Promise<void> {
         ...(m.continuation === undefined ? { published: true } : {}),
         ...(m.continuation !== undefined ? { continuation: m.continuation } : {}),
         ...(m.notBefore !== undefined ? { notBeforeMs: Date.parse(m.notBefore) } : {}),
+        ...(m.message ? { message: m.message } : {}),
+        ...(m.ownedElsewhere?.length ? { ownedElsewhere: m.ownedElsewhere } : {}),
       },
       deps(settings),
     );

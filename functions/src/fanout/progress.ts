@@ -1,7 +1,14 @@
 // Exactly once per device, over at-least-once Pub/Sub deliveries and function retries. This is the
 // one explanation; the batch's steps (batch.ts) and the record's parts rely on it.
 //
-// Each batch of a message has one push-log document (pushLog/{msgKeyId}__{batchIndex}__{uidsHash}) that is
+// Which batches a message has, and which recipients each decides (messageRecord.ts): every distinct
+// recipient list published under a MsgKey is a publication; a recipient belongs to the first
+// publication that listed it, and only that publication's batch decides it. So a device gets at
+// most one outcome per MsgKey, whatever list it is republished in: a redelivery or a reordered
+// republish is the same publication (the same batches), and a changed list's new batches leave
+// the recipients listed before to the batches that already own them.
+//
+// Each batch has one push-log document (pushLog/{msgKeyId}__{epoch}__{generation}__{batchIndex}) that is
 // also its progress record: a state (running/done), a lease {owner, deliveryId, until} and the
 // outcome counts. The outcomes themselves (one entry per device) are in shard documents under it,
 // pushLog/{logId}/outcomes/{claim}-{seq}, at most SHARD_ENTRIES each (pushLog.ts), so that no batch,
@@ -14,6 +21,10 @@
 //   it done (a duplicate: nothing to do), or finds a live lease (busy). Firestore lets only one
 //   create of a document succeed, so two deliveries of the same batch never both send. Nothing is
 //   sent before the claim is won (the recipients may be read meanwhile).
+// - A lease whose owner is this delivery's own (a claim that applied although its answer was lost)
+//   is resumed, not waited out: nobody else wrote since, or the owner would have changed.
+// - The first claims of a new message carry its message record in the same commit: a batch ID
+//   holds the record's epoch, so no batch is created before its record is (groupClaims.ts).
 // - Busy, from another Pub/Sub message (the same event published twice, or a republished batch):
 //   acknowledged without sending. The holder's own message stays unacknowledged until it has
 //   finished, so if the holder dies, Pub/Sub redelivers *that* message (retry: true), and it
@@ -67,7 +78,9 @@ import type { BatchLog, PushLogEntry } from "./schemas";
 
 export type ClaimResult =
   | { status: "claimed"; progress: BatchProgress; claims: number; previousOwner: string | null }
-  | Exclude<ClaimOutcome, { status: "claimed" }>;
+  | Exclude<ClaimOutcome, { status: "claimed" }>
+  /** The shared commit that was to register the message did not apply: the batch's identity is not settled yet (groupClaims.ts). */
+  | { status: "unregistered" };
 
 /** Claims the batch (claim.ts); once claimed, its progress record. */
 export async function claimBatch(logId: string, batch: BatchIdentity, options: LeaseOptions, cost: CostCounter): Promise<ClaimResult> {

@@ -1,16 +1,19 @@
 // The push log: what happened to each message on each device. Read by the troubleshooting tools.
-//   pushLog/{msgKeyId}__{batchIndex}__{uidsHash}
-//                                     kind "batch": one batch of a message, its counts, also the
-//                                     batch's progress record (progress.ts)
+//   pushLog/{msgKeyId}__{epoch}__{generation}__{batchIndex}
+//                                     kind "batch": one batch of one publication of a message, its
+//                                     counts, also the batch's progress record (progress.ts). The
+//                                     epoch and generation come from the message record
+//                                     (messageRecord.ts: pushMessages/{msgKeyId})
 //   pushLog/{logId}/outcomes/{claim}-{seq}
 //                                     up to 100 device outcomes of the batch each (sent / skipped /
-//                                     failed, reason, FCM name or error), with their uids. The recipients' hash:
-//                                     the same MsgKey published with other recipients is another batch
-//                                     (recipients.ts)
+//                                     failed, reason, FCM name or error), with their uids
 //   pushLog/rejected__{eventId}       kind "rejected": an event acknowledged without any push
-//                                     (invalid, older than MAX_EVENT_AGE_SECONDS, or unprocessable)
+//                                     (invalid, older than MAX_EVENT_AGE_SECONDS, unprocessable,
+//                                     too many publications of its MsgKey)
 // Every document has `msgKey` (query by message), `uids` (array-contains: query by user),
-// `createdAt` and `expireAt` (Firestore TTL policy on pushLog.expireAt deletes it).
+// `createdAt` and `expireAt`: a TTL policy on each collection group (pushLog, outcomes; and
+// pushMessages, generations) deletes it, each level on its own, so readers ignore what has expired
+// and what belongs to an earlier use of the MsgKey (another epoch).
 import { Timestamp, type DocumentReference } from "firebase-admin/firestore";
 import { db } from "../common/firestore";
 import { clip } from "./message";
@@ -23,6 +26,8 @@ import {
   type RejectedLog,
 } from "./schemas";
 import { rejectedLogId } from "./recipients";
+import { currentMessageRecord } from "./messageRecord";
+import type { MessageRecord } from "./schemas";
 
 export const PUSH_LOG = "pushLog";
 /** Each batch's outcome shards: pushLog/{logId}/outcomes/{claim}-{seq} (written by checkpoints.ts). */
@@ -114,15 +119,29 @@ function parseLogDoc(id: string, data: unknown): PushLogDoc {
   return kind === "rejected" ? { id, ...RejectedLogSchema.parse(data) } : { id, ...BatchLogSchema.parse(data) };
 }
 
-/** Every push-log document of a message, batches in order (index: msgKey ASC, batchIndex ASC). */
-export async function pushLogForMessage(msgKey: string): Promise<PushLogDoc[]> {
-  const snaps = await db().collection(PUSH_LOG).where("msgKey", "==", msgKey).orderBy("batchIndex").get();
-  return snaps.docs.map((d) => parseLogDoc(d.id, d.data()));
+/** A batch of the message's current use: the record's epoch; without a record, a batch recorded before records existed. */
+const ofCurrentUse = (doc: BatchLog, record: MessageRecord | null): boolean => (record ? doc.epoch === record.epoch : doc.epoch === undefined);
+
+/**
+ * A message's current use: its record, its rejected events and the batches of its epoch, by
+ * publication and batch index (index: msgKey ASC, batchIndex ASC). What has expired, and the
+ * batches of an earlier use of the MsgKey not yet deleted, are left out.
+ */
+export async function pushLogForMessage(msgKey: string, nowMs = Date.now()): Promise<{ record: MessageRecord | null; docs: PushLogDoc[] }> {
+  const [record, snaps] = await Promise.all([currentMessageRecord(msgKey, nowMs), db().collection(PUSH_LOG).where("msgKey", "==", msgKey).orderBy("batchIndex").get()]);
+  const docs = snaps.docs
+    .map((d) => parseLogDoc(d.id, d.data()))
+    .filter((d) => d.expireAt.toMillis() > nowMs && (d.kind === "rejected" || ofCurrentUse(d, record)));
+  const place = (d: PushLogDoc): [number, number] => (d.kind === "rejected" ? [-1, -1] : [d.generation ?? 0, d.batchIndex]);
+  docs.sort((a, b) => place(a)[0] - place(b)[0] || place(a)[1] - place(b)[1]);
+  return { record, docs };
 }
 
 export interface UserPushLogItem {
   logId: string;
   msgKey: string | null;
+  /** The message record's epoch the batch belongs to (null: a rejected event, or a batch from before records). */
+  epoch: string | null;
   from: string | null;
   createdAt: Timestamp;
   /** This user's entries in a batch document (empty for a rejected event). */
@@ -130,15 +149,20 @@ export interface UserPushLogItem {
   rejected: Pick<RejectedLog, "reason" | "detail"> | null;
 }
 
-/** The latest messages that concerned a user, newest first (index: uids CONTAINS, createdAt DESC). */
-export async function pushLogForUser(uid: string, limit = 20): Promise<UserPushLogItem[]> {
+/**
+ * The latest messages that concerned a user, newest first (index: uids CONTAINS, createdAt DESC);
+ * what has expired is left out. A batch names the recipients it decides (`uids`): a recipient
+ * listed again by a later publication of the MsgKey appears once, with the publication that owns it.
+ */
+export async function pushLogForUser(uid: string, limit = 20, nowMs = Date.now()): Promise<UserPushLogItem[]> {
   const snaps = await db().collection(PUSH_LOG).where("uids", "array-contains", uid).orderBy("createdAt", "desc").limit(limit).get();
-  const items: UserPushLogItem[] = snaps.docs.map((d) => {
+  const items: UserPushLogItem[] = snaps.docs.flatMap((d): UserPushLogItem[] => {
     const doc = parseLogDoc(d.id, d.data());
+    if (doc.expireAt.toMillis() <= nowMs) return [];
     if (doc.kind === "rejected") {
-      return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: { reason: doc.reason, detail: doc.detail } };
+      return [{ logId: doc.id, msgKey: doc.msgKey, epoch: null, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: { reason: doc.reason, detail: doc.detail } }];
     }
-    return { logId: doc.id, msgKey: doc.msgKey, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: null };
+    return [{ logId: doc.id, msgKey: doc.msgKey, epoch: doc.epoch ?? null, from: doc.from, createdAt: doc.createdAt, entries: [], rejected: null }];
   });
   // The user's own outcomes of each batch: its shards that name the user (one query per batch).
   await Promise.all(

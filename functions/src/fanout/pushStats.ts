@@ -1,23 +1,29 @@
 // Per-day push statistics (UTC): the counters a batch's final write adds to, and their layout.
-//   pushStats/{YYYY-MM}__{shard}   { month, shard, days: { "DD": DayCounters } }
+//   pushStats/{YYYY-MM}__{shard}   { month, shard, days: { "DD": DayCounters }, expireAt }
 // A batch adds its whole outcome in ONE merge-set of FieldValue.increment()s, written in the same
 // commit as the batch's final progress write (finalRecord.ts): it is counted exactly when the
 // batch is recorded done, and a retried final write (recognised by its write ID) counts nothing
 // twice. A receipt (reportPushOpened, diagnostics/receipts.ts) adds `opened` in the commit that
 // creates it.
-// Each month is split over STATS_SHARDS documents (chosen by a hash of the batch or receipt) so
-// that busy hours do not queue on one document's write rate; reading any 30-day range is at most
-// 2 months x STATS_SHARDS documents, in one getAll (diagnostics/stats.ts reads them).
+// Each month is spread over STATS_SHARDS documents, chosen by a hash of the batch or receipt, so
+// that no document is written more than about once a second: 1,000 batches finishing every
+// second are about one write a second on each of 1,024 (Firestore's guidance for a document). A
+// shard exists once something was counted in it; pushStats reads a range with one query on the
+// months it spans (diagnostics/stats.ts), so a quiet project reads a few documents, a busy one
+// at most 1,024 a month. They expire STATS_RETENTION_DAYS after their month ends: any range
+// pushStats answers (366 days at most) that ends today is still there.
 //
 // Part of the fan-out, which writes them: the hot path depends on no operator tool.
 import { createHash } from "node:crypto";
-import { FieldValue, type Transaction, type WriteBatch } from "firebase-admin/firestore";
+import { FieldValue, Timestamp, type Transaction, type WriteBatch } from "firebase-admin/firestore";
 import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
 import type { PushLogEntry } from "./schemas";
 
 export const PUSH_STATS = "pushStats";
-export const STATS_SHARDS = 4;
+export const STATS_SHARDS = 1_024;
+/** Days a month's counters are kept after the month ends (TTL on pushStats.expireAt). */
+export const STATS_RETENTION_DAYS = 400;
 
 /** What one batch (or one receipt) adds. Reason and error-code maps hold plain counts. */
 export interface StatsDelta {
@@ -96,21 +102,54 @@ export function addEntry(delta: StatsDelta, e: PushLogEntry): void {
   }
 }
 
+/** A batch's outcomes by reason and FCM error code (plain objects, keys as statsKey makes them). */
+export interface BatchOutcomes {
+  skipped: Record<string, number>;
+  failed: Record<string, number>;
+  /** Failures by FCM's error code (or status), as pushStats counts them. */
+  failedByErrorCode: Record<string, number>;
+  /** Failures without either, by reason. */
+  failedWithoutCode: Record<string, number>;
+}
+
+/** Counts outcomes as a batch document's `outcomes` holds them. */
+export class OutcomeTally {
+  private readonly maps = { skipped: emptyCounts(), failed: emptyCounts(), failedByErrorCode: emptyCounts(), failedWithoutCode: emptyCounts() };
+
+  add(e: PushLogEntry): void {
+    if (e.outcome === "skipped") bump(this.maps.skipped, e.reason);
+    if (e.outcome !== "failed") return;
+    bump(this.maps.failed, e.reason);
+    const code = e.error?.errorCode ?? e.error?.status ?? null;
+    if (code !== null) bump(this.maps.failedByErrorCode, code);
+    else bump(this.maps.failedWithoutCode, e.reason);
+  }
+
+  /** Plain objects, as Firestore serializes them (their keys already harmless: statsKey). */
+  counts(): BatchOutcomes {
+    const plain = (m: Record<string, number>) => Object.fromEntries(Object.entries(m));
+    return { skipped: plain(this.maps.skipped), failed: plain(this.maps.failed), failedByErrorCode: plain(this.maps.failedByErrorCode), failedWithoutCode: plain(this.maps.failedWithoutCode) };
+  }
+}
+
 /**
  * The outcomes of one batch, kept as they are recorded (and those recorded by earlier deliveries),
  * to be counted once, when the batch is done.
  */
 export class BatchStats {
   readonly delta = emptyDelta();
+  private readonly tally = new OutcomeTally();
 
-  constructor(private readonly batch: { batchIndex: number; uids: string[]; publishTime?: string | undefined }) {
-    // The event is counted with its first batch; recipients with each batch.
-    if (batch.batchIndex === 0) this.delta.events = 1;
+  constructor(private readonly batch: { batchIndex: number; generation?: number | undefined; uids: string[]; publishTime?: string | undefined }) {
+    // The message is counted with the first batch of its first publication; recipients with each
+    // batch (the ones it decides: a recipient listed again by a later publication is counted once).
+    if (batch.batchIndex === 0 && (batch.generation ?? 0) === 0) this.delta.events = 1;
     this.delta.recipients = batch.uids.length;
   }
 
   add(entry: PushLogEntry): void {
     addEntry(this.delta, entry);
+    this.tally.add(entry);
   }
 
   /** "skipped: foreground 1, no-token 2; failed: token-unregistered 1", for the batch's log line. */
@@ -124,6 +163,11 @@ export class BatchStats {
     if (this.delta.skipped > 0) parts.push(`skipped: ${list(this.delta.skippedByReason)}`);
     if (this.delta.failed > 0) parts.push(`failed: ${list(this.delta.failedByReason)}`);
     return parts.join("; ");
+  }
+
+  /** Its outcomes by reason and error code: the batch document's `outcomes` (traceMessage counts a message from them). */
+  outcomes(): BatchOutcomes {
+    return this.tally.counts();
   }
 
   /** The one counter write of the batch, added to its final progress transaction. */
@@ -171,11 +215,17 @@ export function shardOf(key: string): number {
 
 export const statsDocId = (month: string, shard: number) => `${month}__${shard}`;
 
+/** When a month's counters expire: STATS_RETENTION_DAYS after its last day. */
+export function statsExpireAt(month: string): Timestamp {
+  const [year, mon] = month.split("-").map(Number) as [number, number];
+  return Timestamp.fromMillis(Date.UTC(year, mon, 1) + STATS_RETENTION_DAYS * 86_400_000);
+}
+
 /** Adds `delta` to the day of `dayMs`, in the shard chosen by `shardKey`: one set() in the given transaction or batch. */
 export function writeDelta(writer: Transaction | WriteBatch, dayMs: number, shardKey: string, delta: StatsDelta): void {
   const month = utcMonth(dayMs);
   const shard = shardOf(shardKey);
   const ref = db().collection(PUSH_STATS).doc(statsDocId(month, shard));
   // merge: the nested maps are merged field by field, so each increment adds to what is there.
-  (writer as Transaction).set(ref, { month, shard, days: { [utcDay(dayMs)]: dayIncrements(delta) } }, { merge: true });
+  (writer as Transaction).set(ref, { month, shard, days: { [utcDay(dayMs)]: dayIncrements(delta) }, expireAt: statsExpireAt(month) }, { merge: true });
 }

@@ -13,7 +13,7 @@
 import type { DocumentSnapshot } from "firebase-admin/firestore";
 import { certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
-import { USERS } from "../sessions/schemas";
+import { USERS, parseUserDevices } from "../sessions/schemas";
 import type { CostCounter } from "./cost";
 
 /**
@@ -153,4 +153,17 @@ export class GroupReads {
       offset += n;
     });
   }
+}
+
+/** The devices the recipients have now (one getAll, no certificates); a recipient whose record does not parse has none. */
+export async function deviceIdsOf(uids: string[], cost: CostCounter): Promise<Array<{ uid: string; deviceId: string }>> {
+  cost.firestoreReads++;
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  return snaps.flatMap((snap) => {
+    try {
+      return Object.values(parseUserDevices(snap.exists ? snap.data() : undefined)).map((d) => ({ uid: snap.id, deviceId: d.deviceId }));
+    } catch {
+      return [];
+    }
+  });
 }

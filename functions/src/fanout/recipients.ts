@@ -1,8 +1,9 @@
 // Recipients -> batches, and the IDs of their push-log documents. Deterministic on purpose: a
 // redelivered or republished event yields the same batches with the same IDs, so each batch's
-// progress record is found again and nothing is sent twice.
+// progress record is found again and nothing is sent twice. Which publication of a MsgKey a list
+// is (its generation) and the epoch that makes a reused MsgKey a new message: messageRecord.ts.
 import { createHash } from "node:crypto";
-import type { PushEvent } from "./schemas";
+import type { MessageIdentity, PushEvent } from "./schemas";
 
 /**
  * To_Account as a list, duplicates removed, sorted (by UTF-16 code units, the same everywhere).
@@ -34,17 +35,29 @@ export function msgKeyId(msgKey: string): string {
 }
 
 /**
- * A short hash of a batch's recipients. The IM backend may publish one MsgKey more than once with
- * different recipients (e.g. one event per member of a group message): each is its own batch,
- * while a redelivery of the same event (same recipients) finds its batch again. 64 bits: a
- * collision would need two recipient lists of the same message and batch index.
+ * A publication's identity: a hash of its whole recipient list, sorted and deduplicated (as
+ * recipientsOf returns it), so a redelivery or a reordered or repeated republish is the same
+ * publication. 64 bits: a collision would need two recipient lists of the same MsgKey.
  */
-export function recipientsHash(uids: readonly string[]): string {
-  return createHash("sha256").update(JSON.stringify([...uids].sort()), "utf8").digest("hex").slice(0, 16);
+export function generationId(recipients: readonly string[]): string {
+  return createHash("sha256").update(JSON.stringify([...new Set(recipients)].sort()), "utf8").digest("hex").slice(0, 16);
 }
 
-export function batchLogId(msgKey: string, batchIndex: number, uids: readonly string[]): string {
-  return `${msgKeyId(msgKey)}__${batchIndex}__${recipientsHash(uids)}`;
+/**
+ * A batch's push-log document: `{msgKeyId}__{epoch}__{generation}__{batchIndex}`. The epoch is
+ * fresh for each use of a MsgKey (messageRecord.ts), so nothing left of an expired earlier use can
+ * collide; the generation and the batch index are its place in the message.
+ */
+export function batchLogId(msgKey: string, message: MessageIdentity, batchIndex: number): string {
+  return `${msgKeyId(msgKey)}__${message.epoch}__${message.generation}__${batchIndex}`;
+}
+
+/**
+ * The ID a batch had before message records: its index and a hash of its recipients. Kept for
+ * batch messages published by that version and still in flight when this one is deployed.
+ */
+export function legacyBatchLogId(msgKey: string, batchIndex: number, uids: readonly string[]): string {
+  return `${msgKeyId(msgKey)}__${batchIndex}__${createHash("sha256").update(JSON.stringify([...uids].sort()), "utf8").digest("hex").slice(0, 16)}`;
 }
 
 /** Pub/Sub message IDs are digits in production and UUIDs in the emulator; hashed if anything else. */

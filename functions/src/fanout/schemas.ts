@@ -213,6 +213,21 @@ export function contentOf(event: PushEvent): PushContent {
   };
 }
 
+/**
+ * Which publication of a MsgKey a batch belongs to (messageRecord.ts): the epoch of the message
+ * record (a MsgKey reused after its log expired gets a new one) and the generation, the index of
+ * the batch's recipient list among the lists published under that MsgKey.
+ */
+export const MessageIdentitySchema = z.strictObject({
+  epoch: z.string().regex(/^[a-z0-9]{1,16}$/),
+  generation: z.number().int().min(0),
+});
+export type MessageIdentity = z.output<typeof MessageIdentitySchema>;
+
+/** A recipient listed by this batch that an earlier publication of the MsgKey listed first: decided there. */
+export const OwnedElsewhereSchema = z.strictObject({ uid: AccountSchema, generation: z.number().int().min(0) });
+export type OwnedElsewhere = z.output<typeof OwnedElsewhereSchema>;
+
 /** One batch of a large fan-out, on the batch topic. Only our own code publishes these. */
 export const BatchMessageSchema = z.strictObject({
   v: z.literal(1),
@@ -228,6 +243,10 @@ export const BatchMessageSchema = z.strictObject({
   continuation: z.number().int().min(1).max(10_000).optional(),
   /** A continuation sends nothing before this time (FCM asked to wait that long). */
   notBefore: z.iso.datetime().optional(),
+  /** The publication the batch belongs to; absent in a message published before message records existed (its batch keeps the old ID). */
+  message: MessageIdentitySchema.optional(),
+  /** Its recipients that an earlier publication of the MsgKey owns. */
+  ownedElsewhere: z.array(OwnedElsewhereSchema).max(MAX_FANOUT_BATCH_SIZE).optional(),
 });
 export type BatchMessage = z.output<typeof BatchMessageSchema>;
 
@@ -363,15 +382,24 @@ export type CostCounts = z.output<typeof CostSchema>;
 
 export const OutcomeCountsSchema = z.object({ sent: z.number(), skipped: z.number(), failed: z.number() });
 
-/** pushLog/{msgKeyId}__{batchIndex}__{uidsHash}: one batch of one message, and its progress record. */
+/**
+ * pushLog/{msgKeyId}__{epoch}__{generation}__{batchIndex}: one batch of one publication of a
+ * message, and its progress record (before message records: pushLog/{msgKeyId}__{batchIndex}__{uidsHash}).
+ */
 export const BatchLogSchema = z.object({
   kind: z.literal("batch"),
   msgKey: z.string(),
   from: z.string(),
+  /** The message record's epoch and the publication's index (absent on batches recorded before them). */
+  epoch: z.string().optional(),
+  generation: z.number().optional(),
   batchIndex: z.number(),
   batchCount: z.number(),
   eventId: z.string(),
+  /** The recipients this batch decides: its share of the list, less those an earlier publication owns. */
   uids: z.array(z.string()),
+  /** Its share of the list that an earlier publication of the MsgKey listed first: their outcomes are in that publication's batches. */
+  ownedElsewhere: z.array(z.object({ uid: z.string(), generation: z.number() })).optional(),
   /** Publication time of the event (ISO), for latency; absent on batches recorded before it was added. */
   publishTime: z.string().optional(),
   state: z.enum(["running", "done"]),
@@ -396,6 +424,19 @@ export const BatchLogSchema = z.object({
   createdAt: TimestampSchema,
   updatedAt: TimestampSchema,
   completedAt: TimestampSchema.nullable(),
+  /**
+   * Written by the final write: every outcome of the batch (all deliveries) by reason, and the
+   * failures by FCM error code (keyed as pushStats keys them) or, without one, by reason; so that a
+   * message's counts need no shard read. Absent while running, and on batches recorded before it.
+   */
+  outcomes: z
+    .object({
+      skipped: z.record(z.string(), z.number()),
+      failed: z.record(z.string(), z.number()),
+      failedByErrorCode: z.record(z.string(), z.number()),
+      failedWithoutCode: z.record(z.string(), z.number()),
+    })
+    .optional(),
   expireAt: TimestampSchema,
 });
 export type BatchLog = z.output<typeof BatchLogSchema>;
@@ -419,8 +460,10 @@ export const RejectedLogSchema = z.object({
   /**
    * unprocessable: Firestore refused a write for good (INVALID_ARGUMENT, e.g. a document over
    * 1 MiB), which no retry can fix: acknowledged instead of retried for MAX_EVENT_AGE_SECONDS.
+   * too-many-publications: the MsgKey was published with more distinct recipient lists, or to
+   * more accounts over all of them, than its message record keeps (messageRecord.ts).
    */
-  reason: z.enum(["invalid-event", "event-too-old", "unprocessable"]),
+  reason: z.enum(["invalid-event", "event-too-old", "unprocessable", "too-many-publications"]),
   topic: z.string(),
   eventId: z.string(),
   msgKey: z.string().nullable(),
@@ -435,3 +478,52 @@ export const RejectedLogSchema = z.object({
   expireAt: TimestampSchema,
 });
 export type RejectedLog = z.output<typeof RejectedLogSchema>;
+
+// --- Message records (messageRecord.ts) -----------------------------------------------------------
+
+/** Sorted 8-byte hashes of accounts (messageRecord.ts, uidHash), as Firestore returns a bytes field. */
+const HashesSchema = z.custom<Uint8Array>((v) => v instanceof Uint8Array && v.length % 8 === 0, "must be bytes, 8 per account").transform((v): Buffer => Buffer.from(v));
+
+/** One publication of a MsgKey: a distinct recipient list, in the order they were first registered. */
+export const PublicationSchema = z.object({
+  /** Hash of the sorted, deduplicated recipient list (recipients.ts, generationId). */
+  id: z.string(),
+  /** Accounts it lists. */
+  recipients: z.number(),
+  /** Accounts it owns: listed by no earlier publication. Its batches decide only these. */
+  owned: z.number(),
+  /** Pub/Sub message ID of the event that registered it. */
+  eventId: z.string(),
+  at: TimestampSchema,
+  /** The owned accounts' hashes when few (inline); null: in pushMessages/{id}/generations/{epoch}-{index}. */
+  ownedHashes: HashesSchema.nullable(),
+});
+export type Publication = z.output<typeof PublicationSchema>;
+
+/**
+ * pushMessages/{msgKeyId}: the message record, one per MsgKey. `epoch` goes into every batch ID;
+ * a record whose expireAt has passed counts as absent (the MsgKey is then a new message).
+ */
+export const MessageRecordSchema = z.object({
+  kind: z.literal("message"),
+  msgKey: z.string(),
+  epoch: z.string(),
+  generations: z.array(PublicationSchema),
+  /** Accounts owned over all publications (each listed once). */
+  accounts: z.number(),
+  createdAt: TimestampSchema,
+  updatedAt: TimestampSchema,
+  expireAt: TimestampSchema,
+});
+export type MessageRecord = z.output<typeof MessageRecordSchema>;
+
+/** pushMessages/{msgKeyId}/generations/{epoch}-{index}: a publication's owned accounts, when too many to keep inline. */
+export const PublicationDocSchema = z.object({
+  msgKey: z.string(),
+  epoch: z.string(),
+  generation: z.number(),
+  ownedHashes: HashesSchema,
+  createdAt: TimestampSchema,
+  expireAt: TimestampSchema,
+});
+export type PublicationDoc = z.output<typeof PublicationDocSchema>;

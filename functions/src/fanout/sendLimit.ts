@@ -1,6 +1,6 @@
 // The per-sender rate limit of sendMessage: a fixed one-minute window per account, kept in
-// sendLimits/{uid} (server-only). One transaction per call: one read and one write, as the
-// limiter may cost no more. A fixed window lets a burst of twice the limit straddle two minutes;
+// sendLimits/{uid} (server-only; it expires a day after its window). One transaction per call:
+// one read and one write, as the limiter may cost no more. A fixed window lets a burst of twice the limit straddle two minutes;
 // for an abuse guard that is enough, and a sliding log would cost a write per recorded send.
 import { Timestamp } from "firebase-admin/firestore";
 import { z } from "zod";
@@ -9,6 +9,8 @@ import { db, runBoundedTransaction } from "../common/firestore";
 
 export const SEND_LIMITS = "sendLimits";
 const WINDOW_MS = 60_000;
+/** A window's record is useless once it has passed; it is deleted a day later. */
+const LIMIT_EXPIRES_AFTER_MS = 86_400_000;
 
 const LimitDocSchema = z.object({ windowStart: z.instanceof(Timestamp), count: z.number().int().nonnegative() });
 
@@ -25,6 +27,8 @@ export async function takeSendAllowance(uid: string, perMinute: number, nowMs = 
         retryAfterSeconds: retryInS,
       });
     }
-    tx.set(ref, current ? { windowStart: current.windowStart, count: current.count + 1 } : { windowStart: Timestamp.fromMillis(nowMs), count: 1 });
+    const windowStart = current ? current.windowStart : Timestamp.fromMillis(nowMs);
+    // A sender who stops sending leaves nothing behind: the TTL policy on sendLimits.expireAt deletes it.
+    tx.set(ref, { windowStart, count: (current?.count ?? 0) + 1, expireAt: Timestamp.fromMillis(windowStart.toMillis() + LIMIT_EXPIRES_AFTER_MS) });
   });
 }

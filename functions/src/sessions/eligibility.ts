@@ -201,7 +201,7 @@ export function pushEligibility(device: Device | undefined, now: Date, ctx: Elig
     if (c.connected) {
       return no(
         "foreground",
-        `device ${id} is in the foreground (since ${ago(now, device.appStateAt)}) and its last heartbeat was ${ago(now, device.lastHeartbeatAt)}, within the ${formatDuration(ctx.leaseMs)} lease: messages reach it over its connection`,
+        `device ${id} came to the foreground ${ago(now, device.appStateAt)} and its last heartbeat was ${ago(now, device.lastHeartbeatAt)}, within the ${formatDuration(ctx.leaseMs)} lease: messages reach it over its connection`,
       );
     }
   }
