@@ -38,5 +38,14 @@ export default tseslint.config(
       }),
     },
   },
-  { files: ["src/fcm/**", "src/certificates/**", "src/sessions/**", "src/fanout/**"], rules: { "no-restricted-imports": restricted(OPERATOR_TOOLS) } },
+  { files: ["src/fcm/**", "src/certificates/**", "src/fanout/**", "src/presence/**"], rules: { "no-restricted-imports": restricted(OPERATOR_TOOLS) } },
+  {
+    files: ["src/sessions/**"],
+    rules: {
+      "no-restricted-imports": restricted(OPERATOR_TOOLS, {
+        regex: "(^|/)presence(/|$)",
+        message: "presence/ applies the IM backend's events on top of the sessions (it calls sessions/store.ts): sessions must not depend on it. The stored presence and its reading live in sessions/.",
+      }),
+    },
+  },
 );

@@ -92,6 +92,62 @@ export function tokenStaleMs(): number {
   return positiveOr(tokenStaleDaysParam.value(), DEFAULT_TOKEN_STALE_DAYS) * 24 * 60 * 60 * 1000;
 }
 
+// --- Presence (the IM backend's connection events) and active-elsewhere -------------------------
+// PRESENCE_TOPIC, like the push topics, is read when the trigger is declared (redeploy after a change).
+export const DEFAULT_PRESENCE_TOPIC = "im-presence";
+export const PRESENCE_TOPIC = process.env.PRESENCE_TOPIC?.trim() || DEFAULT_PRESENCE_TOPIC;
+
+/**
+ * Whose word decides whether a device is connected (README, "Presence"): `app` its heartbeats (the
+ * backend's events are stored and shown, not used), `im-backend` the IM backend's Connect and
+ * Disconnect (no heartbeat needed), `both` the newest signal of either.
+ */
+export const PRESENCE_SOURCES = ["app", "im-backend", "both"] as const;
+export type PresenceSource = (typeof PRESENCE_SOURCES)[number];
+export const DEFAULT_PRESENCE_SOURCE: PresenceSource = "app";
+/** How long a Connect (or, with im-backend, the app's login or doForeground) counts without a newer word: a lost Disconnect silences a device at most this long. */
+export const DEFAULT_PRESENCE_LEASE_SECONDS = 3600;
+
+export const presenceSourceParam = defineString("PRESENCE_SOURCE", {
+  default: DEFAULT_PRESENCE_SOURCE,
+  description:
+    "Whose word says a device is connected: app (heartbeats), im-backend (the IM backend's Connect/Disconnect on topic im-presence, no heartbeat needed), both (the newest signal wins)",
+  input: { select: { options: PRESENCE_SOURCES.map((value) => ({ value })) } },
+});
+export const presenceLeaseSecondsParam = defineInt("PRESENCE_LEASE_SECONDS", {
+  default: DEFAULT_PRESENCE_LEASE_SECONDS,
+  description: "How long the IM backend's Connect keeps a device connected without a newer event (a lost Disconnect silences it at most this long); the backend refreshes it with a periodic Connect",
+});
+export const activeElsewhereSecondsParam = defineInt("ACTIVE_ELSEWHERE_SECONDS", {
+  default: 0,
+  description: "0 = off. Otherwise a device gets no push while another device of the same user is connected and in the foreground, or was within this many seconds",
+});
+
+export interface PresenceSettings {
+  source: PresenceSource;
+  leaseMs: number;
+  /** 0: active-elsewhere is off. */
+  activeElsewhereMs: number;
+  /** The configured PRESENCE_SOURCE when it is not a valid value (then `app` is used), else null. */
+  invalidSource: string | null;
+}
+
+/**
+ * An invalid PRESENCE_SOURCE falls back to `app` (today's behaviour) instead of failing: the
+ * fan-out reads it for every batch, and a typo must not stop every push. diagnosePush shows it.
+ */
+export function presenceSettings(): PresenceSettings {
+  const raw = presenceSourceParam.value().trim();
+  const parsed = z.enum(PRESENCE_SOURCES).safeParse(raw === "" ? DEFAULT_PRESENCE_SOURCE : raw);
+  const elsewhere = activeElsewhereSecondsParam.value();
+  return {
+    source: parsed.success ? parsed.data : DEFAULT_PRESENCE_SOURCE,
+    leaseMs: positiveOr(presenceLeaseSecondsParam.value(), DEFAULT_PRESENCE_LEASE_SECONDS) * 1000,
+    activeElsewhereMs: Number.isFinite(elsewhere) && elsewhere > 0 ? elsewhere * 1000 : 0,
+    invalidSource: parsed.success ? null : raw.slice(0, 64),
+  };
+}
+
 // --- Fan-out (Pub/Sub -> eligible devices -> FCM) ----------------------------------------------
 // Topic names are needed when the triggers are declared, i.e. when the Firebase CLI loads the code
 // to deploy it, before any param can be read. So they are plain environment variables, read once

@@ -15,6 +15,8 @@ export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logo
 
 export { offlinePushFanout, offlinePushBatch, offlinePushResume, sendMessage } from "./fanout/functions";
 
+export { offlinePushPresence } from "./presence/functions";
+
 export { diagnosePush, traceMessage, sendTestPush, pushStats, reportPushOpened } from "./diagnostics/functions";
 
 // The bench's naive baseline (functions/src/bench): the Functions emulator only (FUNCTIONS_EMULATOR

@@ -8,6 +8,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { callOk, createUser, eventually, type TestUser } from "../helpers/emulators.ts";
 import { killedDevice, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { presenceEvent, waitForPresence } from "../helpers/presence.ts";
 import { ANSI, runCli, runHuman, runJson } from "./run.ts";
 
 const dir = mkdtempSync(path.join(os.tmpdir(), "offline-push-cli-"));
@@ -119,6 +120,40 @@ describe("offline-push trace / user / test-push / stats", () => {
     const noJson = await runJson<{ wouldPushNow: boolean; devices: Array<{ eligibility: { reason: string | null } }> }>(["user", bob.uid]);
     assert.equal(noJson.wouldPushNow, false);
     assert.equal(noJson.devices[0]?.eligibility.reason, "foreground");
+  });
+
+  it("publish --presence: the backend's Connect shows in user as connected, its Disconnect makes the device pushable; an unknown device is listed; a bad event fails naming the field", async () => {
+    const connectAt = Date.now();
+    const file = path.join(dir, "presence.json");
+    writeFileSync(file, JSON.stringify({ Account: bob.uid, DeviceId: "pixel-8", Action: "Connect", EventTime: connectAt }));
+    const published = await runHuman(["publish", "--presence", file]);
+    assert.match(published, /Published 1 presence event\(s\) to im-presence/);
+    await waitForPresence(bob.uid, "pixel-8", "Connect", connectAt);
+    const connected = await runHuman(["user", bob.uid]);
+    assert.match(connected, /no: connected/);
+    assert.match(connected, /by im-backend/);
+    assert.match(connected, /IM: Connect/);
+    assert.match(connected, /presence source both \(lease \d+ s\), active-elsewhere 10 s/);
+
+    const disconnectAt = connectAt + 1;
+    const batch = { Events: [presenceEvent(bob.uid, "pixel-8", "Disconnect", disconnectAt, "LinkClose"), presenceEvent(bob.uid, "no-such-device", "Connect", disconnectAt)] };
+    const res = await runJson<{ events: number; actions: Record<string, number>; topic: string }>(["publish", "--presence", "-"], { input: JSON.stringify(batch) });
+    assert.deepEqual([res.events, res.actions, res.topic], [2, { Disconnect: 1, Connect: 1 }, "im-presence"]);
+    await waitForPresence(bob.uid, "pixel-8", "Disconnect", disconnectAt);
+    const json = await runJson<{ wouldPushNow: boolean; devices: Array<{ deviceId: string; connection: { connected: boolean; decidedBy: string } }> }>(["user", bob.uid]);
+    assert.equal(json.wouldPushNow, true, "the Disconnect is newer than the app's doForeground");
+    assert.deepEqual(json.devices.find((d) => d.deviceId === "pixel-8")?.connection.decidedBy, "im-backend");
+    const listed = await eventually(async () => {
+      const out = await runHuman(["user", bob.uid]);
+      return /unknown-device/.test(out) ? out : undefined;
+    }, { what: "the unknown device's record in offline-push user" });
+    assert.match(listed, /Presence events not applied/);
+    assert.match(listed, /no-such-device/);
+    assert.match(listed, /IM: Disconnect \(LinkClose\)/);
+
+    const bad = await runCli(["publish", "--presence", "-", "--json"], { input: JSON.stringify({ Events: [presenceEvent(bob.uid, "pixel-8", "Connect"), { ...presenceEvent(bob.uid, "pixel-8", "Connect"), Action: "Bye" }] }) });
+    assert.equal(bad.code, 2);
+    assert.match(JSON.parse(bad.stdout).error.message, /Events\.1\.Action/);
   });
 
   it("test-push --dry-run validates with FCM; test-push --device sends (app state ignored)", async () => {

@@ -4,7 +4,8 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { registerCertificate } from "../helpers/certificates.ts";
-import { callOk, createUser, type TestUser } from "../helpers/emulators.ts";
+import { callOk, createUser, eventually, type TestUser } from "../helpers/emulators.ts";
+import { closePresenceClient, presenceEvent, presenceRecords, publishPresence, waitForPresence } from "../helpers/presence.ts";
 import { waitForMessage } from "../helpers/fanout.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
 import { checkLayoutAndAccessibility, launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
@@ -32,6 +33,7 @@ describe("console: user, message, overview", () => {
     await page.getByRole("heading", { name: "Certificates", level: 1 }).waitFor();
   });
   after(async () => {
+    await closePresenceClient();
     await browser?.close();
   });
 
@@ -94,6 +96,28 @@ describe("console: user, message, overview", () => {
     await page.getByLabel("Account", { exact: true }).fill(bob.uid);
     await page.getByRole("button", { name: "Diagnose" }).click();
     await page.getByRole("article", { name: `Device ${deviceId}` }).waitFor();
+  });
+
+  it("the IM backend's Connect, then its Disconnect: the User page shows the presence, who decided the connection, and the verdict", async () => {
+    const connectAt = Date.now();
+    await publishPresence(presenceEvent(bob.uid, deviceId, "Connect", connectAt));
+    await waitForPresence(bob.uid, deviceId, "Connect", connectAt);
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    const card = page.getByRole("article", { name: `Device ${deviceId}` });
+    await card.locator(".verdict", { hasText: "No push now: connected" }).waitFor();
+    assert.match(await card.getByTestId("connection").innerText(), /connected · decided by the IM backend's presence event/);
+    assert.match(await card.getByTestId("presence").innerText(), /Connect/);
+    assert.match(await page.getByTestId("summary").locator("xpath=..").innerText(), /presence source both/);
+
+    await publishPresence({ Events: [presenceEvent(bob.uid, deviceId, "Disconnect", connectAt + 1, "LinkClose"), presenceEvent(bob.uid, "bobs-old-tablet", "Connect", connectAt)] });
+    await waitForPresence(bob.uid, deviceId, "Disconnect", connectAt + 1);
+    await eventually(async () => ((await presenceRecords(bob.uid)).length ? true : undefined), { what: "the unknown device's record" });
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    await card.locator(".verdict", { hasText: "Would get a push now" }).waitFor();
+    assert.match(await card.getByTestId("presence").innerText(), /Disconnect LinkClose/);
+    assert.match(await card.getByTestId("connection").innerText(), /not connected/);
+    await page.getByRole("region", { name: "Presence events not applied" }).getByText("bobs-old-tablet").first().waitFor();
+    await screenshot(page, "user-presence");
   });
 
   it("a test push from the User page shows FCM's answer", async () => {

@@ -56,12 +56,13 @@ describe("Firestore proxy: who uses it", () => {
 
 describe("Firestore proxy: counting", () => {
   it("counts the functions' calls per gRPC method through a real callable; the tests' own Admin SDK is not counted", async () => {
-    const { calls } = await countFirestoreCalls(() => callOk("heartbeat", { deviceId: "phone" }, user), { quietMs: 300 });
+    // doForeground, not heartbeat: a beat just after login is a read alone (it writes only past half the lease).
+    const { calls } = await countFirestoreCalls(() => callOk("doForeground", { deviceId: "phone" }, user), { quietMs: 300 });
     // A bounded transaction: its read (which starts it) and its commit.
     assert.ok((calls.byMethod.BatchGetDocuments ?? 0) >= 1 && (calls.byMethod.Commit ?? 0) >= 1, JSON.stringify(calls.byMethod));
     assert.deepEqual(calls.other, {});
     // It went through the proxy and still had the emulator's admin access (rules deny clients any write).
-    assert.ok((await readDevice(user.uid, "phone"))?.lastHeartbeatAt, "the heartbeat was stored");
+    assert.equal((await readDevice(user.uid, "phone"))?.appState, "foreground", "the app state was stored");
 
     const { calls: own } = await countFirestoreCalls(async () => {
       for (let i = 0; i < 5; i++) await adminDb().doc(`users/${user.uid}`).get();
@@ -166,7 +167,7 @@ describe("Firestore proxy: faults", () => {
     const stats = await firestoreProxy.stats();
     await firestoreProxy.addFault({ kind: "stall", methods: ["Commit"], holdMs: 2_000, calls: 1 });
     const started = Date.now();
-    await callOk("heartbeat", { deviceId: "phone" }, user);
+    await callOk("doForeground", { deviceId: "phone" }, user);
     const elapsed = Date.now() - started;
     assert.ok(elapsed >= 2_000, `held ${elapsed} ms`);
     const now = await firestoreProxy.stats();
@@ -177,8 +178,8 @@ describe("Firestore proxy: faults", () => {
   it("clearing a stall releases the calls it holds at once", async () => {
     await firestoreProxy.addFault({ kind: "stall", methods: ["Commit"], forMs: 120_000 });
     const started = Date.now();
-    const beat = callOk("heartbeat", { deviceId: "phone" }, user);
-    await eventually(async () => ((await firestoreProxy.faults())[0]?.applied ? true : undefined), { what: "the heartbeat's commit to be held", intervalMs: 50 });
+    const beat = callOk("doForeground", { deviceId: "phone" }, user);
+    await eventually(async () => ((await firestoreProxy.faults())[0]?.applied ? true : undefined), { what: "doForeground's commit to be held", intervalMs: 50 });
     assert.deepEqual(await firestoreProxy.clearFaults(), { cleared: 1, released: 1 });
     await beat;
     assert.ok(Date.now() - started < 60_000);

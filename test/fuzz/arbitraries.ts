@@ -10,6 +10,7 @@ import {
   DeviceRequestSchema,
   DoBackgroundRequestSchema,
   LoginRequestSchema,
+  PLATFORMS,
   SetOfflinePushTokenRequestSchema,
 } from "../../functions/src/sessions/schemas.ts";
 
@@ -94,7 +95,7 @@ const deviceId = fc.stringMatching(/^[A-Za-z0-9._:-]{1,40}$/);
 const testKeyPem = generateKeyPairSync("rsa", { modulusLength: 2048 }).privateKey.export({ type: "pkcs8", format: "pem" }).toString();
 
 export const requests: Array<{ name: string; schema: z.ZodType; valid: fc.Arbitrary<Json> }> = [
-  { name: "login", schema: LoginRequestSchema, valid: fc.record({ deviceId, platform: fc.constant("android") }) },
+  { name: "login", schema: LoginRequestSchema, valid: fc.record({ deviceId, platform: fc.constantFrom(...PLATFORMS) }) },
   {
     name: "setOfflinePushToken",
     schema: SetOfflinePushTokenRequestSchema,

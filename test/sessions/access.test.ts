@@ -52,7 +52,7 @@ for (const name of callables) {
   for (const [what, deviceId] of deviceIdCases) cases.push({ name, what: `deviceId ${what}`, data: { ...base, deviceId }, field: "deviceId" });
   cases.push({ name, what: "an unknown field", data: { ...base, deviceId: "d1", sneaky: true }, field: "sneaky" });
 }
-for (const [what, platform] of [["missing", undefined], ["ios (not yet)", "ios"], ["ANDROID", "ANDROID"], ["a number", 1]] as const) {
+for (const [what, platform] of [["missing", undefined], ["harmony (not one of the four)", "harmony"], ["ANDROID", "ANDROID"], ["Desktop", "Desktop"], ["a number", 1]] as const) {
   cases.push({ name: "login", what: `platform ${what}`, data: { deviceId: "d1", platform }, field: "platform" });
 }
 for (const [what, id] of [["missing", undefined], ["a string", "1"], ["zero", 0], ["negative", -3], ["fractional", 1.5], ["huge", 2 ** 60]] as const) {

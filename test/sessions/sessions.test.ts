@@ -3,6 +3,7 @@
 // (evaluated at chosen instants instead of waiting for leases to run out).
 import assert from "node:assert/strict";
 import { before, describe, it } from "node:test";
+import { FieldPath, Timestamp } from "firebase-admin/firestore";
 import { adminDb, call, callOk, clearFirestore, createUser, createUsers, type TestUser } from "../helpers/emulators.ts";
 import {
   assertSessionInvariants,
@@ -95,11 +96,21 @@ describe("login -> token -> background -> foreground -> lease", () => {
     assert.equal(pick(await eligibilityAt(d, justAfterHeartbeat(d))), "foreground");
   });
 
-  it("heartbeat renews the lease with a single write to the user's document", async () => {
+  it("a heartbeat inside the first half of the lease writes nothing; one after it renews the lease with a single write", async () => {
+    const fresh = await device(user, "phone-1");
+    const timesFresh = await updateTimes();
+    const skipped = await callOk("heartbeat", { deviceId: "phone-1" }, user);
+    assert.deepEqual([skipped.recorded, skipped.intervalSeconds], [false, 40], "just after doForeground: nothing to renew");
+    assert.deepEqual(await updateTimes(), timesFresh, "no document written");
+    assert.deepEqual(await device(user, "phone-1"), fresh);
+
+    // As if the last stored beat were 61 s old: past half the lease, the beat is written.
+    await adminDb().doc(`users/${user.uid}`).update(new FieldPath("devices", "phone-1", "lastHeartbeatAt"), Timestamp.fromMillis(Date.now() - 61_000));
     const before = await device(user, "phone-1");
     const timesBefore = await updateTimes();
     const res = await callOk("heartbeat", { deviceId: "phone-1" }, user);
     assert.equal(res.deviceId, "phone-1");
+    assert.equal(res.recorded, true);
     leaseMs = res.leaseSeconds * 1000;
     assert.equal(leaseMs, 120_000, "the default lease is 2 minutes");
     const after = await device(user, "phone-1");

@@ -14,6 +14,7 @@ import {
   SendTestPushResponseSchema,
   TraceMessageRequestSchema,
   TraceMessageResponseSchema,
+  type DiagnosedDevice,
   type Explanation,
   type StatsFigures,
   type TracePublication,
@@ -54,6 +55,14 @@ function uniqueExplanations(list: Array<Explanation | null | undefined>): Explan
   const seen = new Map<string, Explanation>();
   for (const e of list) if (e && !seen.has(`${e.category}:${e.code}`)) seen.set(`${e.category}:${e.code}`, e);
   return [...seen.values()];
+}
+
+/** Connected or not as the fan-out judges it under PRESENCE_SOURCE, whose signal decided, and the backend's last presence event. */
+function connectionText(d: DiagnosedDevice): string {
+  const c = d.connection;
+  const verdict = c.connected ? color.green(c.until ? `connected until ${c.until.slice(11, 19)} UTC` : "connected") : "not connected";
+  const presence = d.presence ? `\n${color.dim(`IM: ${d.presence.action}${d.presence.reason ? ` (${d.presence.reason})` : ""} ${ago(d.presence.eventTime)}`)}` : "";
+  return `${verdict}\n${color.dim(`by ${c.decidedBy} ${ago(c.at)}`)}${presence}`;
 }
 
 function countsText(counts: Record<string, number>): string {
@@ -106,13 +115,14 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
       else
         line(
           table(
-            ["Device", "Session", "App", "Heartbeat", "Token", "Certificate", "Push now?"],
+            ["Device", "Session", "App", "Heartbeat", "Connection", "Token", "Certificate", "Push now?"],
             res.devices.map((d) => [
-              d.deviceId,
+              `${d.deviceId}\n${color.dim(d.platform)}`,
               d.session === "kicked" ? `kicked ${ago(d.endedAt)}${d.kickedByDeviceId ? ` by ${d.kickedByDeviceId}` : ""}` : d.session === "logged-out" ? `logged out ${ago(d.endedAt)}` : "logged in",
               d.appState,
               `${ago(d.lastHeartbeatAt)}${d.heartbeatWithinLease ? "" : color.dim(" (lease over)")}`,
-              d.token ? `${d.token.hashPrefix}… ${ago(d.token.refreshedAt)}${d.token.stale ? color.red(" stale") : ""}` : color.red("none"),
+              connectionText(d),
+              d.token ? `${d.token.hashPrefix}… ${ago(d.token.refreshedAt)}${d.token.stale ? color.red(" stale") : ""}` : d.platform === "desktop" ? color.dim("none (desktop)") : color.red("none"),
               d.token
                 ? `${d.token.certificateId}${d.token.certificate.exists ? (d.token.certificate.health?.state === "unhealthy" ? color.red(" unhealthy") : "") : color.red(" deleted")}`
                 : "-",
@@ -138,14 +148,38 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
           ),
         );
       }
+      if (res.presenceRecords.length) {
+        line();
+        line(color.bold(`Presence events not applied (${res.presenceRecords.length})`));
+        line(
+          table(
+            ["Last", "Kind", "Device", "Event", "Count", "Detail"],
+            res.presenceRecords.map((r) => [
+              ago(r.lastAt),
+              color.yellow(r.kind),
+              r.deviceId ?? "-",
+              r.action ? `${r.action}${r.reason ? ` (${r.reason})` : ""}${r.eventTime ? ` at ${r.eventTime}` : ""}` : "-",
+              r.count,
+              r.detail,
+            ]),
+          ),
+        );
+      }
       explanationLines(
         uniqueExplanations([
           ...res.devices.map((d) => d.eligibility.explanation),
+          ...res.presenceRecords.map((r) => r.explanation),
           ...res.recent.flatMap((m) => [m.rejected?.explanation, ...m.devices.flatMap((o) => [o.explanation, o.fcmErrorExplanation])]),
         ]),
       );
       line();
-      line(color.dim(`Session policy ${res.settings.sessionPolicy}, heartbeat lease ${res.settings.heartbeatLeaseSeconds} s, tokens stale after ${res.settings.tokenStaleDays} d.`));
+      const st = res.settings;
+      line(
+        color.dim(
+          `Session policy ${st.sessionPolicy}, heartbeat lease ${st.heartbeatLeaseSeconds} s, tokens stale after ${st.tokenStaleDays} d; ` +
+            `presence source ${st.presenceSource} (lease ${st.presenceLeaseSeconds} s), active-elsewhere ${st.activeElsewhereSeconds ? `${st.activeElsewhereSeconds} s` : "off"}.`,
+        ),
+      );
     });
 
   program

@@ -12,7 +12,7 @@ export function registerExplainCommand(program: Command, ctx: Context): void {
   program
     .command("explain")
     .description("what a reason or FCM error code means and what to do (all of them without a code); works offline")
-    .argument("[code]", "e.g. kicked, foreground, UNREGISTERED, event-too-old")
+    .argument("[code]", "e.g. kicked, foreground, connected, active-elsewhere, UNREGISTERED, event-too-old")
     .action((code: string | undefined) => {
       const wanted = code === undefined ? undefined : parseArg(z.string().trim().min(1, "must not be empty").max(100, "is too long"), code, "[code]");
       const rows = wanted === undefined ? EXPLANATIONS : EXPLANATIONS.filter((e) => e.code.toLowerCase() === wanted.toLowerCase());

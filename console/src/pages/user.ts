@@ -1,6 +1,6 @@
 // User: "why did this user get no push?" Every device with its session, app state, heartbeat,
 // token and eligibility now; the last pushes; a test push per device with FCM's answer.
-import type { DiagnosedDevice, DiagnosePushResponse, TestPushDevice } from "../api";
+import type { DiagnosedDevice, DiagnosePushResponse, PresenceRecordView, TestPushDevice } from "../api";
 import { ago, badge, busy, card, errorBox, formatDuration, h, replace, table, time } from "../dom";
 import type { PageContext } from "../page";
 import { renderSearchPage } from "./search";
@@ -61,6 +61,22 @@ function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElem
       h("dd", {}, d.appState, h("span", { class: "muted" }, " · ", time(d.appStateAt, ago(d.appStateAt))), d.unreadCount !== null ? h("span", { class: "muted" }, ` · ${d.unreadCount} unread`) : null),
       h("dt", {}, "Last heartbeat"),
       h("dd", {}, time(d.lastHeartbeatAt, ago(d.lastHeartbeatAt)), " ", d.heartbeatWithinLease ? badge("connected", "info") : badge("lease expired", "neutral", "counts as killed: offline pushes go through FCM")),
+      h("dt", {}, "Connection"),
+      h("dd", { "data-testid": "connection" }, ...connectionFacts(d)),
+      h("dt", {}, "IM presence"),
+      h(
+        "dd",
+        { "data-testid": "presence" },
+        d.presence
+          ? h(
+              "span",
+              {},
+              badge(d.presence.action, d.presence.state === "connected" ? "info" : "neutral"),
+              d.presence.reason ? ` ${d.presence.reason}` : "",
+              h("span", { class: "muted" }, " · event ", time(d.presence.eventTime, ago(d.presence.eventTime)), " · applied ", time(d.presence.appliedAt, ago(d.presence.appliedAt))),
+            )
+          : h("span", { class: "muted" }, "no event from the IM backend"),
+      ),
       h("dt", {}, "Token"),
       h(
         "dd",
@@ -73,7 +89,9 @@ function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElem
               ` · reported ${formatDuration(token.ageSeconds)} ago`,
               token.stale ? [" ", badge("stale", "warn")] : null,
             )
-          : h("span", { class: "warning-text" }, "none reported since login"),
+          : d.platform === "desktop"
+            ? h("span", { class: "muted" }, "none: a desktop app has no FCM token")
+            : h("span", { class: "warning-text" }, "none reported since login"),
       ),
       h("dt", {}, "Certificate"),
       h(
@@ -93,6 +111,31 @@ function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElem
     ),
     h("div", { class: "row test-row" }, send, h("label", { class: "check", for: `dry-${d.deviceId}` }, dry, "Dry run (FCM validates, delivers nothing)")),
     out,
+  );
+}
+
+/** Connected or not as the fan-out judges it under PRESENCE_SOURCE, and whose signal decided. */
+function connectionFacts(d: DiagnosedDevice): HTMLElement[] {
+  const c = d.connection;
+  const source = c.decidedBy === "im-backend" ? "the IM backend's presence event" : "the app's own calls";
+  return [
+    c.connected ? badge("connected", "info") : badge("not connected", "neutral"),
+    h("span", { class: "muted" }, ` · decided by ${source}, `, time(c.at, ago(c.at)), c.until ? [" · until ", time(c.until)] : null, ` · lease ${formatDuration(c.leaseSeconds)}`),
+  ];
+}
+
+function presenceRecordsTable(records: PresenceRecordView[]): HTMLElement {
+  return table(
+    "Presence events not applied",
+    ["Last", "Kind", "Device", "Event", "Count", "Detail"],
+    records.map((r) => [
+      time(r.lastAt, ago(r.lastAt)),
+      badge(r.kind, "warn"),
+      r.deviceId ?? "—",
+      r.action ? `${r.action}${r.reason ? ` (${r.reason})` : ""}` : "—",
+      String(r.count),
+      h("div", {}, h("p", { class: "small" }, r.detail), explanation(r.explanation)),
+    ]),
   );
 }
 
@@ -148,12 +191,13 @@ export async function renderUser(root: HTMLElement, ctx: PageContext): Promise<v
           h("h2", { id: "summary-title" }, r.displayName ?? r.email ?? r.phoneNumber ?? r.uid),
           accountFacts(r),
           h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
-          h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days`),
+          h("p", { class: "small muted" }, `Checked ${new Date(r.checkedAt).toLocaleTimeString()} · session policy ${r.settings.sessionPolicy} · heartbeat lease ${r.settings.heartbeatLeaseSeconds} s · tokens stale after ${r.settings.tokenStaleDays} days · presence source ${r.settings.presenceSource} (lease ${r.settings.presenceLeaseSeconds} s) · active-elsewhere ${r.settings.activeElsewhereSeconds ? `${r.settings.activeElsewhereSeconds} s` : "off"}`),
         ),
         r.devices.length
           ? h("section", { class: "devices", "aria-label": "Devices" }, ...r.devices.map((d) => deviceCard(uid, d, ctx)))
           : card("Devices", h("p", { class: "empty" }, "This account never logged in on a device (no login call recorded).")),
         card("Last pushes", recentTable(r)),
+        r.presenceRecords.length ? card("Presence events not applied", presenceRecordsTable(r.presenceRecords)) : null,
       );
     },
   });

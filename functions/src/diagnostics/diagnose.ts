@@ -1,16 +1,17 @@
 // diagnosePush: every device of a user as the fan-out would judge it now (the sessions' own
 // pushEligibility), the user's recent outcomes, and one sentence a support person can paste.
-import { heartbeatLeaseMs, sessionPolicy, tokenStaleMs } from "../config";
+import { heartbeatLeaseMs, presenceSettings, sessionPolicy, tokenStaleMs } from "../config";
 import { DomainError } from "../common/errors";
 import { db } from "../common/firestore";
 import { pushLogForUser } from "../fanout/pushLog";
 import { formatDuration } from "../common/format";
-import { eligibilityConfig, pushEligibility } from "../sessions/eligibility";
+import { presenceRecordsFor } from "../presence/log";
+import { connectionOf, eligibilityConfig, pushEligibility, type Connection } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import { resolveAccount } from "./account";
 import { explain } from "./explain";
 import { openedTimes, receiptId } from "./receipts";
-import type { DiagnosePushRequest, DiagnosePushResponse, DiagnosedDevice, RecentMessage } from "./schemas";
+import type { DiagnosePushRequest, DiagnosePushResponse, DiagnosedDevice, PresenceRecordView, RecentMessage } from "./schemas";
 import { certificateLookup, hashPrefix, iso, isoOrNull, outcomeView, type CertificateLookup } from "./views";
 
 export const RECENT_MESSAGES = 20;
@@ -33,19 +34,36 @@ function shortState(d: DiagnosedDevice): string {
       return "has a stale token";
     case "certificate-missing":
       return `has a token for push certificate ${d.token?.certificateId ?? "?"}, which no longer exists`;
+    case "connected":
+      return "is connected according to the IM backend, in the foreground (messages reach it over its connection)";
+    case "active-elsewhere":
+      return "is not pushed while the user is active on another device";
+    case "platform-without-push":
+      return `is a ${d.platform} app (reached over its connection, never by push)`;
     default:
       return `gets no pushes (${d.eligibility.reason})`;
   }
 }
 
-function deviceSentence(d: DiagnosedDevice, device: Device, nowMs: number, recent: RecentMessage[]): string {
+/** Why a foreground device counts as disconnected: the IM backend's Disconnect, an expired Connect, or a heartbeat older than the lease. */
+function disconnectedWords(c: Connection, nowMs: number, device: Device): string {
+  const p = c.presence;
+  if (c.by === "im-backend" && p) {
+    const why = p.reason ? `, reason ${p.reason}` : "";
+    if (p.state === "disconnected") return `in the foreground but disconnected: the IM backend's ${p.action} ${ago(nowMs, p.eventTime)}${why}`;
+    return `in the foreground, but the IM backend's Connect ${ago(nowMs, p.eventTime)} is older than the ${formatDuration(c.leaseMs)} presence lease (counted as killed)`;
+  }
+  return `in the foreground but silent for ${ago(nowMs, device.lastHeartbeatAt).replace(/ ago$/, "")} (counted as killed)`;
+}
+
+function deviceSentence(d: DiagnosedDevice, device: Device, connection: Connection, nowMs: number, recent: RecentMessage[]): string {
   const id = d.deviceId;
   if (d.eligibility.eligible) {
     const cert = d.token?.certificate;
     if (cert?.health?.state === "unhealthy") {
       return `${id} would be pushed, but FCM refused its push certificate ${cert.certificateId} (${cert.health.reason ?? "no reason recorded"}): pushes to it fail until the certificate's key is replaced`;
     }
-    const state = device.appState === "background" ? `went to the background ${ago(nowMs, device.appStateAt)}` : `in the foreground but silent for ${ago(nowMs, device.lastHeartbeatAt).replace(/ ago$/, "")} (counted as killed)`;
+    const state = device.appState === "background" ? `went to the background ${ago(nowMs, device.appStateAt)}` : disconnectedWords(connection, nowMs, device);
     return `${id} would get a push now (${state}; token reported ${ago(nowMs, device.token?.refreshedAt ?? null)})`;
   }
   switch (d.eligibility.reason) {
@@ -69,15 +87,26 @@ function deviceSentence(d: DiagnosedDevice, device: Device, nowMs: number, recen
       return `${id}'s token was last reported ${ago(nowMs, device.token?.refreshedAt ?? null)}, so it counts as stale`;
     case "foreground":
       return `${id} is in the foreground and connected (last heartbeat ${ago(nowMs, device.lastHeartbeatAt)}): messages reach it over its connection, not by push`;
+    case "connected": {
+      const p = device.presence;
+      const why = p?.reason ? `, reason ${p.reason}` : "";
+      return `${id} is in the foreground and connected according to the IM backend (${p?.action ?? "Connect"} ${ago(nowMs, p?.eventTime ?? null)}${why}): messages reach it over its connection, not by push`;
+    }
+    case "active-elsewhere":
+      return `${id} is not pushed now: ${d.eligibility.detail}`;
+    case "platform-without-push":
+      return `${id} is a ${device.platform} app: it is reached over its IM connection, never by push`;
     default:
       return `${id}: ${d.eligibility.detail}`;
   }
 }
 
-function diagnoseDevice(device: Device, nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>): DiagnosedDevice {
-  const eligibility = pushEligibility(device, new Date(nowMs), ctx);
+function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>): DiagnosedDevice {
+  const eligibility = pushEligibility(device, new Date(nowMs), ctx, all);
   const token = device.token;
   const heartbeatAgeMs = nowMs - device.lastHeartbeatAt.toMillis();
+  const connection = connectionOf(device, new Date(nowMs), ctx);
+  const presence = device.presence;
   return {
     deviceId: device.deviceId,
     platform: device.platform,
@@ -91,6 +120,16 @@ function diagnoseDevice(device: Device, nowMs: number, certs: CertificateLookup,
     lastHeartbeatAt: iso(device.lastHeartbeatAt),
     heartbeatAgeSeconds: Math.round(heartbeatAgeMs / 1000),
     heartbeatWithinLease: heartbeatAgeMs <= ctx.leaseMs,
+    presence: presence
+      ? { state: presence.state, action: presence.action, reason: presence.reason, eventTime: iso(presence.eventTime), appliedAt: iso(presence.at) }
+      : null,
+    connection: {
+      connected: connection.connected,
+      decidedBy: connection.by,
+      at: new Date(connection.atMs).toISOString(),
+      leaseSeconds: Math.round(connection.leaseMs / 1000),
+      until: connection.connected ? new Date(connection.atMs + connection.leaseMs).toISOString() : null,
+    },
     token: token
       ? {
           hashPrefix: hashPrefix(token.tokenHash),
@@ -132,6 +171,23 @@ function policyName(): string {
   }
 }
 
+/** The user's presence events that were not applied, as diagnostics show them. */
+async function presenceRecords(uid: string): Promise<PresenceRecordView[]> {
+  const records = await presenceRecordsFor(uid);
+  return records.map((r) => ({
+    kind: r.kind,
+    deviceId: r.deviceId,
+    action: r.action,
+    reason: r.reason,
+    eventTime: isoOrNull(r.eventTime),
+    count: r.count,
+    detail: r.detail,
+    issues: r.issues,
+    lastAt: iso(r.lastAt),
+    explanation: explain("rejected-event", r.kind),
+  }));
+}
+
 /** "no such account": nothing in Firebase Auth or in the push records answers to what was asked. */
 function noSuchAccount(request: DiagnosePushRequest): DomainError {
   const field = request.uid !== undefined ? "uid" : "account";
@@ -144,10 +200,10 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
   const account = await resolveAccount(request);
   if (account.uid === null) throw noSuchAccount(request);
   const uid = account.uid;
-  const [snap, certs, recent] = await Promise.all([db().collection(USERS).doc(uid).get(), certificateLookup(), recentMessages(uid)]);
+  const [snap, certs, recent, unapplied] = await Promise.all([db().collection(USERS).doc(uid).get(), certificateLookup(), recentMessages(uid), presenceRecords(uid)]);
   // An IM account need not be a Firebase user (the IM backend may push to anyone): one the push
-  // records know is diagnosed; one nobody knows is said to be no account.
-  if (!account.inAuth && !snap.exists && recent.length === 0) throw noSuchAccount(request);
+  // or presence records know is diagnosed; one nobody knows is said to be no account.
+  if (!account.inAuth && !snap.exists && recent.length === 0 && unapplied.length === 0) throw noSuchAccount(request);
   const displayName = account.inAuth ? account.displayName : null;
   let devices: Record<string, Device>;
   try {
@@ -156,9 +212,13 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
     throw new DomainError("failed-precondition", `the stored device record of ${uid} (users/${uid}) does not match the expected format: fix or delete it; the app's next login rewrites it`);
   }
   const ctx = eligibilityConfig((id) => certs(id).exists);
+  const presence = presenceSettings();
   const list = Object.values(devices).sort((a, b) => b.loggedInAt.toMillis() - a.loggedInAt.toMillis());
-  const diagnosed = list.map((d) => diagnoseDevice(d, nowMs, certs, ctx));
-  diagnosed.forEach((d, i) => (d.summary = deviceSentence(d, list[i] as Device, nowMs, recent)));
+  const diagnosed = list.map((d) => diagnoseDevice(d, list, nowMs, certs, ctx));
+  diagnosed.forEach((d, i) => {
+    const device = list[i] as Device;
+    d.summary = deviceSentence(d, device, connectionOf(device, new Date(nowMs), ctx), nowMs, recent);
+  });
   const eligible = diagnosed.filter((d) => d.eligibility.eligible);
   // Operators know the name; the uid follows for the records.
   const who = displayName ? `${displayName} (${uid})` : uid;
@@ -194,6 +254,14 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
     eligibleDeviceIds: eligible.map((d) => d.deviceId),
     devices: diagnosed,
     recent,
-    settings: { sessionPolicy: policyName(), heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000), tokenStaleDays: Math.round(tokenStaleMs() / 86_400_000) },
+    presenceRecords: unapplied,
+    settings: {
+      sessionPolicy: policyName(),
+      heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000),
+      tokenStaleDays: Math.round(tokenStaleMs() / 86_400_000),
+      presenceSource: presence.invalidSource === null ? presence.source : `invalid PRESENCE_SOURCE "${presence.invalidSource}" (app is used until it is fixed)`,
+      presenceLeaseSeconds: Math.round(presence.leaseMs / 1000),
+      activeElsewhereSeconds: Math.round(presence.activeElsewhereMs / 1000),
+    },
   };
 }

@@ -4,6 +4,7 @@
 // so a new reason that is not explained here does not compile.
 import type { IneligibleReason } from "../sessions/schemas";
 import type { FailReason, RejectedLog, SkipReason } from "../fanout/schemas";
+import type { PresenceRecordKind } from "../presence/schemas";
 import type { Explanation, ExplanationCategory, ExplanationTable } from "./schemas";
 
 type Row = { title: string; meaning: string; action: string };
@@ -22,7 +23,7 @@ const ELIGIBILITY: Record<IneligibleReason, Row> = {
   kicked: {
     title: "Kicked by a login elsewhere",
     meaning:
-      "Another device of the same platform logged in to this account and took over the session (one Android device per user with SESSION_POLICY=single-device-per-platform); the kicked device gets no pushes. kickedByDeviceId names the device.",
+      "Another device of the same platform logged in to this account and took over the session (one device per platform and user with SESSION_POLICY=single-device-per-platform: a web or desktop login does not kick the phone); the kicked device gets no pushes. kickedByDeviceId names the device.",
     action: "Log in again on this device, or set SESSION_POLICY=multi-device if users really use several phones at once.",
   },
   "no-token": {
@@ -42,8 +43,29 @@ const ELIGIBILITY: Record<IneligibleReason, Row> = {
   },
   foreground: {
     title: "App in the foreground",
-    meaning: "The app is in the foreground and its heartbeat is within the lease: the message reaches it over the IM connection, so no offline push is sent.",
-    action: "Nothing: working as intended. If the app was in fact killed, it did not call doBackground, and pushes resume once the heartbeat lease (HEARTBEAT_LEASE_SECONDS) runs out.",
+    meaning:
+      "The app is in the foreground and its last call (heartbeat, login, doForeground) is within the lease (HEARTBEAT_LEASE_SECONDS; with PRESENCE_SOURCE=im-backend, PRESENCE_LEASE_SECONDS): the message reaches it over the IM connection, so no offline push is sent.",
+    action:
+      "Nothing: working as intended. If the app was in fact killed, it did not call doBackground, and pushes resume once the lease runs out; with the IM backend's presence events (PRESENCE_SOURCE=im-backend or both) its Disconnect ends it at once.",
+  },
+  connected: {
+    title: "Connected (IM backend)",
+    meaning:
+      "The IM backend reported the device's connection open (a Connect on the presence topic, newer than any Disconnect and than the app's own calls) and the app is in the foreground: the message reaches it over that connection. The detail gives the event's time and reason.",
+    action:
+      "Nothing: working as intended. If the app was in fact killed, the IM backend did not publish its Disconnect (check its presence feed); the Connect stops counting after PRESENCE_LEASE_SECONDS unless the backend refreshes it.",
+  },
+  "active-elsewhere": {
+    title: "Active on another device",
+    meaning:
+      "Another device of the same user (the detail names it) is in the foreground and connected, or was within ACTIVE_ELSEWHERE_SECONDS: the user reads messages there, so this device is not pushed (as Signal does for a phone while the desktop app is in use).",
+    action:
+      "Nothing: working as intended; pushes resume ACTIVE_ELSEWHERE_SECONDS after the other device leaves the foreground or disconnects. Set ACTIVE_ELSEWHERE_SECONDS=0 to turn it off.",
+  },
+  "platform-without-push": {
+    title: "Desktop app (no push)",
+    meaning: "The device is a desktop app: it has no FCM token and is reached only over its IM connection. It counts for active-elsewhere.",
+    action: "Nothing: working as intended. The user's phone or browser gets the push.",
   },
 };
 
@@ -242,8 +264,9 @@ const FCM_ERRORS: Record<string, Row> = {
 const REJECTED: Record<RejectedLog["reason"], Row> = {
   "invalid-event": {
     title: "Invalid event",
-    meaning: "The published event did not match the expected format (the issues name the fields); it was acknowledged without any push.",
-    action: "Fix the IM backend's payload (offline-push publish <event.json> checks one); the issues list each wrong field.",
+    meaning:
+      "The published event (a message, or a presence event on the presence topic) did not match the expected format (the issues name the fields); it was acknowledged without any push, or without changing any device.",
+    action: "Fix the IM backend's payload (offline-push publish <event.json>, or publish --presence for a presence event, checks one); the issues list each wrong field.",
   },
   "event-too-old": {
     title: "Event too old",
@@ -263,6 +286,21 @@ const REJECTED: Record<RejectedLog["reason"], Row> = {
   },
 };
 
+/** Presence events acknowledged without being applied (presenceLog); invalid ones share the row above. */
+const PRESENCE_REJECTED: Record<Exclude<PresenceRecordKind, "invalid-event">, Row> = {
+  "unknown-account": {
+    title: "Presence for an unknown account",
+    meaning: "The IM backend published a presence event (Connect, Disconnect, Logout) for an account that never logged in here (no users document). Recorded and acknowledged, never retried.",
+    action: "Nothing if the account does not use offline push. Otherwise check that the IM backend's Account is the Firebase uid the app logs in with.",
+  },
+  "unknown-device": {
+    title: "Presence for an unknown device",
+    meaning:
+      "The IM backend published a presence event for a DeviceId this account has no session on (the app never called login on it, or the device was forgotten among old ended ones). A Connect just before a device's very first login is the usual case: the login itself then counts as connected. Recorded and acknowledged.",
+    action: "Check that the IM backend's DeviceId is the deviceId the app passes to login. Nothing to do for an occasional first-login Connect.",
+  },
+};
+
 const rows = (category: ExplanationCategory, table: Record<string, Row>): Explanation[] =>
   Object.entries(table).map(([code, row]) => ({ category, code, ...row }));
 
@@ -271,7 +309,7 @@ export const EXPLANATIONS: ExplanationTable = [
   ...rows("skip-reason", { ...ELIGIBILITY, ...SKIPS }),
   ...rows("fail-reason", FAILS),
   ...rows("fcm-error", FCM_ERRORS),
-  ...rows("rejected-event", REJECTED),
+  ...rows("rejected-event", { ...REJECTED, ...PRESENCE_REJECTED }),
 ];
 
 const byKey = new Map(EXPLANATIONS.map((e) => [`${e.category}:${e.code}`, e]));

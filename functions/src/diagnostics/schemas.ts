@@ -136,6 +136,31 @@ export const DiagnosedDeviceSchema = z.object({
   heartbeatAgeSeconds: z.number().int(),
   /** True when the last heartbeat is within the lease (a foreground device counts as connected). */
   heartbeatWithinLease: z.boolean(),
+  /** The IM backend's last presence event applied to this device (topic im-presence); null when it never reported one. */
+  presence: z
+    .object({
+      state: z.enum(["connected", "disconnected"]),
+      action: z.string(),
+      /** The backend's Reason (e.g. LinkClose, TimeOut), as it came. */
+      reason: z.string().nullable(),
+      /** EventTime: the backend's clock. */
+      eventTime: IsoTime,
+      /** When it was applied here. */
+      appliedAt: IsoTime,
+    })
+    .nullable(),
+  /** The device's connection as the fan-out judges it now, under PRESENCE_SOURCE (the newest signal decides). */
+  connection: z.object({
+    connected: z.boolean(),
+    /** app: its heartbeat, login or app-state call; im-backend: the IM backend's presence event. */
+    decidedBy: z.enum(["app", "im-backend"]),
+    /** When the deciding signal was given. */
+    at: IsoTime,
+    /** How long that signal counts without a newer one (heartbeat lease or presence lease). */
+    leaseSeconds: z.number().int(),
+    /** Until when it counts as connected without a newer signal; null when it does not (a Disconnect, or the lease is over). */
+    until: IsoTime.nullable(),
+  }),
   /** The push token bound to this session; null when none. Only a prefix of its SHA-256, never the token. */
   token: z
     .object({
@@ -162,6 +187,25 @@ export const DiagnosedDeviceSchema = z.object({
   summary: z.string(),
 });
 export type DiagnosedDevice = z.output<typeof DiagnosedDeviceSchema>;
+
+/**
+ * A presence event of the user that was acknowledged without being applied (presenceLog): for an
+ * unknown device (or account), or invalid. Explained in the table (category rejected-event).
+ */
+export const PresenceRecordViewSchema = z.object({
+  kind: z.enum(["unknown-account", "unknown-device", "invalid-event"]),
+  deviceId: z.string().nullable(),
+  action: z.string().nullable(),
+  reason: z.string().nullable(),
+  eventTime: IsoTime.nullable(),
+  /** Deliveries that named this (account, device); 1 for an invalid message. */
+  count: z.number().int(),
+  detail: z.string(),
+  issues: z.array(z.object({ field: z.string(), message: z.string() })),
+  lastAt: IsoTime,
+  explanation: ExplanationSchema.nullable(),
+});
+export type PresenceRecordView = z.output<typeof PresenceRecordViewSchema>;
 
 /** One recent message that concerned the user, with the user's device outcomes. */
 export const RecentMessageSchema = z.object({
@@ -195,8 +239,19 @@ export const DiagnosePushResponseSchema = z.object({
   devices: z.array(DiagnosedDeviceSchema),
   /** The user's last (at most 20) messages, newest first. */
   recent: z.array(RecentMessageSchema),
+  /** The user's presence events acknowledged without being applied (unknown device or account, invalid), newest first; at most 10. */
+  presenceRecords: z.array(PresenceRecordViewSchema),
   /** The settings the eligibility was evaluated with. */
-  settings: z.object({ sessionPolicy: z.string(), heartbeatLeaseSeconds: z.number(), tokenStaleDays: z.number() }),
+  settings: z.object({
+    sessionPolicy: z.string(),
+    heartbeatLeaseSeconds: z.number(),
+    tokenStaleDays: z.number(),
+    /** PRESENCE_SOURCE: app, im-backend or both (an invalid value is named, and app used). */
+    presenceSource: z.string(),
+    presenceLeaseSeconds: z.number(),
+    /** ACTIVE_ELSEWHERE_SECONDS; 0: off. */
+    activeElsewhereSeconds: z.number(),
+  }),
 });
 export type DiagnosePushResponse = z.output<typeof DiagnosePushResponseSchema>;
 
@@ -338,7 +393,7 @@ export const TestPushDeviceSchema = z.object({
   deviceId: z.string(),
   /** sent: FCM accepted it; validated: dryRun and FCM accepted it; failed: FCM or the certificate refused; skipped: not tried. */
   result: z.enum(["sent", "validated", "failed", "skipped"]),
-  /** For skipped: logged-out, kicked, no-token, no-device, certificate-missing; for failed: the fail reason. Null otherwise. */
+  /** For skipped: logged-out, kicked, no-token, no-device, certificate-missing, platform-without-push; for failed: the fail reason. Null otherwise. */
   reason: z.string().nullable(),
   detail: z.string(),
   certificateId: z.number().int().nullable(),

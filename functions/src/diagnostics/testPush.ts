@@ -14,7 +14,7 @@ import { cachedAccessToken, dropAccessToken, fcmPool } from "../fcm/runtime";
 import { sendFcmMessage } from "../fcm/send";
 import { buildFcmMessage } from "../fanout/message";
 import type { FailReason } from "../fanout/schemas";
-import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { USERS, hasPushToken, parseUserDevices, type Device } from "../sessions/schemas";
 import { unbindToken } from "../sessions/store";
 import { DomainError } from "../common/errors";
 import { explain, explainFcmError } from "./explain";
@@ -107,6 +107,7 @@ export async function sendTestPush(req: SendTestPushRequest, operatorUid: string
       if (d.session === "logged-out") return skipped(d.deviceId, "logged-out", `device ${d.deviceId} is logged out: test pushes go to logged-in devices only`);
       if (d.session === "kicked") return skipped(d.deviceId, "kicked", `device ${d.deviceId} was kicked offline by a login on ${d.kickedByDeviceId ?? "another device"}: test pushes go to logged-in devices only`);
       const token = d.token;
+      if (!hasPushToken(d.platform)) return skipped(d.deviceId, "platform-without-push", `device ${d.deviceId} is a ${d.platform} app: it has no FCM token, so no push can reach it`);
       if (!token) return skipped(d.deviceId, "no-token", `device ${d.deviceId} is logged in but has not reported a push token (setOfflinePushToken)`);
       const why = loaded.unreadable.get(token.certificateId);
       const cred = loaded.credentials.get(token.certificateId);

@@ -44,7 +44,8 @@ export interface Decided {
 
 type MessageFor = (token: string) => DeviceMessage;
 
-type Recipient = { uid: string; device: Device };
+/** A device to decide, with the user's devices (active-elsewhere looks at the others). */
+type Recipient = { uid: string; device: Device; userDevices: Device[] };
 type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
 
 /** Every device of the recipients in `toRead` that has no outcome yet, decided. */
@@ -61,7 +62,7 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
   const { credentials, unreadable } = await usableCertificates(input, recipients, devices);
   const eligibility = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(input.now());
-  const judged = devices.map(({ uid, device }) => ({ uid, device, eligibility: pushEligibility(device, nowDate, eligibility) }));
+  const judged = devices.map(({ uid, device, userDevices }) => ({ uid, device, eligibility: pushEligibility(device, nowDate, eligibility, userDevices) }));
   const messageFor = titled && judged.some((d) => d.eligibility.eligible) ? await batchMessage(input, await titled) : noMessage;
   const lifetimeEndsAt = input.publishTimeMs + (input.content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   const jobs: SendJob[] = [];
@@ -97,7 +98,7 @@ function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progres
       skip(uid, "no-device", "the user has never logged in on any device");
       continue;
     }
-    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device });
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device, userDevices: list });
   }
   return devices;
 }
@@ -200,11 +201,22 @@ export async function recheckDevices(jobs: SendJob[], input: RecheckInput): Prom
   const eligibility = eligibilityConfig((id) => loaded.credentials.has(id) || loaded.unreadable.has(id));
   const nowDate = new Date(now());
   const result = new Map<string, Recheck>();
-  for (const job of jobs) result.set(jobKey(job), recheckJob(job, deviceOf(job), eligibility, nowDate, loaded, input.messageFor));
+  for (const job of jobs) {
+    const userDevices = Object.values(byUid.get(job.uid) ?? {});
+    result.set(jobKey(job), recheckJob(job, deviceOf(job), userDevices, eligibility, nowDate, loaded, input.messageFor));
+  }
   return { jobs: result, credentials: loaded.credentials, readAt };
 }
 
-function recheckJob(job: SendJob, device: Device | undefined, eligibility: EligibilityContext, now: Date, loaded: LoadedCredentials, messageFor: MessageFor): Recheck {
+function recheckJob(
+  job: SendJob,
+  device: Device | undefined,
+  userDevices: Device[],
+  eligibility: EligibilityContext,
+  now: Date,
+  loaded: LoadedCredentials,
+  messageFor: MessageFor,
+): Recheck {
   const { uid, deviceId } = job;
   const skipped = (reason: SkipReason, detail: string): Recheck => ({ ok: false, entry: { outcome: "skipped", uid, deviceId, reason, detail, at: ts() } });
   const changed = (what: string) => skipped("binding-changed", `not sent: ${what} after the batch read it (read again before a retry or a late send)`);
@@ -212,7 +224,7 @@ function recheckJob(job: SendJob, device: Device | undefined, eligibility: Eligi
   if (device.session !== "logged-in") return changed(`device ${deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`);
   const token = device.token;
   if (!token) return changed(`the push token of device ${deviceId} was unbound (it moved to another account or device, or FCM refused it)`);
-  const judged = pushEligibility(device, now, eligibility);
+  const judged = pushEligibility(device, now, eligibility, userDevices);
   if (!judged.eligible) return skipped(judged.reason, `not sent: ${judged.detail}`);
   const why = loaded.unreadable.get(token.certificateId);
   if (why !== undefined) return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`) };

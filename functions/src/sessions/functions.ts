@@ -2,7 +2,8 @@
 // per user: every call acts on the caller's own users/{uid} document, never anyone else's.
 import { getCertificate } from "../certificates/store";
 import { callable } from "../common/callable";
-import { heartbeatLeaseMs, sessionPolicy } from "../config";
+import { heartbeatLeaseMs, presenceSettings, sessionPolicy } from "../config";
+import { heartbeatPlan } from "./heartbeat";
 import {
   DeviceRequestSchema,
   DoBackgroundRequestSchema,
@@ -37,10 +38,23 @@ export const doForeground = callable({ name: "doForeground", access: "user", sch
   return { deviceId, appState: "foreground" as const };
 });
 
-/** The answer tells the app the lease, so it can beat comfortably within it (e.g. every third of it). */
+/**
+ * The answer tells the app the lease and the interval to beat at (a third of the lease; null when
+ * PRESENCE_SOURCE=im-backend makes beats unnecessary), and whether this beat was stored
+ * (sessions/heartbeat.ts: only when it changes something).
+ */
 export const heartbeat = callable({ name: "heartbeat", access: "user", schema: DeviceRequestSchema }, async ({ deviceId }, caller) => {
-  await store.heartbeat(caller.uid, deviceId);
-  return { deviceId, leaseSeconds: Math.round(heartbeatLeaseMs() / 1000) };
+  const leaseMs = heartbeatLeaseMs();
+  const { source } = presenceSettings();
+  const { recorded } = await store.heartbeat(caller.uid, deviceId, leaseMs, source);
+  const { intervalMs } = heartbeatPlan(leaseMs, source);
+  return {
+    deviceId,
+    leaseSeconds: Math.round(leaseMs / 1000),
+    intervalSeconds: intervalMs === null ? null : Math.floor(intervalMs / 1000),
+    recorded,
+    presenceSource: source,
+  };
 });
 
 export const logout = callable({ name: "logout", access: "user", schema: DeviceRequestSchema }, async ({ deviceId }, caller) =>

@@ -53,9 +53,16 @@ export const FcmTokenSchema = z
   .max(MAX_FCM_TOKEN_LENGTH, `is longer than ${MAX_FCM_TOKEN_LENGTH} characters`)
   .regex(/^[A-Za-z0-9_:.-]+$/, "is not an FCM registration token (letters, digits and _ : . - only)");
 
-/** Open for "ios" / "harmony" later: everything keyed on platform compares values, never assumes android. */
-export const PlatformSchema = z.enum(["android"], { error: 'must be one of: "android"' });
+/**
+ * The platforms a chat product has. android, ios and web hold FCM tokens (web through FCM's web
+ * push); a desktop app has none: it is reached only over its IM connection, and counts for
+ * active-elsewhere. Everything keyed on platform compares values, never assumes android.
+ */
+export const PLATFORMS = ["android", "ios", "web", "desktop"] as const;
+export const PlatformSchema = z.enum(PLATFORMS, { error: `must be one of: ${PLATFORMS.map((p) => `"${p}"`).join(", ")}` });
 export type Platform = z.output<typeof PlatformSchema>;
+/** Platforms whose apps hold an FCM registration token. */
+export const hasPushToken = (platform: Platform): boolean => platform !== "desktop";
 
 export const SessionStateSchema = z.enum(["logged-in", "logged-out", "kicked"]);
 export type SessionState = z.output<typeof SessionStateSchema>;
@@ -79,6 +86,25 @@ export const TokenBindingSchema = z.object({
 });
 export type TokenBinding = z.output<typeof TokenBindingSchema>;
 
+/** What the IM backend publishes about a device's long connection (topic im-presence). */
+export const PresenceActionSchema = z.enum(["Connect", "Disconnect", "Logout"]);
+export type PresenceAction = z.output<typeof PresenceActionSchema>;
+
+/**
+ * The newest presence event applied to a device (users/{uid}.devices.{id}.presence): the IM
+ * backend's word on its connection. `eventTime` is the backend's clock (EventTime), `at` ours (when
+ * it was applied). Kept across sessions of the same device: a Connect usually arrives just before
+ * the app's login.
+ */
+export const StoredPresenceSchema = z.object({
+  state: z.enum(["connected", "disconnected"]),
+  action: PresenceActionSchema,
+  eventTime: TimestampSchema,
+  reason: z.string().nullable(),
+  at: TimestampSchema,
+});
+export type StoredPresence = z.output<typeof StoredPresenceSchema>;
+
 export const DeviceSchema = z.object({
   deviceId: z.string(),
   platform: PlatformSchema,
@@ -92,6 +118,8 @@ export const DeviceSchema = z.object({
   unreadCount: z.number().nullable(),
   lastHeartbeatAt: TimestampSchema,
   token: TokenBindingSchema.nullable(),
+  /** Absent on devices the IM backend never reported (and on documents older than presence). */
+  presence: StoredPresenceSchema.nullable().optional(),
 });
 export type Device = z.output<typeof DeviceSchema>;
 
@@ -134,6 +162,9 @@ export const IneligibleReasonSchema = z.enum([
   "certificate-missing",
   "token-stale",
   "foreground",
+  "connected", // the IM backend reports the device connected (Connect) and its app is in the foreground
+  "active-elsewhere", // another device of the user is in front of the user, or was a moment ago (ACTIVE_ELSEWHERE_SECONDS)
+  "platform-without-push", // a desktop device: no FCM token, reached only over its IM connection
 ]);
 export type IneligibleReason = z.output<typeof IneligibleReasonSchema>;
 

@@ -6,31 +6,37 @@
 import { randomUUID } from "node:crypto";
 import { FieldPath, FieldValue, type DocumentSnapshot, type Timestamp, type Transaction } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
-import type { SessionPolicy } from "../config";
+import type { PresenceSource, SessionPolicy } from "../config";
 import { DomainError } from "../common/errors";
-import { db, runBoundedTransaction } from "../common/firestore";
+import { GRPC, db, grpcCode, runBoundedTransaction } from "../common/firestore";
+import { beatNeedsWrite } from "./heartbeat";
 import { MAX_DEVICES, MAX_ENDED_DEVICES, devicesToKick, endedDevicesToDrop } from "./policy";
 import {
   PUSH_TOKENS,
   PushTokenDocSchema,
   USERS,
+  hasPushToken,
   parseUserDevices,
   tokenHash,
   type Device,
   type Platform,
   type PushTokenDoc,
   type SessionState,
+  type StoredPresence,
   type TokenBinding,
 } from "./schemas";
 
 type Stamp = Timestamp | FieldValue;
 type TokenWrite = Omit<TokenBinding, "boundAt" | "refreshedAt"> & { boundAt: Stamp; refreshedAt: Stamp };
-type DeviceWrite = Omit<Device, "loggedInAt" | "endedAt" | "appStateAt" | "lastHeartbeatAt" | "token"> & {
+/** A presence as written: `at` is the server's time of the write. */
+export type PresenceWrite = Omit<StoredPresence, "at"> & { at: Stamp };
+type DeviceWrite = Omit<Device, "loggedInAt" | "endedAt" | "appStateAt" | "lastHeartbeatAt" | "token" | "presence"> & {
   loggedInAt: Stamp;
   endedAt: Stamp | null;
   appStateAt: Stamp;
   lastHeartbeatAt: Stamp;
   token: TokenWrite | null;
+  presence?: PresenceWrite | null;
 };
 
 const userRef = (uid: string) => db().collection(USERS).doc(uid);
@@ -189,6 +195,8 @@ export async function login(uid: string, deviceId: string, platform: Platform, p
         unreadCount: null,
         lastHeartbeatAt: now,
         token: null,
+        // The IM backend's last word on this device stays: its Connect usually comes just before the login.
+        presence: current?.presence ?? null,
       });
     }
     changes.apply(tx);
@@ -233,6 +241,13 @@ export async function setOfflinePushToken(uid: string, deviceId: string, certifi
     if (!userSnap || !tokenSnap) throw new DomainError("internal", "transaction read returned no snapshot");
     const devices = parseUserDevices(userSnap.data());
     const device = requireLoggedIn(devices, deviceId);
+    if (!hasPushToken(device.platform)) {
+      throw new DomainError(
+        "failed-precondition",
+        `device ${deviceId} is a ${device.platform} app: ${device.platform} apps have no FCM token and get no offline pushes (they are reached over their IM connection, and count for active-elsewhere)`,
+        { deviceId, platform: device.platform },
+      );
+    }
     const owner = parseTokenDoc(tokenSnap);
     const now = serverNow();
     const changes = new Changes();
@@ -281,10 +296,38 @@ async function updateLoggedIn(uid: string, deviceId: string, fields: Record<stri
   });
 }
 
-/** Any call from the app proves its connection is alive, so app-state changes renew the lease too. */
-export async function heartbeat(uid: string, deviceId: string): Promise<void> {
-  await updateLoggedIn(uid, deviceId, { lastHeartbeatAt: serverNow() });
+export interface HeartbeatResult {
+  /** False when the beat changed nothing the fan-out decides on, and was not written (heartbeat.ts). */
+  recorded: boolean;
 }
+
+/**
+ * A beat reads the device (one read) and writes only when it must (heartbeat.ts says when), then
+ * with a precondition on the document's update time instead of a transaction: one commit. Should
+ * the document change in between, the beat is decided again in a transaction.
+ */
+export async function heartbeat(uid: string, deviceId: string, leaseMs: number, source: PresenceSource): Promise<HeartbeatResult> {
+  const ref = userRef(uid);
+  const snap = await ref.get();
+  const device = requireLoggedIn(parseUserDevices(snap.data()), deviceId);
+  if (!beatNeedsWrite(device, snap.readTime.toMillis(), leaseMs, source)) return { recorded: false };
+  const beat = new FieldPath("devices", deviceId, "lastHeartbeatAt");
+  try {
+    await ref.update(beat, serverNow(), "updatedAt", serverNow(), { lastUpdateTime: snap.updateTime as Timestamp });
+    return { recorded: true };
+  } catch (err) {
+    if (grpcCode(err) !== GRPC.FAILED_PRECONDITION) throw err;
+  }
+  return runBoundedTransaction(async (tx) => {
+    const fresh = await tx.get(ref);
+    const current = requireLoggedIn(parseUserDevices(fresh.data()), deviceId);
+    if (!beatNeedsWrite(current, fresh.readTime.toMillis(), leaseMs, source)) return { recorded: false };
+    tx.update(ref, beat, serverNow(), "updatedAt", serverNow());
+    return { recorded: true };
+  });
+}
+
+/** Any call from the app proves its connection is alive, so app-state changes renew the lease too. */
 
 export async function setAppState(uid: string, deviceId: string, appState: "foreground" | "background", unreadCount: number | null): Promise<void> {
   const now = serverNow();
@@ -306,12 +349,55 @@ export async function logout(uid: string, deviceId: string): Promise<LogoutResul
     const device = devices[deviceId];
     if (!device) throw notLoggedIn(deviceId, device);
     if (device.session !== "logged-in") return { deviceId, session: device.session, ended: false };
-    const tokenDocs = await readTokenDocs(tx, device.token ? [device.token.tokenHash] : []);
-    const changes = new Changes();
-    releaseToken(changes, uid, device, tokenDocs);
-    changes.putDevice(uid, true, { ...device, session: "logged-out", endedAt: serverNow(), token: null });
-    changes.apply(tx);
+    await endSession(tx, uid, device, {});
     return { deviceId, session: "logged-out", ended: true };
+  });
+}
+
+/** Logs a logged-in device out inside `tx`: its token unbound, the session ended (and `extra` fields set on the device). */
+async function endSession(tx: Transaction, uid: string, device: Device, extra: Partial<DeviceWrite>): Promise<void> {
+  const tokenDocs = await readTokenDocs(tx, device.token ? [device.token.tokenHash] : []);
+  const changes = new Changes();
+  releaseToken(changes, uid, device, tokenDocs);
+  changes.putDevice(uid, true, { ...device, ...extra, session: "logged-out", endedAt: serverNow(), token: null });
+  changes.apply(tx);
+}
+
+export type BackendLogoutResult =
+  /** The session ended, exactly as with the logout callable. */
+  | "ended"
+  /** Stored as the device's presence; no session to end (already ended, or logged in again after the event). */
+  | "recorded"
+  /** Not newer than the device's last presence event: nothing changed. */
+  | "stale"
+  | "unknown-account"
+  | "unknown-device";
+
+/**
+ * The IM backend's Logout (topic im-presence): ends the device's session exactly like the `logout`
+ * callable, in one transaction, and stores the event as the device's presence. Only if the event is
+ * newer than the last one applied (`isNewer`), and only for the session it is about: a session
+ * that logged in after the event's EventTime is left alone.
+ */
+export async function endSessionFromBackend(
+  uid: string,
+  deviceId: string,
+  presence: Omit<PresenceWrite, "at">,
+  isNewer: (stored: StoredPresence | null | undefined) => boolean,
+): Promise<BackendLogoutResult> {
+  return runBoundedTransaction(async (tx) => {
+    const snap = await tx.get(userRef(uid));
+    if (!snap.exists) return "unknown-account";
+    const device = parseUserDevices(snap.data())[deviceId];
+    if (!device) return "unknown-device";
+    if (!isNewer(device.presence)) return "stale";
+    const stored: PresenceWrite = { ...presence, at: serverNow() };
+    if (device.session === "logged-in" && presence.eventTime.toMillis() >= device.loggedInAt.toMillis()) {
+      await endSession(tx, uid, device, { presence: stored });
+      return "ended";
+    }
+    tx.update(userRef(uid), "updatedAt", serverNow(), new FieldPath("devices", deviceId, "presence"), stored);
+    return "recorded";
   });
 }
 
