@@ -60,7 +60,9 @@ function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElem
       h("dt", {}, "App state"),
       h("dd", {}, d.appState, h("span", { class: "muted" }, " · ", time(d.appStateAt, ago(d.appStateAt))), d.unreadCount !== null ? h("span", { class: "muted" }, ` · ${d.unreadCount} unread`) : null),
       h("dt", {}, "Last heartbeat"),
-      h("dd", {}, time(d.lastHeartbeatAt, ago(d.lastHeartbeatAt)), " ", d.heartbeatWithinLease ? badge("connected", "info") : badge("lease expired", "neutral", "counts as killed: offline pushes go through FCM")),
+      h("dd", {}, time(d.lastHeartbeatAt, ago(d.lastHeartbeatAt)), " ", d.heartbeatWithinLease
+        ? badge("within lease", "info", "the app's last heartbeat is within the lease; the Connection row says whether it is the newest word")
+        : badge("lease expired", "neutral", "the app's heartbeat no longer says connected: offline pushes go through FCM unless the IM backend says otherwise")),
       h("dt", {}, "Connection"),
       h("dd", { "data-testid": "connection" }, ...connectionFacts(d)),
       h("dt", {}, "IM presence"),
