@@ -52,6 +52,7 @@ import {
   SendMessageRequestSchema,
   type BatchMessage,
   contentOf,
+  type PushContent,
   type PushEvent,
   type RejectedLog,
 } from "./schemas";
@@ -224,45 +225,10 @@ async function fanOut(d: Delivery, settings: FanoutSettings, event: PushEvent, r
   // otherwise the inline batches' shared claim creates the record (groupClaims.ts).
   let registration: Registration | null = rest.length > 0 ? await registerFirst(first, registering) : null;
   if (registration) {
-    const known = registration;
-    const publishTime = new Date(d.publishTimeMs).toISOString();
-    // A few at a time (publish.ts): a million recipients are 4,950 messages, not all in memory at once.
-    await publishEach(PUSH_BATCH_TOPIC, rest.length, (i): BatchMessage => {
-      const uids = rest[i] as string[];
-      const elsewhere = elsewhereIn(known, uids);
-      return {
-        v: 1,
-        content,
-        batchIndex: inline.length + i,
-        batchCount: batches.length,
-        uids,
-        publishTime,
-        eventId: d.eventId,
-        message: known.identity,
-        ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
-      };
-    });
-    logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC, generation: known.identity.generation });
+    await publishRest(d, content, registration, inline.length, rest);
+    logger.info("offline push event split into batches", { msgKey: event.MsgKey, recipients: recipients.length, batches: batches.length, inline: inline.length, topic: PUSH_BATCH_TOPIC, generation: registration.identity.generation });
   }
-  // The same lease owner on a second attempt at a claim: a claim whose answer was lost is found as ours.
-  const owners = inline.map(() => randomUUID());
-  const inputOf = (batchIndex: number, r: Registration | FirstRegistration, priorCost = zeroCost()): BatchInput => {
-    const uids = inline[batchIndex] as string[];
-    const elsewhere = "elsewhere" in r ? elsewhereIn(r, uids) : [];
-    return {
-      content,
-      uids,
-      batchIndex,
-      batchCount: batches.length,
-      eventId: d.eventId,
-      deliveryId: d.eventId,
-      publishTimeMs: d.publishTimeMs,
-      message: r.identity,
-      ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
-      leaseOwner: owners[batchIndex] as string,
-      priorCost,
-    };
-  };
+  const inputOf = inlineInputs(d, content, inline, batches.length);
   const results = await runInline(
     inline.map((_, i) => inputOf(i, registration ?? first, i === 0 ? registering.snapshot() : zeroCost())),
     inline.length,
@@ -289,6 +255,50 @@ async function fanOut(d: Delivery, settings: FanoutSettings, event: PushEvent, r
   }
   const failed = results.find((r): r is PromiseRejectedResult => r.status === "rejected");
   if (failed) throw failed.reason;
+}
+
+/** The batches beyond the inline ones, one message each on the batch topic, with their publication. */
+async function publishRest(d: Delivery, content: PushContent, known: Registration, inlineCount: number, rest: string[][]): Promise<void> {
+  const publishTime = new Date(d.publishTimeMs).toISOString();
+  // A few at a time (publish.ts): a million recipients are 4,950 messages, not all in memory at once.
+  await publishEach(PUSH_BATCH_TOPIC, rest.length, (i): BatchMessage => {
+    const uids = rest[i] as string[];
+    const elsewhere = elsewhereIn(known, uids);
+    return {
+      v: 1,
+      content,
+      batchIndex: inlineCount + i,
+      batchCount: inlineCount + rest.length,
+      uids,
+      publishTime,
+      eventId: d.eventId,
+      message: known.identity,
+      ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
+    };
+  });
+}
+
+/** An inline batch's input under a publication (`r`), with the cost already spent on its behalf. */
+function inlineInputs(d: Delivery, content: PushContent, inline: string[][], batchCount: number) {
+  // The same lease owner on a second attempt at a claim: a claim whose answer was lost is found as ours.
+  const owners = inline.map(() => randomUUID());
+  return (batchIndex: number, r: Registration | FirstRegistration, priorCost = zeroCost()): BatchInput => {
+    const uids = inline[batchIndex] as string[];
+    const elsewhere = "elsewhere" in r ? elsewhereIn(r, uids) : [];
+    return {
+      content,
+      uids,
+      batchIndex,
+      batchCount,
+      eventId: d.eventId,
+      deliveryId: d.eventId,
+      publishTimeMs: d.publishTimeMs,
+      message: r.identity,
+      ...(elsewhere.length > 0 ? { ownedElsewhere: elsewhere } : {}),
+      leaseOwner: owners[batchIndex] as string,
+      priorCost,
+    };
+  };
 }
 
 /**
