@@ -7,7 +7,8 @@
 // interleaved rounds, and prints: time from publish to the first and to the last FCM request (as
 // the fake FCM received them), Firestore read and write calls, Pub/Sub publishes, FCM requests,
 // the function process's peak RSS, and ratios. Then the FCM sender micro-benchmark
-// (scripts/bench-sender.ts), and the presence figure (scripts/bench-presence.ts; alone:
+// (scripts/bench-sender.ts), the oversized-input figure (scripts/bench-inputs.ts; alone:
+// `npm run bench -- inputs`) and the presence figure (scripts/bench-presence.ts; alone:
 // `npm run bench -- presence`). Figures, not assertions: a shared 2-core machine is not production,
 // but the call counts are the same as in production.
 import { randomUUID } from "node:crypto";
@@ -218,6 +219,12 @@ function report(results: SizeResult[]): string {
 }
 
 async function main() {
+  if (args.includes("inputs")) {
+    // `npm run bench -- inputs`: the oversized-input figure alone (scripts/bench-inputs.ts).
+    const { benchInputs } = await import("./bench-inputs.ts");
+    process.stdout.write(`\n${await benchInputs()}`);
+    return;
+  }
   if (args.includes("presence")) {
     // `npm run bench -- presence`: the presence figure alone (scripts/bench-presence.ts).
     const { benchPresence } = await import("./bench-presence.ts");
@@ -237,6 +244,11 @@ async function main() {
     const sender = (await import(senderModule).catch(() => null)) as { benchSender: () => Promise<unknown>; formatSenderTable: (r: unknown) => string } | null;
     if (sender) text += `\n${sender.formatSenderTable(await sender.benchSender())}\n`;
     else text += "\n(sender micro-benchmark not available)\n";
+  }
+  if (!args.includes("--no-inputs")) {
+    process.stdout.write("[bench] inputs...\n");
+    const { benchInputs } = await import("./bench-inputs.ts");
+    text += `\n${await benchInputs()}`;
   }
   if (!args.includes("--no-presence")) {
     process.stdout.write("[bench] presence...\n");
