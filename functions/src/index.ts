@@ -13,6 +13,8 @@ export {
 
 export { login, setOfflinePushToken, doBackground, doForeground, heartbeat, logout } from "./sessions/functions";
 
+export { setPushPreferences, getPushPreferences } from "./preferences/functions";
+
 export { offlinePushFanout, offlinePushBatch, offlinePushResume, sendMessage } from "./fanout/functions";
 
 export { offlinePushPresence } from "./presence/functions";

@@ -12,6 +12,7 @@ import {
   type Eligibility,
   type EligibilityContext,
 } from "../../functions/src/sessions/eligibility.ts";
+import { NO_PREFERENCES, type MessagePreferences } from "../../functions/src/preferences/schemas.ts";
 import { IneligibleReasonSchema, type Device, type IneligibleReason, type PresenceAction } from "../../functions/src/sessions/schemas.ts";
 
 const SECOND = 1000;
@@ -210,6 +211,42 @@ describe("pushEligibility", () => {
     it("the most recently active of several devices is named", () => {
       const r = pushEligibility(phone, now, elsewhere, [laptop({ appState: "background", appStateAt: at(40 * SECOND) }), laptop({ deviceId: "tab", platform: "web", appState: "background", appStateAt: at(10 * SECOND) })]);
       ineligible(r, "active-elsewhere", ["tab (web)", "10 s ago"]);
+    });
+  });
+
+  describe("the recipient's preferences for the message (muted, not-mentioned, quiet-hours)", () => {
+    // 2030-01-15T12:00:00Z is 13:00 in Berlin (winter time).
+    const prefs = (p: Partial<MessagePreferences>): MessagePreferences => ({ ...NO_PREFERENCES, ...p });
+    const msg = (p: Partial<MessagePreferences>, mentioned = false) => ({ conversation: "group_team", mentioned, prefs: prefs(p) });
+    const dnd = (start: string, end: string, allowMentions = false) => ({ start, end, timeZone: "Europe/Berlin", allowMentions });
+
+    it("a muted conversation is skipped as muted, mentions included; a past mutedUntil falls back to the mode", () => {
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ conversation: { mode: "none" } }, true)), "muted", ["group_team", "mode \"none\""]);
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ conversation: { mutedUntil: at(-HOUR) } }, true)), "muted", ["2030-01-15T13:00:00.000Z"]);
+      assert.deepEqual(pushEligibility(device(), now, ctx, [], msg({ conversation: { mutedUntil: at(SECOND) } })), { eligible: true });
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ conversation: { mode: "mentions", mutedUntil: at(SECOND) } })), "not-mentioned");
+    });
+
+    it("mentions-only lets mentions through", () => {
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ conversation: { mode: "mentions" } })), "not-mentioned", ["mentions only"]);
+      assert.deepEqual(pushEligibility(device(), now, ctx, [], msg({ conversation: { mode: "mentions" } }, true)), { eligible: true });
+    });
+
+    it("inside the do-not-disturb window: quiet-hours, unless allowMentions and mentioned", () => {
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("12:30", "13:30") })), "quiet-hours", ["12:30-13:30 Europe/Berlin", "it is 13:00 there"]);
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("12:30", "13:30") }, true)), "quiet-hours");
+      assert.deepEqual(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("12:30", "13:30", true) }, true)), { eligible: true });
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("12:30", "13:30", true) })), "quiet-hours", ["mentions would pass"]);
+      assert.deepEqual(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("13:01", "12:59") })), { eligible: true }, "outside a window crossing midnight");
+      ineligible(pushEligibility(device(), now, ctx, [], msg({ doNotDisturb: dnd("09:00", "09:00") })), "quiet-hours", ["all day"]);
+    });
+
+    it("lasting causes of the device first, then the preferences, then the transient ones", () => {
+      const muted = msg({ conversation: { mode: "none" } });
+      ineligible(pushEligibility(device({ session: "logged-out", endedAt: at(MINUTE) }), now, ctx, [], muted), "logged-out");
+      ineligible(pushEligibility(device({ token: null }), now, ctx, [], muted), "no-token");
+      ineligible(pushEligibility(device({ appState: "foreground", appStateAt: at(SECOND) }), now, ctx, [], muted), "muted");
+      ineligible(pushEligibility(device({ appState: "foreground", appStateAt: at(SECOND) }), now, ctx, [], msg({})), "foreground");
     });
   });
 

@@ -31,6 +31,8 @@ const StoredCertificateSchema = z.object({
   }),
 });
 type StoredCertificate = z.output<typeof StoredCertificateSchema>;
+/** Every field of a stored certificate: a read with a field mask (the fan-out's) must ask for these. */
+export const CERTIFICATE_FIELDS: readonly string[] = Object.keys(StoredCertificateSchema.shape);
 
 /** Fields that are safe to read for listing: `select()` keeps ciphertext out of the response path. */
 const METADATA_FIELDS = ["certificateId", "label", "projectId", "clientEmail", "privateKeyId", "version", "createdAt", "updatedAt", "health"];

@@ -6,7 +6,9 @@ import { db } from "../common/firestore";
 import { pushLogForUser } from "../fanout/pushLog";
 import { formatDuration } from "../common/format";
 import { presenceRecordsFor } from "../presence/log";
-import { connectionOf, eligibilityConfig, pushEligibility, type Connection } from "../sessions/eligibility";
+import { PREFS, messagePreferences } from "../preferences/read";
+import { StoredPreferencesSchema, preferencesView, type PushPreferencesView } from "../preferences/schemas";
+import { connectionOf, eligibilityConfig, pushEligibility, type Connection, type RecipientMessage } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import { resolveAccount } from "./account";
 import { explain } from "./explain";
@@ -40,6 +42,12 @@ function shortState(d: DiagnosedDevice): string {
       return "is not pushed while the user is active on another device";
     case "platform-without-push":
       return `is a ${d.platform} app (reached over its connection, never by push)`;
+    case "muted":
+      return "is not pushed from a muted conversation";
+    case "not-mentioned":
+      return "is pushed only for mentions in this conversation";
+    case "quiet-hours":
+      return "is not pushed during the user's quiet hours";
     default:
       return `gets no pushes (${d.eligibility.reason})`;
   }
@@ -96,13 +104,17 @@ function deviceSentence(d: DiagnosedDevice, device: Device, connection: Connecti
       return `${id} is not pushed now: ${d.eligibility.detail}`;
     case "platform-without-push":
       return `${id} is a ${device.platform} app: it is reached over its IM connection, never by push`;
+    case "muted":
+    case "not-mentioned":
+    case "quiet-hours":
+      return `${id} would not be pushed: ${d.eligibility.detail}`;
     default:
       return `${id}: ${d.eligibility.detail}`;
   }
 }
 
-function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>): DiagnosedDevice {
-  const eligibility = pushEligibility(device, new Date(nowMs), ctx, all);
+function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>, message: RecipientMessage): DiagnosedDevice {
+  const eligibility = pushEligibility(device, new Date(nowMs), ctx, all, message);
   const token = device.token;
   const heartbeatAgeMs = nowMs - device.lastHeartbeatAt.toMillis();
   const connection = connectionOf(device, new Date(nowMs), ctx);
@@ -188,6 +200,12 @@ async function presenceRecords(uid: string): Promise<PresenceRecordView[]> {
   }));
 }
 
+/** The user's preferences as getPushPreferences shows them; unreadable ones as none (the fan-out ignores them too). */
+function storedPreferences(raw: unknown): PushPreferencesView {
+  const parsed = StoredPreferencesSchema.safeParse(raw ?? {});
+  return preferencesView(parsed.success ? parsed.data : null);
+}
+
 /** "no such account": nothing in Firebase Auth or in the push records answers to what was asked. */
 function noSuchAccount(request: DiagnosePushRequest): DomainError {
   const field = request.uid !== undefined ? "uid" : "account";
@@ -214,7 +232,10 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
   const ctx = eligibilityConfig((id) => certs(id).exists);
   const presence = presenceSettings();
   const list = Object.values(devices).sort((a, b) => b.loggedInAt.toMillis() - a.loggedInAt.toMillis());
-  const diagnosed = list.map((d) => diagnoseDevice(d, list, nowMs, certs, ctx));
+  const conversation = request.conversation ?? null;
+  const mentioned = request.mentioned ?? false;
+  const message: RecipientMessage = { conversation: conversation ?? "", mentioned, prefs: messagePreferences(snap, conversation) };
+  const diagnosed = list.map((d) => diagnoseDevice(d, list, nowMs, certs, ctx, message));
   diagnosed.forEach((d, i) => {
     const device = list[i] as Device;
     d.summary = deviceSentence(d, device, connectionOf(device, new Date(nowMs), ctx), nowMs, recent);
@@ -255,6 +276,8 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
     devices: diagnosed,
     recent,
     presenceRecords: unapplied,
+    message: { conversation, mentioned },
+    preferences: storedPreferences(snap.get(PREFS)),
     settings: {
       sessionPolicy: policyName(),
       heartbeatLeaseSeconds: Math.round(heartbeatLeaseMs() / 1000),

@@ -67,6 +67,23 @@ const ELIGIBILITY: Record<IneligibleReason, Row> = {
     meaning: "The device is a desktop app: it has no FCM token and is reached only over its IM connection. It counts for active-elsewhere.",
     action: "Nothing: working as intended. The user's phone or browser gets the push.",
   },
+  muted: {
+    title: "Conversation muted",
+    meaning:
+      "The user muted the message's conversation (setPushPreferences: conversations.<id>.mode \"none\", or mutedUntil in the future): no push from it, mentions included. The detail names the conversation and until when.",
+    action: "Nothing if the user muted it. The app unmutes with setPushPreferences {conversations: {\"<id>\": {mode: \"all\", mutedUntil: null}}} (or null to remove the setting).",
+  },
+  "not-mentioned": {
+    title: "Mentions only",
+    meaning: "The user set the message's conversation to mentions only (mode \"mentions\") and the message's GroupAtInfo neither names them nor has GroupAtAllFlag 1.",
+    action: "Nothing: working as intended. If the user was meant to be mentioned, the IM backend must put them in the event's GroupAtInfo; the app sets mode \"all\" to get every message.",
+  },
+  "quiet-hours": {
+    title: "Quiet hours",
+    meaning:
+      "The message came inside the user's do-not-disturb window (prefs.doNotDisturb: start-end in the user's time zone, daylight saving included), and it is not a mention the window lets through (allowMentions). The detail gives the window and the local time.",
+    action: "Nothing: working as intended; pushes resume at the window's end. The app changes or removes the window with setPushPreferences (doNotDisturb: null), or sets allowMentions: true.",
+  },
 };
 
 const SKIPS: Record<Exclude<SkipReason, IneligibleReason>, Row> = {

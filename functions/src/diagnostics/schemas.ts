@@ -6,6 +6,7 @@
 import { z } from "zod";
 import { CertificateIdSchema } from "../certificates/schemas";
 import { AccountSchema } from "../fanout/schemas";
+import { ConversationIdSchema, PushPreferencesViewSchema } from "../preferences/schemas";
 import { DeviceIdSchema } from "../sessions/schemas";
 
 const IsoTime = z.iso.datetime();
@@ -112,6 +113,10 @@ export const EmailSchema = z.email({ error: "must be an e-mail address" }).max(3
 export const DiagnosePushRequestSchema = z
   .strictObject({
     uid: AccountSchema.optional(),
+    /** "Would a message in this conversation reach the user now": its preference (muted, mentions only) is applied. */
+    conversation: ConversationIdSchema.optional(),
+    /** ... and would it if it mentioned them (mentions pass "mentions" mode and, with allowMentions, quiet hours). Default false. */
+    mentioned: z.boolean({ error: "must be true or false" }).optional(),
     account: z.string({ error: "must be a string: a uid, an e-mail address or a phone number" }).trim().min(1, "must not be empty").max(320, "is longer than 320 characters").optional(),
   })
   .superRefine((r, ctx) => {
@@ -241,6 +246,10 @@ export const DiagnosePushResponseSchema = z.object({
   recent: z.array(RecentMessageSchema),
   /** The user's presence events acknowledged without being applied (unknown device or account, invalid), newest first; at most 10. */
   presenceRecords: z.array(PresenceRecordViewSchema),
+  /** The message the eligibility was evaluated for: its conversation (null: none given, only quiet hours apply) and whether it mentions the user. */
+  message: z.object({ conversation: z.string().nullable(), mentioned: z.boolean() }),
+  /** The user's push preferences (setPushPreferences). */
+  preferences: PushPreferencesViewSchema,
   /** The settings the eligibility was evaluated with. */
   settings: z.object({
     sessionPolicy: z.string(),

@@ -21,6 +21,8 @@ export interface SendJob {
   certificateId: number;
   tokenHash: string;
   message: FcmMessage;
+  /** The locale whose texts the message carries (localeTexts.ts, textsFor); absent: the default texts. A refreshed token's message is built in it again. */
+  locale?: string;
   /** When the message's lifetime (MsgLifeTime) ends, epoch ms: a late attempt carries only what is left. */
   lifetimeEndsAt: number;
 }

@@ -16,7 +16,9 @@ import { CostCounter } from "./cost";
 import { decideDevices, recheckDevices, type Decided } from "./decide";
 import { sendAll, type SendOutcome } from "./deliver";
 import type { GroupClaims } from "./groupClaims";
-import { messageDecision, type MessageDecision, type Placeholders } from "./message";
+import type { LocaleTexts } from "./localeTexts";
+import { mentionsOf, type Mentions } from "./mentions";
+import { conversationOf, messageDecision, type MessageDecision, type Placeholders } from "./message";
 import { claimBatch, type BatchProgress, type ClaimResult } from "./progress";
 import { GroupReads, deviceIdsOf, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
 import { batchLogId, legacyBatchLogId } from "./recipients";
@@ -58,6 +60,8 @@ export interface BatchInput {
 export interface BatchDeps {
   settings: FanoutSettings;
   placeholders: Placeholders;
+  /** PUSH_PLACEHOLDER_TEXTS per locale: a recipient's prefs.locale picks (absent: everyone gets `placeholders`). */
+  texts?: LocaleTexts;
   /** The key-encryption key; throws when the secret is missing or malformed. */
   kek: () => Buffer;
   /**
@@ -138,6 +142,10 @@ interface BatchRun {
   content: PushContent;
   publishTimeMs: number;
   placeholders: Placeholders;
+  texts: LocaleTexts | undefined;
+  /** The recipients' conversation (`c2c_<sender>` or `group_<GroupId>`): the preference setting each recipient's read selects. */
+  conversation: string;
+  mentions: Mentions;
   kek: () => Buffer;
   logId: string;
   /** This delivery's lease owner: also names the task that resumes the batch, should it hand on. */
@@ -172,6 +180,9 @@ function startRun(input: BatchInput, deps: BatchDeps, beforeFinalWrite: BeforeFi
     content,
     publishTimeMs: input.publishTimeMs,
     placeholders: deps.placeholders,
+    texts: deps.texts,
+    conversation: conversationOf(content),
+    mentions: mentionsOf(content),
     kek: deps.kek,
     logId: input.message ? batchLogId(content.MsgKey, input.message, input.batchIndex) : legacyBatchLogId(content.MsgKey, input.batchIndex, input.uids),
     // The same lease owner on a second attempt at a claim: a claim whose answer was lost is found as ours.
@@ -310,7 +321,7 @@ function leaseOptions(run: BatchRun): LeaseOptions {
 
 /** The recipients' devices and certificates: from the invocation's shared reads when it has them (recipientReads.ts). */
 function readFor(run: BatchRun, uids: string[], shared: boolean): Promise<RecipientRead> {
-  const read = (shared ? run.deps.reads?.read(run.input.batchIndex, uids, run.cost) : null) ?? readRecipients(uids, run.kek, run.cost);
+  const read = (shared ? run.deps.reads?.read(run.input.batchIndex, uids, run.cost, run.conversation) : null) ?? readRecipients(uids, run.kek, run.cost, run.conversation);
   read.catch(() => undefined); // awaited later; not an unhandled rejection if the claim fails first
   return read;
 }
@@ -360,7 +371,7 @@ function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise
     readAt: decided.readAt,
     mayProceed: () => progress.mayProceed(),
     record: (entry) => progress.record(entry),
-    recheck: (stale) => recheckDevices(stale, { messageFor: decided.messageFor, kek: run.kek, cost, now }),
+    recheck: (stale) => recheckDevices(stale, { messageFor: decided.messageFor, conversation: run.conversation, mentions: run.mentions, kek: run.kek, cost, now }),
     now,
     sleep: run.sleep,
   });

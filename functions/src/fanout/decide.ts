@@ -1,20 +1,24 @@
 // Deciding, for each device of the recipients read, whether it gets a send, is skipped (and why)
-// or failed (and why): the sessions' pushEligibility, the certificates its token names, and the
-// message, built once per batch. And deciding again from a fresh read before a retry or a late
-// first send (recheckDevices).
+// or failed (and why): the sessions' pushEligibility (with the recipient's preferences for this
+// message's conversation, read in the same users document), the certificates its token names, and
+// the message, built once per batch and locale in use (never per device). And deciding again from a
+// fresh read before a retry or a late first send (recheckDevices).
 import { Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
 import { certRef, credentialsFromSnapshots, type CertificateCredentials, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
 import type { FcmMessage } from "../fcm/message";
-import { eligibilityConfig, pushEligibility, type EligibilityContext } from "../sessions/eligibility";
+import { messagePreferences } from "../preferences/read";
+import { eligibilityConfig, pushEligibility, type EligibilityContext, type RecipientMessage } from "../sessions/eligibility";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
 import type { CostCounter } from "./cost";
 import type { SendJob } from "./attempt";
 import { jobKey, type Recheck, type Rechecked } from "./deliver";
+import { textsFor, type LocaleTexts } from "./localeTexts";
+import { isMentioned, type Mentions } from "./mentions";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
 import type { BatchProgress } from "./progress";
-import { loadCertificates, rememberCertificates, type RecipientRead } from "./recipientReads";
+import { loadCertificates, readMask, rememberCertificates, type RecipientRead } from "./recipientReads";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent, type PushLogEntry, type SkipReason } from "./schemas";
 
 /** What deciding needs of the batch. */
@@ -26,6 +30,11 @@ export interface DecideInput {
   /** The content with the sender's display name as its title, when it has none (looked up only for a batch with a device to send to). */
   titled: () => Promise<PushContent>;
   placeholders: Placeholders;
+  /** The texts per locale (PUSH_PLACEHOLDER_TEXTS): a recipient's prefs.locale picks; without it, `placeholders`. */
+  texts?: LocaleTexts;
+  /** The message's conversation (message.ts, conversationOf): the preference it reads. */
+  conversation: string;
+  mentions: Mentions;
   kek: () => Buffer;
   cost: CostCounter;
   now: () => number;
@@ -42,10 +51,11 @@ export interface Decided {
   messageFor: MessageFor;
 }
 
-type MessageFor = (token: string) => DeviceMessage;
+/** The batch's message for a token, in the texts of `locale` (the key textsFor returns; absent: the default). */
+type MessageFor = (token: string, locale?: string) => DeviceMessage;
 
-/** A device to decide, with the user's devices (active-elsewhere looks at the others). */
-type Recipient = { uid: string; device: Device; userDevices: Device[] };
+/** A device to decide, with the user's devices (active-elsewhere looks at the others) and the message as the user sees it. */
+type Recipient = { uid: string; device: Device; userDevices: Device[]; message: RecipientMessage };
 type DeviceMessage = { ok: true; message: FcmMessage } | Extract<CheckedMessage, { ok: false }>;
 
 /** Every device of the recipients in `toRead` that has no outcome yet, decided. */
@@ -54,7 +64,7 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
   // The snapshots are taken out of the read (splice) and let go once the devices are parsed: a
   // batch holds only what it sends through its sends, less for the garbage collector to copy
   // while the other batches of the invocation work.
-  const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, entries);
+  const devices = devicesToDecide(recipients.users.splice(0), new Set(toRead), progress, entries, input);
   // The sender's display name (an Auth lookup, when the message has no Title) only for a batch that
   // may send: alongside the certificates' load, never for a batch of unknown or logged-out users.
   const titled = devices.some(({ device }) => device.session === "logged-in" && device.token) ? input.titled() : null;
@@ -62,12 +72,17 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
   const { credentials, unreadable } = await usableCertificates(input, recipients, devices);
   const eligibility = eligibilityConfig((id) => credentials.has(id) || unreadable.has(id));
   const nowDate = new Date(input.now());
-  const judged = devices.map(({ uid, device, userDevices }) => ({ uid, device, eligibility: pushEligibility(device, nowDate, eligibility, userDevices) }));
+  const judged = devices.map(({ uid, device, userDevices, message }) => ({
+    uid,
+    device,
+    locale: localeOf(input, message),
+    eligibility: pushEligibility(device, nowDate, eligibility, userDevices, message),
+  }));
   const messageFor = titled && judged.some((d) => d.eligibility.eligible) ? await batchMessage(input, await titled) : noMessage;
   const lifetimeEndsAt = input.publishTimeMs + (input.content.MsgLifeTime ?? MAX_MSG_LIFETIME_SECONDS) * 1000;
   const jobs: SendJob[] = [];
-  for (const { uid, device, eligibility: judgement } of judged) {
-    const decided = decideDevice(uid, device, judgement, unreadable, messageFor);
+  for (const { uid, device, locale, eligibility: judgement } of judged) {
+    const decided = decideDevice(uid, device, judgement, unreadable, messageFor, locale);
     if (decided === null) continue;
     if ("outcome" in decided) entries.push(decided);
     else jobs.push({ ...decided, lifetimeEndsAt });
@@ -78,8 +93,22 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
 /** No device of the batch is eligible: no message is built (never called). */
 const noMessage: MessageFor = () => ({ ok: false, reason: "invalid-message", detail: "no message was built for this batch" });
 
+/** The key of the recipient's texts (textsFor): `default` without a table or a locale. */
+const localeOf = (input: Pick<DecideInput, "texts">, message: RecipientMessage): string => (input.texts ? textsFor(input.texts, message.prefs.locale).locale : "default");
+
+/** The message as recipient `uid` sees it, with the preferences its users document holds for it. */
+function recipientMessage(snap: DocumentSnapshot, input: Pick<DecideInput, "conversation" | "mentions">): RecipientMessage {
+  return { conversation: input.conversation, mentioned: isMentioned(input.mentions, snap.id), prefs: messagePreferences(snap, input.conversation) };
+}
+
 /** The devices of the recipients read (those without an outcome yet); a recipient with none is skipped. */
-function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progress: Pick<BatchProgress, "has">, skipped: PushLogEntry[]): Recipient[] {
+function devicesToDecide(
+  users: DocumentSnapshot[],
+  wanted: Set<string>,
+  progress: Pick<BatchProgress, "has">,
+  skipped: PushLogEntry[],
+  input: Pick<DecideInput, "conversation" | "mentions">,
+): Recipient[] {
   const skip = (uid: string, reason: SkipReason, detail: string) => skipped.push({ outcome: "skipped", uid, deviceId: null, reason, detail, at: ts() });
   const devices: Recipient[] = [];
   for (const snap of users) {
@@ -98,7 +127,8 @@ function devicesToDecide(users: DocumentSnapshot[], wanted: Set<string>, progres
       skip(uid, "no-device", "the user has never logged in on any device");
       continue;
     }
-    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device, userDevices: list });
+    const message = recipientMessage(snap, input);
+    for (const device of list) if (!progress.has({ uid, deviceId: device.deviceId })) devices.push({ uid, device, userDevices: list, message });
   }
   return devices;
 }
@@ -120,18 +150,30 @@ async function usableCertificates(input: DecideInput, recipients: RecipientRead,
 }
 
 /**
- * The batch's message for a token. Built, measured and validated once per batch, with a stand-in
- * token as long as any real one (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message
- * is that one with its token, and cannot be larger. A longer token goes the whole way on its own.
+ * The batch's message for a token. Built, measured and validated once per batch and locale in use
+ * (the locale picks the placeholder texts), with a stand-in token as long as any real one
+ * (TOKEN_RESERVE_CHARS, ASCII by FcmTokenSchema): a device's message is that one with its token,
+ * and cannot be larger. A longer token goes the whole way on its own.
  */
 async function batchMessage(input: DecideInput, titled: PushContent): Promise<MessageFor> {
   const { content, decision } = input;
-  const textDecision = messageDecision(titled, input.placeholders);
-  const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
   const ageMs = input.now() - input.publishTimeMs;
-  const template = checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs });
-  return (token) =>
-    template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
+  const byLocale = new Map<string, { text: { title: string; body: string }; template: CheckedMessage }>();
+  const forLocale = (locale: string) => {
+    let built = byLocale.get(locale);
+    if (!built) {
+      const placeholders = input.texts && locale !== "default" ? textsFor(input.texts, locale).texts : (input.texts?.fallback ?? input.placeholders);
+      const textDecision = messageDecision(titled, placeholders);
+      const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
+      built = { text, template: checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs }) };
+      byLocale.set(locale, built);
+    }
+    return built;
+  };
+  return (token, locale = "default") => {
+    const { text, template } = forLocale(locale);
+    return template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
+  };
 }
 
 /** One device: a send job (without its lifetime), an outcome decided without a request, or nothing (no token). */
@@ -141,6 +183,7 @@ function decideDevice(
   eligibility: ReturnType<typeof pushEligibility>,
   unreadable: Map<number, string>,
   messageFor: MessageFor,
+  locale: string,
 ): Omit<SendJob, "lifetimeEndsAt"> | PushLogEntry | null {
   const deviceId = device.deviceId;
   if (!eligibility.eligible) return { outcome: "skipped", uid, deviceId, reason: eligibility.reason, detail: eligibility.detail, at: ts() };
@@ -148,17 +191,27 @@ function decideDevice(
   if (!token) return null; // eligibility guarantees a token; narrows the type
   const why = unreadable.get(token.certificateId);
   if (why !== undefined) return failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`);
-  const checked = messageFor(token.token);
+  const checked = messageFor(token.token, locale);
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return { outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() };
     return failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail);
   }
-  return { uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message };
+  return {
+    uid,
+    deviceId,
+    sessionId: device.sessionId,
+    certificateId: token.certificateId,
+    tokenHash: token.tokenHash,
+    message: checked.message,
+    ...(locale !== "default" ? { locale } : {}),
+  };
 }
 
 /** What re-deciding a job needs of its batch. */
 export interface RecheckInput {
   messageFor: MessageFor;
+  conversation: string;
+  mentions: Mentions;
   kek: () => Buffer;
   cost: CostCounter;
   now: () => number;
@@ -179,10 +232,12 @@ export async function recheckDevices(jobs: SendJob[], input: RecheckInput): Prom
   const certificateIds = [...new Set(jobs.map((j) => j.certificateId))];
   cost.firestoreReads++;
   const readAt = now();
-  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), ...certificateIds.map(certRef));
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), ...certificateIds.map(certRef), { fieldMask: readMask(input.conversation) });
   const loaded = credentialsFromSnapshots(snaps.slice(uids.length), kek);
   const byUid = new Map<string, Record<string, Device>>();
+  const messages = new Map<string, RecipientMessage>();
   for (const snap of snaps.slice(0, uids.length)) {
+    messages.set(snap.id, recipientMessage(snap, input));
     try {
       byUid.set(snap.id, parseUserDevices(snap.exists ? snap.data() : undefined));
     } catch {
@@ -203,7 +258,7 @@ export async function recheckDevices(jobs: SendJob[], input: RecheckInput): Prom
   const result = new Map<string, Recheck>();
   for (const job of jobs) {
     const userDevices = Object.values(byUid.get(job.uid) ?? {});
-    result.set(jobKey(job), recheckJob(job, deviceOf(job), userDevices, eligibility, nowDate, loaded, input.messageFor));
+    result.set(jobKey(job), recheckJob(job, deviceOf(job), userDevices, eligibility, nowDate, loaded, input.messageFor, messages.get(job.uid)));
   }
   return { jobs: result, credentials: loaded.credentials, readAt };
 }
@@ -216,6 +271,7 @@ function recheckJob(
   now: Date,
   loaded: LoadedCredentials,
   messageFor: MessageFor,
+  message: RecipientMessage | undefined,
 ): Recheck {
   const { uid, deviceId } = job;
   const skipped = (reason: SkipReason, detail: string): Recheck => ({ ok: false, entry: { outcome: "skipped", uid, deviceId, reason, detail, at: ts() } });
@@ -224,13 +280,13 @@ function recheckJob(
   if (device.session !== "logged-in") return changed(`device ${deviceId} ${device.session === "kicked" ? "was kicked offline" : "logged out"}`);
   const token = device.token;
   if (!token) return changed(`the push token of device ${deviceId} was unbound (it moved to another account or device, or FCM refused it)`);
-  const judged = pushEligibility(device, now, eligibility, userDevices);
+  const judged = pushEligibility(device, now, eligibility, userDevices, message);
   if (!judged.eligible) return skipped(judged.reason, `not sent: ${judged.detail}`);
   const why = loaded.unreadable.get(token.certificateId);
   if (why !== undefined) return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`) };
   if (token.tokenHash === job.tokenHash && token.certificateId === job.certificateId) return { ok: true, job };
   // The same device in the same session reported a new token (FCM rotated it): the send goes there.
-  const checked = messageFor(token.token);
+  const checked = messageFor(token.token, job.locale);
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return skipped("payload-too-large", checked.detail);
     return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail) };

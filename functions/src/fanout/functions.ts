@@ -39,7 +39,8 @@ import { SendingGroup } from "./sendingGroup";
 import { decidedRecipients, processBatch, type BatchDeps, type BatchInput, type BatchResult } from "./batch";
 import { CostCounter, addCost, zeroCost } from "./cost";
 import { TooManyPublicationsError, elsewhereIn, firstRegistration, registerFirst, registerInTransaction, type FirstRegistration, type Registration } from "./messageRecord";
-import { clip, placeholdersFrom } from "./message";
+import { localeTextsFrom } from "./localeTexts";
+import { clip } from "./message";
 import { BatchBusyError } from "./claim";
 import { publishEach, publishJson } from "./publish";
 import { RESUME_FUNCTION, RESUME_RATE_LIMITS, RESUME_RETRY, enqueueResumption } from "./resume";
@@ -95,7 +96,8 @@ export function delivery(topic: string, event: CloudEvent<MessagePublishedData>)
 
 /** A batch that must wait is resumed by Cloud Tasks at its time (resume.ts): no function waits for it. */
 function deps(settings: FanoutSettings): BatchDeps {
-  return { settings, placeholders: placeholdersFrom(pushPlaceholderTextsRaw()), kek: keyEncryptionKey, handOn: enqueueResumption };
+  const texts = localeTextsFrom(pushPlaceholderTextsRaw());
+  return { settings, placeholders: texts.fallback, texts, kek: keyEncryptionKey, handOn: enqueueResumption };
 }
 
 export function isPermanentFirestoreError(err: unknown): boolean {

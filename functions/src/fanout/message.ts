@@ -87,6 +87,17 @@ export function fitNotificationText(content: PushContent, text: NotificationText
   return { ok: true, text: fitted, truncated: { title: title !== text.title, body: body !== text.body } };
 }
 
+/**
+ * The title of a message without OfflinePushInfo.Title: who sent it (the display name when known,
+ * else the account), and for a group message the group too, as `Alice (team-42)`: the event carries
+ * the group's ID only, and a notification that does not say it came from a group reads as a
+ * one-to-one message. Language-neutral punctuation: the title is not one of the locale's texts.
+ */
+export function defaultTitle(content: Pick<PushContent, "From_Account" | "GroupId">, senderName?: string | null): string {
+  const who = senderName ?? content.From_Account;
+  return content.GroupId !== undefined ? `${who} (${content.GroupId})` : who;
+}
+
 /** The decision that is the same for every recipient. */
 export function messageDecision(content: PushContent, placeholders: Placeholders = DEFAULT_PLACEHOLDERS): MessageDecision {
   const info = content.OfflinePushInfo;
@@ -112,7 +123,7 @@ export function messageDecision(content: PushContent, placeholders: Placeholders
     desc ??
     (firstText?.MsgType === "TIMTextElem" ? firstText.MsgContent.Text : undefined) ??
     (body[0] ? placeholders[body[0].MsgType] : placeholders.default);
-  const full = { title: nonEmpty(info?.Title) ?? content.From_Account, body: text };
+  const full = { title: nonEmpty(info?.Title) ?? defaultTitle(content), body: text };
   // Fitted here, once per message: every device gets the same text and the log says so once.
   const fitted = fitNotificationText(content, full, TOKEN_RESERVE);
   if (!fitted.ok) return { push: true, ...full, notes };

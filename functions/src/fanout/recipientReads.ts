@@ -12,9 +12,10 @@
 // or refused certificate is seen at once): usually no read call of their own. Those it has not
 // used yet (a cold instance, a new certificate) are read once for the batches that ask for them
 // at the same time (loadCertificates), not once per batch.
-import type { DocumentSnapshot } from "firebase-admin/firestore";
-import { certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
+import type { DocumentSnapshot, FieldPath } from "firebase-admin/firestore";
+import { CERTIFICATE_FIELDS, certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
+import { recipientFieldMask } from "../preferences/read";
 import { USERS, parseUserDevices } from "../sessions/schemas";
 import type { CostCounter } from "./cost";
 
@@ -93,12 +94,21 @@ interface CallResult {
   readAt: number;
 }
 
+/**
+ * The fields one getAll returns: of a user, its devices and the preferences the message in
+ * `conversation` can depend on (preferences/read.ts), never the user's other conversation settings
+ * (up to 2,000); of a certificate, all of its fields. One mask serves both: each kind lacks the other's.
+ */
+export function readMask(conversation: string): Array<string | FieldPath> {
+  return [...recipientFieldMask(conversation), ...CERTIFICATE_FIELDS];
+}
+
 /** One getAll: the users, then the recent certificates when `withCertificates`. */
-async function readCall(uids: string[], withCertificates: boolean): Promise<CallResult> {
+async function readCall(uids: string[], withCertificates: boolean, conversation: string): Promise<CallResult> {
   const certificateIds = withCertificates ? [...recentCertificates] : [];
   const users = db().collection(USERS);
   const readAt = Date.now();
-  const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certificateIds.map(certRef));
+  const snaps = await db().getAll(...uids.map((uid) => users.doc(uid)), ...certificateIds.map(certRef), { fieldMask: readMask(conversation) });
   return { users: snaps.slice(0, uids.length), certificateIds, certificates: snaps.slice(uids.length), readAt };
 }
 
@@ -108,11 +118,11 @@ function batchRead(users: DocumentSnapshot[], call: CallResult, kek: () => Buffe
 }
 
 /** A batch's recipients on its own: calls of at most MAX_RECIPIENTS_PER_READ, in parallel, the first with the certificates. */
-export async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter): Promise<RecipientRead> {
+export async function readRecipients(uids: string[], kek: () => Buffer, cost: CostCounter, conversation: string): Promise<RecipientRead> {
   const chunks: string[][] = [];
   for (let i = 0; i < uids.length; i += MAX_RECIPIENTS_PER_READ) chunks.push(uids.slice(i, i + MAX_RECIPIENTS_PER_READ));
   cost.firestoreReads += chunks.length;
-  const calls = await Promise.all(chunks.map((chunk, i) => readCall(chunk, i === 0)));
+  const calls = await Promise.all(chunks.map((chunk, i) => readCall(chunk, i === 0, conversation)));
   const [first] = calls;
   if (!first) return { users: [], certificates: { credentials: new Map(), unreadable: new Map() }, certificatesRead: new Set(), readAt: Date.now() };
   return { ...batchRead(calls.flatMap((c) => c.users), first, kek), readAt: Math.min(...calls.map((c) => c.readAt)) };
@@ -156,14 +166,17 @@ export class GroupReads {
     });
   }
 
-  /** Batch `index`'s recipients, or null when it asks for others than planned (it reads on its own). */
-  read(index: number, uids: string[], cost: CostCounter): Promise<RecipientRead> | null {
+  /**
+   * Batch `index`'s recipients, or null when it asks for others than planned (it reads on its own).
+   * The batches of a group belong to one event, so to one conversation: the first to ask sets the mask.
+   */
+  read(index: number, uids: string[], cost: CostCounter, conversation: string): Promise<RecipientRead> | null {
     const call = this.callOf.get(index);
     const planned = this.planned[index];
     if (!call || !planned || planned.length !== uids.length || planned.some((uid, i) => uid !== uids[i])) return null;
     if (!call.started) {
       cost.firestoreReads++;
-      call.started = this.run(call);
+      call.started = this.run(call, conversation);
     }
     return call.started.then(() => this.take(index));
   }
@@ -175,9 +188,9 @@ export class GroupReads {
     return result;
   }
 
-  private async run(call: GroupCall): Promise<void> {
+  private async run(call: GroupCall, conversation: string): Promise<void> {
     const lists = call.batches.map((i) => this.planned[i] ?? []);
-    const read = await readCall(lists.flat(), true);
+    const read = await readCall(lists.flat(), true, conversation);
     let offset = 0;
     call.batches.forEach((batchIndex, k) => {
       const n = lists[k]?.length ?? 0;

@@ -163,12 +163,26 @@ const MsgLifeTimeSchema = z
 /** The original service's group IDs are at most 48 bytes; 128 like an account leaves room for other IM backends. */
 const GroupIdSchema = z.string({ error: "must be a string (a group ID)" }).min(1, "must not be empty").max(128, "is longer than 128 characters");
 
+/**
+ * GroupAtInfo entries at most: a message that names more members than this is a broadcast, which
+ * `GroupAtAllFlag: 1` says in one entry. Bounds what every batch of the message carries.
+ */
+export const MAX_GROUP_AT_ENTRIES = 1_000;
+
+/** One mention (the original group message's GroupAtInfo entry): @all, or one member. */
+const GroupAtEntrySchema = z.looseObject({
+  GroupAtAllFlag: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (one member) or 1 (@all)" }),
+  GroupAt_Account: AccountSchema.optional(),
+});
+
 /** Everything about the message that the push depends on; the recipients travel beside it. */
 export const PushContentSchema = z.looseObject({
   MsgKey: MsgKeySchema,
   From_Account: AccountSchema,
   /** The message was sent in this group: the recipients' conversation is `group_<GroupId>`. */
   GroupId: GroupIdSchema.optional(),
+  /** Who the message mentions: a recipient named in an entry, or every recipient with `GroupAtAllFlag: 1`. */
+  GroupAtInfo: guarded(longerThan(MAX_GROUP_AT_ENTRIES, "entries"), z.array(GroupAtEntrySchema, { error: "must be an array of {GroupAtAllFlag, GroupAt_Account}" })).optional(),
   MsgBody: MsgBodySchema.default([]),
   MsgLifeTime: MsgLifeTimeSchema.optional(),
   OfflinePushInfo: OfflinePushInfoSchema.optional(),
@@ -206,6 +220,7 @@ export function contentOf(event: PushEvent): PushContent {
     MsgKey: event.MsgKey,
     From_Account: event.From_Account,
     ...(event.GroupId !== undefined ? { GroupId: event.GroupId } : {}),
+    ...(event.GroupAtInfo !== undefined ? { GroupAtInfo: event.GroupAtInfo.map((e) => pick(e, ["GroupAtAllFlag", "GroupAt_Account"] as const)) } : {}),
     MsgBody: notificationElements(event.MsgBody),
     ...(event.MsgLifeTime !== undefined ? { MsgLifeTime: event.MsgLifeTime } : {}),
     ...(info

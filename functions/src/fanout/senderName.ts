@@ -5,6 +5,7 @@
 import { getApps, initializeApp } from "firebase-admin/app";
 import { getAuth } from "firebase-admin/auth";
 import * as logger from "firebase-functions/logger";
+import { defaultTitle } from "./message";
 import type { PushContent } from "./schemas";
 
 const TTL_MS = 10 * 60_000;
@@ -68,11 +69,11 @@ async function fetchDisplayName(uid: string): Promise<string | null> {
   }
 }
 
-/** The content with Title set to the sender's display name when it has no Title of its own (and will be pushed). */
+/** The content with Title set to the sender's display name (and the group: message.ts, defaultTitle) when it has no Title of its own (and will be pushed). */
 export async function withSenderTitle(content: PushContent): Promise<PushContent> {
   const info = content.OfflinePushInfo;
   if (info?.PushFlag === 1 || (info?.Title !== undefined && info.Title.trim() !== "")) return content;
   const name = await senderDisplayName(content.From_Account);
   if (name === null) return content;
-  return { ...content, OfflinePushInfo: { ...info, Title: name } };
+  return { ...content, OfflinePushInfo: { ...info, Title: defaultTitle(content, name) } };
 }

@@ -5,6 +5,8 @@
 // (PRESENCE_SOURCE) and active-elsewhere.
 import { formatDuration } from "../common/format";
 import { DEFAULT_PRESENCE_LEASE_SECONDS, heartbeatLeaseMs, presenceSettings, tokenStaleMs, type PresenceSource } from "../config";
+import { preferenceVerdict, type MessageForRecipient } from "../preferences/decide";
+import type { MessagePreferences } from "../preferences/schemas";
 import { hasPushToken, type Device, type IneligibleReason, type StoredPresence } from "./schemas";
 
 export interface EligibilityTiming {
@@ -22,6 +24,15 @@ export interface EligibilityTiming {
 
 export interface EligibilityContext extends EligibilityTiming {
   certificateExists: (certificateId: number) => boolean;
+}
+
+/**
+ * The message being decided and the recipient's preferences for it (read with the devices, in the
+ * same users document). Absent: the question is "would a push reach this device at all" (testPush,
+ * and diagnosePush when asked about no conversation).
+ */
+export interface RecipientMessage extends MessageForRecipient {
+  prefs: MessagePreferences;
 }
 
 export type Eligibility = { eligible: true } | { eligible: false; reason: IneligibleReason; detail: string };
@@ -143,10 +154,12 @@ function activeElsewhere(device: Device, siblings: Iterable<Device>, now: Date, 
 
 /**
  * Checks run from the most lasting cause to the most transient, so the reason given is the one to
- * fix first: the session, the platform, the token, then "it is connected right now", and last the
- * user's other devices. `siblings` are the user's devices (this one among them is ignored).
+ * fix first: the session, the platform, the token, then the user's preferences for this message
+ * (muted, not mentioned, quiet hours), then "it is connected right now", and last the user's other
+ * devices. `siblings` are the user's devices (this one among them is ignored). `now` is the clock
+ * for everything, the do-not-disturb window included: tests pass a fixed one.
  */
-export function pushEligibility(device: Device | undefined, now: Date, ctx: EligibilityContext, siblings: Iterable<Device> = []): Eligibility {
+export function pushEligibility(device: Device | undefined, now: Date, ctx: EligibilityContext, siblings: Iterable<Device> = [], message?: RecipientMessage): Eligibility {
   if (!device) return no("no-device", "the user has no such device: it never logged in");
   const id = device.deviceId;
   if (device.session === "logged-out") {
@@ -174,6 +187,10 @@ export function pushEligibility(device: Device | undefined, now: Date, ctx: Elig
       "token-stale",
       `device ${id}'s token was last reported ${ago(now, token.refreshedAt)}, longer than the ${formatDuration(ctx.tokenStaleMs)} after which FCM advises treating a token as stale`,
     );
+  }
+  if (message) {
+    const verdict = preferenceVerdict(message.prefs, message, now);
+    if (verdict) return no(verdict.reason, verdict.detail);
   }
   if (device.appState === "foreground") {
     const c = connectionOf(device, now, ctx);

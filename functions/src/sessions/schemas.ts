@@ -1,5 +1,5 @@
 // Schemas are the single source of the session types: requests, stored documents, eligibility.
-//   users/{uid}                   { devices: { [deviceId]: Device }, updatedAt }
+//   users/{uid}                   { devices: { [deviceId]: Device }, updatedAt, prefs? (preferences/schemas.ts) }
 //   pushTokens/{sha256hex(token)} { uid, deviceId, certificateId, boundAt, refreshedAt }: one owner per token
 import { createHash } from "node:crypto";
 import type { Timestamp } from "firebase-admin/firestore";
@@ -124,8 +124,10 @@ export const DeviceSchema = z.object({
 export type Device = z.output<typeof DeviceSchema>;
 
 export const UserDocSchema = z.object({
-  devices: z.record(z.string(), DeviceSchema),
-  updatedAt: TimestampSchema,
+  // Absent in a document that holds only push preferences (setPushPreferences before any login);
+  // the fan-out reads the document through a field mask that leaves out updatedAt.
+  devices: z.record(z.string(), DeviceSchema).default({}),
+  updatedAt: TimestampSchema.optional(),
 });
 export type UserDoc = z.output<typeof UserDocSchema>;
 
@@ -165,6 +167,9 @@ export const IneligibleReasonSchema = z.enum([
   "connected", // the IM backend reports the device connected (Connect) and its app is in the foreground
   "active-elsewhere", // another device of the user is in front of the user, or was a moment ago (ACTIVE_ELSEWHERE_SECONDS)
   "platform-without-push", // a desktop device: no FCM token, reached only over its IM connection
+  "muted", // the user muted the message's conversation (mode "none", or mutedUntil in the future)
+  "not-mentioned", // the conversation is set to mentions only, and the message does not mention the user
+  "quiet-hours", // inside the user's do-not-disturb window (and not a mention it lets through)
 ]);
 export type IneligibleReason = z.output<typeof IneligibleReasonSchema>;
 
