@@ -124,6 +124,8 @@ describe("setPushPreferences: validation names the field", () => {
     const r = SetPushPreferencesRequestSchema.parse({ doNotDisturb: { start: "22:00", end: "07:00", timeZone: "europe/berlin" }, locale: "de-de" });
     assert.equal(r.doNotDisturb?.timeZone, "Europe/Berlin");
     assert.equal(r.locale, "de-DE");
+    // ICU's canonical ID for Kolkata is the older alias Asia/Calcutta: the user's name is kept.
+    assert.equal(SetPushPreferencesRequestSchema.parse({ doNotDisturb: { start: "22:00", end: "07:00", timeZone: "Asia/Kolkata" } }).doNotDisturb?.timeZone, "Asia/Kolkata");
   });
 });
 

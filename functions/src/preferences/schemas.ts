@@ -46,9 +46,15 @@ export const TimeZoneSchema = z
     return canonical;
   });
 
+/**
+ * The zone's spelling as stored: the runtime's own when it differs only in case ("europe/berlin");
+ * otherwise as given. ICU resolves some current names to older aliases (Asia/Kolkata to
+ * Asia/Calcutta), and the user's name must come back as they gave it. Undefined: not a zone.
+ */
 export function canonicalTimeZone(zone: string): string | undefined {
   try {
-    return new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    const resolved = new Intl.DateTimeFormat("en-US", { timeZone: zone }).resolvedOptions().timeZone;
+    return resolved.toLowerCase() === zone.toLowerCase() ? resolved : zone;
   } catch {
     return undefined;
   }
