@@ -12,6 +12,8 @@ import { adminDb, call, callOk, clearFirestore, createUser, eventually, mapLimit
 import { PUSH_TOPIC, entryFor, killedDevice, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { countFirestoreCalls } from "../helpers/firestoreProxy.ts";
+import { readRecipients } from "../../functions/src/fanout/recipientReads.ts";
+import { CostCounter } from "../../functions/src/fanout/cost.ts";
 import { diagnose, stats, todayUtc } from "../diagnostics/helpers.ts";
 import { DiagnosePushResponseSchema, type DiagnosePushResponse } from "../../functions/src/diagnostics/schemas.ts";
 
@@ -256,6 +258,18 @@ describe("preferences cost no extra read in the fan-out", () => {
     assert.equal(withP.calls.reads, without.calls.reads, "read calls");
     assert.equal(withP.calls.byMethod.BatchGetDocuments, without.calls.byMethod.BatchGetDocuments);
     assert.equal(withP.docs[0]!.cost.firestoreReads, without.docs[0]!.cost.firestoreReads, "as the batch counted them");
+
+    // The same read as the fan-out's: the mask brings the devices and this conversation's setting,
+    // not the 1,999 others.
+    const read = await readRecipients(withPrefs, () => assert.fail("no certificate is read here"), new CostCounter(), `c2c_${alice.uid}`);
+    for (const snap of read.users) {
+      assert.deepEqual(Object.keys(snap.get("prefs.conversations") as object), [`c2c_${alice.uid}`]);
+      assert.ok(snap.get("devices.phone"));
+      assert.equal(snap.get("prefs.locale"), "de");
+      assert.equal(snap.get("prefs.updatedAt"), undefined, "only the masked fields");
+    }
+    const full = await adminDb().doc(`users/${withPrefs[0]}`).get();
+    assert.equal(Object.keys(full.get("prefs.conversations") as object).length, MAX_CONVERSATION_SETTINGS);
   });
 });
 
