@@ -187,3 +187,29 @@ describe("offline-push trace / user / test-push / stats", () => {
     assert.match(bad.stderr, /--days must be at least 1/);
   });
 });
+
+describe("offline-push user: push preferences", () => {
+  it("shows the preferences, and answers for a conversation, mentioned or not (table and --json)", async () => {
+    const carol = await createUser();
+    await killedDevice(carol, certificateId);
+    await callOk("setPushPreferences", { conversations: { "group_team-42": { mode: "mentions" }, c2c_spam: { mode: "none" } }, locale: "de-DE", doNotDisturb: { start: "22:00", end: "22:00", timeZone: "Europe/Berlin", allowMentions: true } }, carol);
+    const human = await runHuman(["user", carol.uid, "--conversation", "group_team-42"]);
+    assert.match(human, /Push preferences/);
+    assert.match(human, /a message in group_team-42/);
+    assert.match(human, /all day Europe\/Berlin, mentions allowed/);
+    assert.match(human, /de-DE/);
+    assert.match(human, /group_team-42\s+│ mentions/);
+    assert.match(human, /c2c_spam\s+│ none/);
+    assert.match(human, /no: not-mentioned/);
+    assert.match(human, /Mentions only/, "the explanation table's row");
+    const mentioned = await runJson<{ wouldPushNow: boolean; message: { conversation: string; mentioned: boolean } }>(["user", carol.uid, "--conversation", "group_team-42", "--mentioned"]);
+    assert.deepEqual(mentioned.message, { conversation: "group_team-42", mentioned: true });
+    assert.equal(mentioned.wouldPushNow, true, "mentions pass mentions-only and the all-day window (allowMentions)");
+    const quiet = await runHuman(["user", carol.uid]);
+    assert.match(quiet, /no: quiet-hours/);
+    assert.match(quiet, /Quiet hours/);
+    const bad = await runCli(["user", carol.uid, "--conversation", "team-42"]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--conversation must be a conversation ID/);
+  });
+});

@@ -130,6 +130,46 @@ describe("console: user, message, overview", () => {
     await screenshot(page, "user-test-push");
   });
 
+  it("the User page shows the push preferences, the new reasons, and answers for one conversation, mentioned or not", async () => {
+    // Quiet all day in Berlin, mentions let through; one group mentions only, one chat muted.
+    await callOk(
+      "setPushPreferences",
+      { doNotDisturb: { start: "08:00", end: "08:00", timeZone: "Europe/Berlin", allowMentions: true }, conversations: { "group_team-42": { mode: "mentions" }, c2c_spam: { mode: "none" } }, locale: "de-DE" },
+      bob,
+    );
+    await page.getByLabel("Account", { exact: true }).fill(bob.uid);
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    const card = page.getByRole("article", { name: `Device ${deviceId}` });
+    await card.locator(".verdict", { hasText: "No push now: quiet-hours" }).waitFor();
+    assert.match(await card.locator(".verdict").innerText(), /do-not-disturb window \(all day Europe\/Berlin/);
+    const prefs = page.getByRole("region", { name: "Conversation settings" });
+    await prefs.getByText("group_team-42").waitFor();
+    assert.match(await prefs.innerText(), /c2c_spam\s+none/);
+    assert.match(await page.getByTestId("pref-dnd").innerText(), /all day Europe\/Berlin · mentions allowed/);
+    assert.ok(await page.getByText("de-DE", { exact: true }).isVisible(), "the locale is shown");
+
+    await page.getByLabel("Conversation", { exact: true }).fill("group_team-42");
+    await page.getByRole("button", { name: "Check" }).click();
+    const check = page.getByTestId("conversation-check");
+    await check.filter({ hasText: "A message in group_team-42:" }).waitFor();
+    assert.match(await check.innerText(), /no push/);
+    assert.match(await check.innerText(), /mentions only/);
+    await page.getByLabel("mentions the user").check();
+    await page.getByRole("button", { name: "Check" }).click();
+    await check.filter({ hasText: "that mentions the user" }).waitFor();
+    assert.match(await check.innerText(), /would be pushed/);
+    await page.getByLabel("Conversation", { exact: true }).fill("c2c_spam");
+    await page.getByRole("button", { name: "Check" }).click();
+    await check.filter({ hasText: "c2c_spam" }).waitFor();
+    assert.match(await check.innerText(), /no push/);
+    assert.match(await check.innerText(), /turned pushes from conversation c2c_spam off/);
+    await checkLayoutAndAccessibility(page, "user-preferences");
+    // The following tests see Bob's device as before.
+    await callOk("setPushPreferences", { doNotDisturb: null, conversations: { "group_team-42": null, c2c_spam: null }, locale: null }, bob);
+    await page.getByRole("button", { name: "Diagnose" }).click();
+    await card.locator(".verdict", { hasText: "Would get a push now" }).waitFor();
+  });
+
   it("the overview shows the last 14 days and the certificates' health", async () => {
     await nav(page, "Overview");
     await page.getByRole("img", { name: /Pushes per day, last 14 days/ }).waitFor();

@@ -14,6 +14,7 @@ import {
   SendTestPushResponseSchema,
   TraceMessageRequestSchema,
   TraceMessageResponseSchema,
+  type DiagnosePushResponse,
   type DiagnosedDevice,
   type Explanation,
   type StatsFigures,
@@ -84,15 +85,46 @@ export function statsRange(days: number, now = new Date()): { from: string; to: 
   return { from, to };
 }
 
+/** The user's push preferences (setPushPreferences), and which message the answer is for. */
+function preferenceLines(res: DiagnosePushResponse): void {
+  const p = res.preferences;
+  const asked = res.message.conversation ? `a message in ${res.message.conversation}${res.message.mentioned ? " that mentions the user" : ""}` : `any message${res.message.mentioned ? " that mentions the user" : ""} (no --conversation)`;
+  line();
+  line(`${color.bold("Push preferences")} ${color.dim(`(answer above for ${asked})`)}`);
+  const dnd = p.doNotDisturb;
+  const conversations = Object.entries(p.conversations);
+  line(
+    fields([
+      ["do not disturb", dnd ? `${dnd.start === dnd.end ? "all day" : `${dnd.start}-${dnd.end}`} ${dnd.timeZone}${dnd.allowMentions ? ", mentions allowed" : ""}` : "-"],
+      ["locale", p.locale ?? "- (default texts)"],
+      ["conversations", conversations.length === 0 ? "- (every message)" : `${conversations.length} with a setting`],
+    ]),
+  );
+  const shown = conversations.slice(0, MAX_CONVERSATIONS_SHOWN);
+  if (shown.length) {
+    line(table(["Conversation", "Mode", "Muted until"], shown.map(([id, c]) => [id, c.mode === "all" ? c.mode : color.yellow(c.mode), c.mutedUntil ?? "-"])));
+    if (conversations.length > shown.length) line(color.dim(`... and ${conversations.length - shown.length} more (--json lists them all)`));
+  }
+}
+
+/** Conversation settings listed in the human output; --json has all of them (up to 2,000). */
+const MAX_CONVERSATIONS_SHOWN = 20;
+
 export function registerDiagCommands(program: Command, ctx: Context): void {
   program
     .command("user")
     .description("why would (or wouldn't) this user get a push now: devices, sessions, tokens, recent outcomes (diagnosePush)")
     .argument("<uid|email|phone>", "the account: its Firebase uid, e-mail address or phone number (+15555550100)")
-    .addHelpText("after", "\nExamples:\n  $ offline-push user bob@example.com\n  $ offline-push user +15555550100\n  $ offline-push user bob --json | jq .summary")
-    .action(async (account: string) => {
+    .option("--conversation <id>", "for a message in this conversation (c2c_<account> or group_<GroupId>): its mute / mentions-only setting applies")
+    .option("--mentioned", "for a message that mentions the user (passes mentions-only, and quiet hours with allowMentions)")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  $ offline-push user bob@example.com\n  $ offline-push user +15555550100\n  $ offline-push user bob --conversation group_team-42 --mentioned\n  $ offline-push user bob --json | jq .summary",
+    )
+    .action(async (account: string, options: { conversation?: string; mentioned?: boolean }) => {
       const target = ctx.target();
-      const data = request(DiagnosePushRequestSchema, { account }, { account: "<uid|email|phone>", uid: "<uid|email|phone>" });
+      const asked = { account, ...(options.conversation !== undefined ? { conversation: options.conversation } : {}), ...(options.mentioned ? { mentioned: true } : {}) };
+      const data = request(DiagnosePushRequestSchema, asked, { account: "<uid|email|phone>", uid: "<uid|email|phone>", conversation: "--conversation", mentioned: "--mentioned" });
       const res = await withProgress(`Looking up ${account}`, () =>
         callOperator(target, "diagnosePush", data, DiagnosePushResponseSchema).catch((err: unknown) => {
           // "no such account" said as itself, not as the callable's field-prefixed error.
@@ -131,6 +163,7 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
           ),
         );
       for (const d of res.devices) paragraph(`${color.dim("•")} ${d.summary}`, "  ");
+      preferenceLines(res);
       if (res.recent.length) {
         line();
         line(color.bold(res.recent.length === 1 ? "The last message" : `The last ${res.recent.length} messages`));

@@ -1,5 +1,6 @@
 // User: "why did this user get no push?" Every device with its session, app state, heartbeat,
-// token and eligibility now; the last pushes; a test push per device with FCM's answer.
+// token and eligibility now; the user's push preferences (and a check for one conversation); the
+// last pushes; a test push per device with FCM's answer.
 import type { DiagnosedDevice, DiagnosePushResponse, PresenceRecordView, TestPushDevice } from "../api";
 import { ago, badge, busy, card, errorBox, formatDuration, h, replace, table, time } from "../dom";
 import type { PageContext } from "../page";
@@ -157,6 +158,68 @@ function recentTable(r: DiagnosePushResponse): HTMLElement {
   );
 }
 
+/** The user's push preferences (setPushPreferences), and a check for a message in one conversation, mentioned or not. */
+function preferencesCard(r: DiagnosePushResponse, ctx: PageContext): HTMLElement {
+  const p = r.preferences;
+  const dnd = p.doNotDisturb;
+  const conversations = Object.entries(p.conversations);
+  const input = h("input", { type: "text", id: "pref-conversation", placeholder: "c2c_<account> or group_<GroupId>", autocomplete: "off" });
+  const mentioned = h("input", { type: "checkbox", id: "pref-mentioned" });
+  const check = h("button", { type: "submit", class: "secondary" }, "Check");
+  const out = h("div", { class: "test-slot", "aria-live": "polite" });
+  const form = h(
+    "form",
+    { class: "inline-form", "aria-label": "Check a conversation" },
+    h("label", { for: "pref-conversation" }, "Conversation"),
+    input,
+    h("label", { for: "pref-mentioned", class: "checkbox" }, mentioned, " mentions the user"),
+    check,
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    void busy(check, "Checking…", async () => {
+      try {
+        const conversation = input.value.trim();
+        const res = await ctx.api("diagnosePush", { uid: r.uid, ...(conversation ? { conversation } : {}), ...(mentioned.checked ? { mentioned: true } : {}) });
+        const asked = `${conversation ? `A message in ${conversation}` : "Any message"}${mentioned.checked ? " that mentions the user" : ""}`;
+        replace(
+          out,
+          h("p", { role: "status", "data-testid": "conversation-check" }, badge(res.wouldPushNow ? "would be pushed" : "no push", res.wouldPushNow ? "ok" : "warn"), ` ${asked}: ${res.summary}`),
+          ...res.devices.filter((d) => !d.eligibility.eligible).map((d) => explanation(d.eligibility.explanation)),
+        );
+      } catch (err) {
+        replace(out, errorBox(err, "Could not check the conversation"));
+      }
+    });
+  });
+  return card(
+    "Push preferences",
+    h(
+      "dl",
+      { class: "facts", "aria-label": "Push preferences" },
+      h("dt", {}, "Do not disturb"),
+      h("dd", { "data-testid": "pref-dnd" }, dnd ? `${dnd.start === dnd.end ? "all day" : `${dnd.start}–${dnd.end}`} ${dnd.timeZone}${dnd.allowMentions ? " · mentions allowed" : ""}` : "—"),
+      h("dt", {}, "Locale"),
+      h("dd", {}, p.locale ?? h("span", { class: "muted" }, "— (default texts)")),
+      h("dt", {}, "Updated"),
+      h("dd", {}, p.updatedAt ? time(p.updatedAt, ago(p.updatedAt)) : "—"),
+    ),
+    conversations.length
+      ? table(
+          "Conversation settings",
+          ["Conversation", "Mode", "Muted until"],
+          conversations.slice(0, MAX_CONVERSATIONS_SHOWN).map(([id, c]) => [h("code", {}, id), c.mode === "all" ? c.mode : badge(c.mode, "warn"), c.mutedUntil ? time(c.mutedUntil) : "—"]),
+        )
+      : h("p", { class: "empty" }, "No conversation settings: every conversation pushes."),
+    conversations.length > MAX_CONVERSATIONS_SHOWN ? h("p", { class: "small muted" }, `${MAX_CONVERSATIONS_SHOWN} of ${conversations.length} shown.`) : null,
+    form,
+    out,
+  );
+}
+
+/** Conversation settings listed; a user may have up to 2,000. */
+const MAX_CONVERSATIONS_SHOWN = 50;
+
 /** Who the account is: its name, e-mail and phone from Firebase Auth, and its uid. */
 function accountFacts(r: DiagnosePushResponse): HTMLElement {
   return h(
@@ -198,6 +261,7 @@ export async function renderUser(root: HTMLElement, ctx: PageContext): Promise<v
         r.devices.length
           ? h("section", { class: "devices", "aria-label": "Devices" }, ...r.devices.map((d) => deviceCard(uid, d, ctx)))
           : card("Devices", h("p", { class: "empty" }, "This account never logged in on a device (no login call recorded).")),
+        preferencesCard(r, ctx),
         card("Last pushes", recentTable(r)),
         r.presenceRecords.length ? card("Presence events not applied", presenceRecordsTable(r.presenceRecords)) : null,
       );
