@@ -6,6 +6,7 @@ import fc from "fast-check";
 import type { z } from "zod";
 import { SendMessageRequestSchema } from "../../functions/src/fanout/schemas.ts";
 import { DeleteRequestSchema, ListRequestSchema, RegisterRequestSchema, UpdateRequestSchema } from "../../functions/src/certificates/schemas.ts";
+import { SetPushPreferencesRequestSchema } from "../../functions/src/preferences/schemas.ts";
 import {
   DeviceRequestSchema,
   DoBackgroundRequestSchema,
@@ -118,5 +119,23 @@ export const requests: Array<{ name: string; schema: z.ZodType; valid: fc.Arbitr
   { name: "updatePushCertificate", schema: UpdateRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }), label: fc.string({ minLength: 1, maxLength: 20 }) }) },
   { name: "deletePushCertificate", schema: DeleteRequestSchema, valid: fc.record({ certificateId: fc.integer({ min: 1 }) }) },
   { name: "listPushCertificates", schema: ListRequestSchema, valid: fc.constant({}) },
+  {
+    name: "setPushPreferences",
+    schema: SetPushPreferencesRequestSchema,
+    valid: fc.record(
+      {
+        doNotDisturb: fc.option(
+          fc.record({ start: fc.constantFrom("22:00", "00:00", "23:59"), end: fc.constantFrom("07:00", "22:00"), timeZone: fc.constantFrom("Europe/Berlin", "UTC", "America/New_York"), allowMentions: fc.boolean() }, { requiredKeys: ["start", "end", "timeZone"] }),
+        ),
+        conversations: fc.dictionary(
+          fc.oneof(account.map((a) => `c2c_${a}`), fc.stringMatching(/^group_[A-Za-z0-9@#_-]{1,40}$/)),
+          fc.option(fc.record({ mode: fc.constantFrom("all", "mentions", "none"), mutedUntil: fc.option(fc.constant("2030-01-01T00:00:00Z")) }, { requiredKeys: [] })),
+          { maxKeys: 5 },
+        ),
+        locale: fc.option(fc.constantFrom("de-DE", "fr", "zh-Hant-TW", "en")),
+      },
+      { requiredKeys: [] },
+    ),
+  },
 ];
 

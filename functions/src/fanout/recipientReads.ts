@@ -203,7 +203,7 @@ export class GroupReads {
 /** The devices the recipients have now (one getAll, no certificates); a recipient whose record does not parse has none. */
 export async function deviceIdsOf(uids: string[], cost: CostCounter): Promise<Array<{ uid: string; deviceId: string }>> {
   cost.firestoreReads++;
-  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)));
+  const snaps = await db().getAll(...uids.map((uid) => db().collection(USERS).doc(uid)), { fieldMask: ["devices"] });
   return snaps.flatMap((snap) => {
     try {
       return Object.values(parseUserDevices(snap.exists ? snap.data() : undefined)).map((d) => ({ uid: snap.id, deviceId: d.deviceId }));
