@@ -117,7 +117,7 @@ describe("setPushPreferences / getPushPreferences", () => {
 
 describe("a group message with mentions, to members with every kind of preference", () => {
   it("reaches each member once with the group conversation, and skips with muted / not-mentioned / quiet-hours", async () => {
-    const group = `team-${msgKey("g").slice(2, 10)}`;
+    const group = `team.${msgKey("g").slice(2, 10)}`; // a dot: the preference is read through a FieldPath, not a dotted string
     const conv = `group_${group}`;
     const names = ["plain", "muted", "mutedMentioned", "mentionsOnly", "mentionsOnlyMentioned", "quiet", "quietAllowed", "pastMute", "futureMute", "otherConversation", "outsideWindow"] as const;
     const users = Object.fromEntries(await mapLimit([...names], 4, async (n) => [n, await createUser()] as const)) as Record<(typeof names)[number], TestUser>;
