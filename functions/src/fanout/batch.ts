@@ -16,7 +16,7 @@ import { CostCounter } from "./cost";
 import { decideDevices, recheckDevices, type Decided } from "./decide";
 import { sendAll, type SendOutcome } from "./deliver";
 import type { GroupClaims } from "./groupClaims";
-import { messageDecision, type MessageDecision, type Placeholders } from "./message";
+import { conversationOf, messageDecision, type MessageDecision, type Placeholders } from "./message";
 import { claimBatch, type BatchProgress, type ClaimResult } from "./progress";
 import { GroupReads, deviceIdsOf, readRecipients, recipientsToRead, type RecipientRead } from "./recipientReads";
 import { batchLogId, legacyBatchLogId } from "./recipients";
@@ -290,6 +290,7 @@ function batchIdentity(run: BatchRun): BatchIdentity {
     uids: run.uids,
     ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
     notes: run.decision.notes,
+    conversation: conversationOf(content),
     publishTime: new Date(input.publishTimeMs).toISOString(), // for latency and statistics
   };
 }
