@@ -3,7 +3,7 @@
 // sendMessage request and the push-log documents.
 import { z } from "zod";
 import { MAX_FANOUT_BATCH_SIZE } from "../config";
-import { IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
+import { DeviceIdSchema, IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
 import { notificationElements } from "./elements";
 import { guarded, jsonBytesUpTo, longerThan } from "./sizeGuard";
 
@@ -204,7 +204,6 @@ export const ConversationSchema = z
 
 /** EventKey: the Read's own key, unique per Read like a MsgKey (it makes the Read exactly-once). */
 const EventKeySchema = z.string({ error: "must be a string" }).min(1, "must not be empty").max(512, "is longer than 512 characters");
-const DeviceIdRefSchema = z.string({ error: "must be a string (a device ID)" }).min(1, "must not be empty").max(128, "is longer than 128 characters");
 
 /**
  * `Account` read `Conversation` (on `DeviceId`, when given): each of the account's other devices that
@@ -215,7 +214,8 @@ export const ReadEventSchema = z.looseObject({
   EventKey: EventKeySchema,
   Account: AccountSchema,
   Conversation: ConversationSchema,
-  DeviceId: DeviceIdRefSchema.optional(),
+  /** The device it was read on (the app's deviceId, as in login): not cleared. */
+  DeviceId: DeviceIdSchema.optional(),
 });
 export type ReadEvent = z.output<typeof ReadEventSchema>;
 
