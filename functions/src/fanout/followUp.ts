@@ -16,6 +16,7 @@ import { Timestamp, type DocumentSnapshot } from "firebase-admin/firestore";
 import * as logger from "firebase-functions/logger";
 import { certRef, credentialsFromSnapshots, type LoadedCredentials } from "../certificates/store";
 import { db } from "../common/firestore";
+import { counted } from "../common/format";
 import type { FanoutSettings } from "../config";
 import type { FcmMessage } from "../fcm/message";
 import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
@@ -94,7 +95,7 @@ export async function processFollowUp(b: FollowUpBatch, settings: FanoutSettings
     }
     if (outcome.open.length > 0) {
       await progress.release();
-      throw new FollowUpWaitError(`${b.identity.event} ${b.logId}: ${outcome.open.length} device(s) must wait for FCM; the event is redelivered and continues`);
+      throw new FollowUpWaitError(`${b.identity.event} ${b.logId}: ${counted(outcome.open.length, "device")} must wait for FCM; the event is redelivered and continues`);
     }
   }
   return finish(b, progress, cost);

@@ -7,6 +7,7 @@
 // batch of the conversation too). Nothing is sent to a device that got no push there.
 import { Timestamp } from "firebase-admin/firestore";
 import { db } from "../common/firestore";
+import { counted } from "../common/format";
 import type { FanoutSettings } from "../config";
 import { clearMessage } from "./followUpMessage";
 import { processFollowUp, type FollowUpResult, type FollowUpTarget } from "./followUp";
@@ -81,7 +82,7 @@ export async function processRead(event: ReadEvent, d: { eventId: string; publis
   const found = await pushedSinceLastClear(event.Account, event.Conversation, d.publishTimeMs, logId);
   const targets = found.devices.filter((t) => t.deviceId !== event.DeviceId);
   const notes = [
-    `${event.Account} read ${event.Conversation}${event.DeviceId !== undefined ? ` on ${event.DeviceId} (not cleared there)` : ""}: ${targets.length} device(s) pushed there since ${found.lastRead ? `the last Read (${found.lastRead})` : "the push log began"}`,
+    `${event.Account} read ${event.Conversation}${event.DeviceId !== undefined ? ` on ${event.DeviceId} (not cleared there)` : ""}: ${counted(targets.length, "device")} pushed there since ${found.lastRead ? `the last Read (${found.lastRead})` : "the push log began"}`,
   ];
   return processFollowUp(
     {

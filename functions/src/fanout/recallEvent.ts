@@ -6,6 +6,7 @@
 // recalled in batches of the size it was pushed in. A Recall from anyone but the message's sender
 // is refused (functions.ts records it as rejected).
 import type { FanoutSettings } from "../config";
+import { counted } from "../common/format";
 import { recallMessage } from "./followUpMessage";
 import { processFollowUp, type FollowUpResult } from "./followUp";
 import { textsFor, type LocaleTexts } from "./localeTexts";
@@ -49,7 +50,7 @@ export async function processRecall(event: RecallEvent, d: { eventId: string; pu
   }
   const running = batches.filter((b) => b.state !== "done").length;
   // Sends still to come would not be recalled: the Recall waits for them (Pub/Sub redelivers it).
-  if (running > 0) throw new RecallTooEarlyError(`${event.MsgKey} is still being pushed (${running} batch(es) running): its Recall is retried once they are done`);
+  if (running > 0) throw new RecallTooEarlyError(`${event.MsgKey} is still being pushed (${counted(running, "batch", "batches")} running): its Recall is retried once they are done`);
   const title = (await senderDisplayName(sender)) ?? sender;
   const results: FollowUpResult[] = [];
   for (let i = 0; i < batches.length; i += RECALL_CONCURRENCY) {
@@ -75,7 +76,7 @@ async function recallBatch(b: MessageBatch, event: RecallEvent, d: { eventId: st
         batchCount: b.batchCount,
         eventId: d.eventId,
         uids: b.uids,
-        notes: [`recall of ${b.msgKey} by ${event.From_Account}: ${targets.length} device(s) of batch ${b.batchIndex + 1} were pushed it`],
+        notes: [`recall of ${b.msgKey} by ${event.From_Account}: ${counted(targets.length, "device")} of batch ${b.batchIndex + 1} were pushed it`],
         conversation,
         event: "recall",
         publishTime: new Date(d.publishTimeMs).toISOString(),
