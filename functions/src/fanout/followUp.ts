@@ -34,11 +34,15 @@ export interface FollowUpTarget {
   deviceId: string;
 }
 
-/** What the device's message may depend on besides its token: the user's locale (`users/{uid}.prefs.locale`). */
+/**
+ * What the device's message may depend on besides its token: the user's locale
+ * (`users/{uid}.prefs.locale`) and the device as stored now (its platform, its unread count).
+ */
 export interface Recipient {
   uid: string;
   deviceId: string;
   locale: string | null;
+  device: Device;
 }
 
 export interface FollowUpBatch {
@@ -170,7 +174,7 @@ function judge(b: FollowUpBatch, t: FollowUpTarget, read: Read, sessionId?: stri
   if (!read.loaded.credentials.has(token.certificateId)) {
     return { ok: false, entry: { outcome: "skipped", uid: t.uid, deviceId: t.deviceId, reason: "certificate-missing", detail: `the device's token is bound to push certificate ${token.certificateId}, which does not exist`, at } };
   }
-  const message = b.messageFor({ uid: t.uid, deviceId: t.deviceId, locale: read.locales.get(t.uid) ?? null }, token.token);
+  const message = b.messageFor({ uid: t.uid, deviceId: t.deviceId, locale: read.locales.get(t.uid) ?? null, device }, token.token);
   return {
     ok: true,
     job: { uid: t.uid, deviceId: t.deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message, lifetimeEndsAt: b.publishTimeMs + MAX_MSG_LIFETIME_SECONDS * 1000 },
