@@ -52,6 +52,8 @@ export interface FollowUpBatch {
   targets: FollowUpTarget[];
   /** The FCM message for one device: the one place a follow-up's per-device send is built. */
   messageFor: (recipient: Recipient, token: string) => FcmMessage;
+  /** Firestore read calls made to find the targets in the push log (counted in the batch's cost). */
+  priorReads: number;
   /** The Pub/Sub message being processed, and when its event was published. */
   deliveryId: string;
   publishTimeMs: number;
@@ -66,6 +68,7 @@ export class FollowUpWaitError extends Error {
 
 export async function processFollowUp(b: FollowUpBatch, settings: FanoutSettings, kek: () => Buffer): Promise<FollowUpResult> {
   const cost = new CostCounter();
+  cost.firestoreReads += b.priorReads;
   const options: LeaseOptions = { owner: randomUUID(), deliveryId: b.deliveryId, leaseMs: settings.leaseMs, ttlMs: settings.pushLogTtlMs, checkpointEvery: settings.checkpointEvery };
   const claim = await claimBatch(b.logId, b.identity, options, cost);
   if (claim.status === "done") return { status: "duplicate", logId: b.logId };

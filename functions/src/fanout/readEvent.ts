@@ -28,6 +28,8 @@ export interface PushedSinceClear {
   msgKeys: string[];
   /** The last Read before this one (its log ID), where the scan stopped; null: none in the log. */
   lastRead: string | null;
+  /** Read calls made: the scan, and one query per message batch found. */
+  reads: number;
 }
 
 /**
@@ -74,7 +76,7 @@ export async function pushedSinceLastClear(account: string, conversation: string
     const key = keyOf.get(id) as string;
     if (ids.length > 0 && !msgKeys.includes(key) && msgKeys.length < MAX_FOLLOWED) msgKeys.push(key);
   });
-  return { devices: [...devices].sort().map((deviceId) => ({ uid: account, deviceId })), msgKeys, lastRead };
+  return { devices: [...devices].sort().map((deviceId) => ({ uid: account, deviceId })), msgKeys, lastRead, reads: 1 + batches.length };
 }
 
 export async function processRead(event: ReadEvent, d: { eventId: string; publishTimeMs: number }, settings: FanoutSettings, kek: () => Buffer): Promise<FollowUpResult> {
@@ -102,6 +104,7 @@ export async function processRead(event: ReadEvent, d: { eventId: string; publis
       },
       targets,
       messageFor: (_recipient, token) => clearMessage(token, event.Conversation),
+      priorReads: found.reads,
       deliveryId: d.eventId,
       publishTimeMs: d.publishTimeMs,
     },

@@ -55,12 +55,22 @@ export async function processRecall(event: RecallEvent, d: { eventId: string; pu
   const results: FollowUpResult[] = [];
   for (let i = 0; i < batches.length; i += RECALL_CONCURRENCY) {
     const chunk = batches.slice(i, i + RECALL_CONCURRENCY);
-    results.push(...(await Promise.all(chunk.map((b) => recallBatch(b, event, d, settings, kek, texts, title)))));
+    // The message's record and batches (2 read calls) are counted with its first recall batch.
+    results.push(...(await Promise.all(chunk.map((b, k) => recallBatch(b, event, d, settings, kek, texts, title, i + k === 0 ? 2 : 0)))));
   }
   return results;
 }
 
-async function recallBatch(b: MessageBatch, event: RecallEvent, d: { eventId: string; publishTimeMs: number }, settings: FanoutSettings, kek: () => Buffer, texts: LocaleTexts, title: string): Promise<FollowUpResult> {
+async function recallBatch(
+  b: MessageBatch,
+  event: RecallEvent,
+  d: { eventId: string; publishTimeMs: number },
+  settings: FanoutSettings,
+  kek: () => Buffer,
+  texts: LocaleTexts,
+  title: string,
+  priorReads: number,
+): Promise<FollowUpResult> {
   const entries = await readBatchEntries(batchRef(b.id));
   const targets = entries.flatMap((e) => (e.outcome === "sent" ? [{ uid: e.uid, deviceId: e.deviceId }] : []));
   const conversation = b.conversation ?? conversationOf({ MsgKey: b.msgKey, From_Account: b.from, MsgBody: [] });
@@ -82,6 +92,7 @@ async function recallBatch(b: MessageBatch, event: RecallEvent, d: { eventId: st
         publishTime: new Date(d.publishTimeMs).toISOString(),
       },
       targets,
+      priorReads: priorReads + 1, // its batch's outcomes
       messageFor: (recipient, token) => recallMessage(token, { msgKey: b.msgKey, sender: b.from, conversation, title, body: textsFor(texts, recipient.locale).texts.recalled }),
       deliveryId: d.eventId,
       publishTimeMs: d.publishTimeMs,
