@@ -110,6 +110,10 @@ describe("Read", () => {
     assert.equal(doc.conversation, conversation());
     assert.deepEqual(doc.follows, [first]);
     assert.deepEqual(doc.counts, { sent: 1, skipped: 0, failed: 0 });
+    // A Read's cost: the push log's scan and the message batch found (2), the user and the
+    // certificate (2) read; its claim and its final record written; one FCM request per device cleared.
+    process.stdout.write(`[read] cost ${JSON.stringify(doc.cost)}, publish to done ${doc.completedAt!.toMillis() - Date.parse(doc.publishTime!)} ms\n`);
+    assert.deepEqual(doc.cost, { firestoreReads: 4, firestoreWrites: 2, fcmRequests: 1, publishes: 0 });
     const entries = await readBatchEntries(adminDb().collection("pushLog").doc(doc.id));
     assert.deepEqual(entries.map((e) => [e.uid, e.deviceId, e.outcome]), [[bob.uid, "phone", "sent"]]);
 
