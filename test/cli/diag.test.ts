@@ -88,6 +88,37 @@ describe("offline-push trace / user / test-push / stats", () => {
     assert.match(narrow.stdout, new RegExp(bob.uid.slice(0, 6)));
   });
 
+  it("publish takes a Read and a Recall (checked first); trace shows the conversation and what followed the message", async () => {
+    await waitForMessage(key, 90_000);
+    const eventKey = msgKey("cli-read");
+    const read = await runJson<{ event: string; eventKey: string; conversation: string }>(["publish", "-"], {
+      input: JSON.stringify({ Event: "Read", EventKey: eventKey, Account: bob.uid, Conversation: `c2c_${alice.uid}` }),
+    });
+    assert.deepEqual([read.event, read.eventKey, read.conversation], ["Read", eventKey, `c2c_${alice.uid}`]);
+    await eventually(async () => ((await sendsTo(bobToken)).some((s) => (s.message as { data?: Record<string, string> }).data?.type === "clear") ? true : undefined), {
+      timeoutMs: 90_000,
+      what: "the clear at the fake FCM",
+    });
+    const out = await runHuman(["trace", key]);
+    assert.match(out, new RegExp(`conversation c2c_${alice.uid}`));
+    assert.match(out, /What followed \(1\)/);
+    assert.match(out, new RegExp(`Read ${eventKey}`));
+
+    const recall = await runJson<{ event: string; msgKey: string }>(["publish", "-"], { input: JSON.stringify({ Event: "Recall", MsgKey: key, From_Account: alice.uid }) });
+    assert.deepEqual([recall.event, recall.msgKey], ["Recall", key]);
+    // Its replacement arrives before the next test counts this device's sends.
+    await eventually(async () => ((await sendsTo(bobToken)).some((s) => (s.message as { data?: Record<string, string> }).data?.type === "recall") ? true : undefined), {
+      timeoutMs: 90_000,
+      what: "the recall at the fake FCM",
+    });
+    const bad = await runCli(["publish", "-", "--json"], { input: JSON.stringify({ Event: "Read", EventKey: "x", Account: bob.uid }) });
+    assert.equal(bad.code, 2);
+    assert.match(JSON.parse(bad.stdout).error.message, /Conversation/);
+    const unknown = await runCli(["publish", "-", "--json"], { input: JSON.stringify({ Event: "Edit", MsgKey: key }) });
+    assert.equal(unknown.code, 2);
+    assert.match(JSON.parse(unknown.stdout).error.message, /Event must be one of Read, Recall/);
+  });
+
   it("user finds the account by e-mail or phone number and shows its name and e-mail; an unknown one is no such account, exit 1", async () => {
     const byEmail = await runHuman(["user", bob.email]);
     assert.match(byEmail, /^Bob Example on /);

@@ -4,9 +4,11 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type { Browser, Page } from "playwright-core";
 import { registerCertificate } from "../helpers/certificates.ts";
-import { callOk, createUser, eventually, type TestUser } from "../helpers/emulators.ts";
+import { adminDb, callOk, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
+import { readLogId } from "../../functions/src/fanout/readEvent.ts";
+import { recallLogId } from "../../functions/src/fanout/recallEvent.ts";
 import { closePresenceClient, presenceEvent, presenceRecords, publishPresence, waitForPresence } from "../helpers/presence.ts";
-import { waitForMessage } from "../helpers/fanout.ts";
+import { PUSH_TOPIC, waitForMessage } from "../helpers/fanout.ts";
 import { fakeFcmToken } from "../helpers/sessions.ts";
 import { checkLayoutAndAccessibility, launchBrowser, openConsole, screenshot, signIn } from "./browser.ts";
 
@@ -20,10 +22,11 @@ describe("console: user, message, overview", () => {
   let bob: TestUser;
   let page: Page;
   const deviceId = "bobs-pixel-8";
+  let certificateId: number;
 
   before(async () => {
     [browser, operator, alice, bob] = await Promise.all([launchBrowser(), createUser({ admin: true }), createUser({ displayName: "Alice Console" }), createUser({ displayName: "Bob Console" })]);
-    const { certificateId } = await registerCertificate(operator, "console diagnostics");
+    ({ certificateId } = await registerCertificate(operator, "console diagnostics"));
     // Bob's phone, as the demo seeds it: logged in, token reported, app in the background.
     await callOk("login", { deviceId, platform: "android" }, bob);
     await callOk("setOfflinePushToken", { deviceId, certificateId, token: fakeFcmToken() }, bob);
@@ -52,6 +55,32 @@ describe("console: user, message, overview", () => {
     assert.match(await page.getByTestId("summary").innerText(), /\S/);
     assert.ok(page.url().endsWith(`#/message/${encodeURIComponent(msgKey)}`), "the trace has its own address");
     await checkLayoutAndAccessibility(page, "message-trace-sent");
+  });
+
+  it("the Message page shows the conversation and the Read and Recall that followed", async () => {
+    // Carol (not Bob: his last pushes stay the message above) gets a message from Alice, reads it on her laptop, and Alice recalls it.
+    const carol = await createUser();
+    await callOk("login", { deviceId: "carols-phone", platform: "android" }, carol);
+    await callOk("setOfflinePushToken", { deviceId: "carols-phone", certificateId, token: fakeFcmToken() }, carol);
+    await callOk("doBackground", { deviceId: "carols-phone" }, carol);
+    const { msgKey } = await callOk<{ msgKey: string }>("sendMessage", { to: carol.uid, body: "lunch?" }, alice);
+    const [batch] = await waitForMessage(msgKey, 120_000);
+    const eventKey = `console-read-${msgKey}`;
+    await publish(PUSH_TOPIC, { Event: "Read", EventKey: eventKey, Account: carol.uid, Conversation: `c2c_${alice.uid}`, DeviceId: "carols-laptop" });
+    await publish(PUSH_TOPIC, { Event: "Recall", MsgKey: msgKey, From_Account: alice.uid });
+    const done = (id: string) => eventually(async () => ((await adminDb().collection("pushLog").doc(id).get()).get("state") === "done" ? true : undefined), { what: `${id} to be done` });
+    await Promise.all([done(readLogId(eventKey)), done(recallLogId(batch!.id))]);
+
+    await page.getByLabel("Message key").fill(msgKey);
+    await page.getByRole("button", { name: "Trace" }).click();
+    const followed = page.getByRole("region", { name: "What followed" });
+    await followed.waitFor();
+    assert.match(await page.locator(".results").innerText(), new RegExp(`conversation c2c_${alice.uid}`));
+    const read = followed.locator('.followup[data-kind="read"]');
+    assert.match(await read.innerText(), new RegExp(`Read ${eventKey} by ${carol.uid}`));
+    assert.match(await read.innerText(), /carols-phone\s+cleared/);
+    assert.match(await followed.locator('.followup[data-kind="recall"]').innerText(), /carols-phone\s+replaced/);
+    await checkLayoutAndAccessibility(page, "message-followups");
   });
 
   it("a message nobody published: the reason said once", async () => {

@@ -18,6 +18,7 @@ import {
   type DiagnosedDevice,
   type Explanation,
   type StatsFigures,
+  type TraceMessageResponse,
   type TracePublication,
 } from "../../../functions/src/diagnostics/schemas.ts";
 import { callOperator } from "../callables.ts";
@@ -229,6 +230,7 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
       if (!res.found) return;
       const running = res.batches.filter((b) => b.state === "running").length;
       line(color.dim(`published ${res.publishedAt ? `${ago(res.publishedAt)} (${res.publishedAt})` : "at an unknown time"}, ${counted(res.batches.length, "batch", "batches")}${running ? `, ${running} still running` : ""}`));
+      if (res.conversation) line(color.dim(`conversation ${res.conversation}`));
       if (res.publications.length > 1) paragraph(color.dim(`publications: ${publicationsText(res.publications)}`), "  ");
       for (const r of res.rejected) paragraph(color.red(`event rejected: ${r.reason}: ${r.detail}`), "  ");
       for (const note of new Set(res.batches.flatMap((b) => b.notes))) paragraph(color.dim(`note: ${note}`), "  ");
@@ -249,6 +251,7 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
         );
         if (res.devicesTruncated) line(color.yellow("  (more devices than shown: --json has the same list; the counts above cover all)"));
       }
+      followUpLines(res.followUps);
       explanationLines(res.explanations);
     });
 
@@ -330,9 +333,27 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
         ["skipped by reason", countsText(t.skippedByReason)],
         ["failed by reason", countsText(t.failedByReason)],
         ["FCM errors", countsText(t.failedByErrorCode)],
+        ...Object.entries(t.byEvent).map(([kind, c]): [string, string] => [`${kind}s`, `events ${c.events}, ${kind === "read" ? "clears" : "replacements"} sent ${c.sent}, skipped ${c.skipped}, failed ${c.failed}`]),
       ]));
       explanationLines(res.explanations);
     });
+}
+
+/** The Reads and the Recall that followed a message: one table, a row per device. */
+function followUpLines(followUps: TraceMessageResponse["followUps"]): void {
+  if (followUps.length === 0) return;
+  line();
+  line(color.bold(`What followed (${followUps.length})`));
+  line(
+    table(
+      ["Event", "By", "When", "Recipient", "Device", "Outcome"],
+      followUps.flatMap((f) => {
+        const head = [f.kind === "read" ? `Read ${f.key}\n${f.conversation ?? ""}` : "Recall", f.account, `${ago(f.createdAt)}${f.state === "running" ? "\nrunning" : ""}`];
+        if (f.devices.length === 0) return [[...head, "-", "-", color.dim("no device was pushed there")]];
+        return f.devices.map((d, i) => [...(i === 0 ? head : ["", "", ""]), d.uid, d.deviceId ?? "-", outcomeText(d.outcome, d.reason)]);
+      }),
+    ),
+  );
 }
 
 function rate(f: StatsFigures): string {

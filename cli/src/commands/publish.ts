@@ -5,7 +5,7 @@ import fs from "node:fs/promises";
 import { Option, type Command } from "commander";
 import { z } from "zod";
 import { DEFAULT_PRESENCE_TOPIC } from "../../../functions/src/config.ts";
-import { PushEventSchema } from "../../../functions/src/fanout/schemas.ts";
+import { FOLLOW_UP_EVENTS, PushEventSchema, ReadEventSchema, RecallEventSchema } from "../../../functions/src/fanout/schemas.ts";
 import { PresenceBatchSchema, PresenceEventSchema, isBatchMessage } from "../../../functions/src/presence/schemas.ts";
 import { CliError } from "../errors.ts";
 import { color, fields, line, printJson, withProgress } from "../output.ts";
@@ -64,6 +64,47 @@ function checkPresence(json: unknown): { events: number; actions: Record<string,
   return { events: events.length, actions };
 }
 
+/** The kind of an event on the push topic, by `Event` (absent: a message), as the fan-out tells them apart. */
+function eventKindOf(json: unknown): "message" | "Read" | "Recall" {
+  const name = typeof json === "object" && json !== null && !Array.isArray(json) ? (json as { Event?: unknown }).Event : undefined;
+  if (name === undefined) return "message";
+  if (name === "Read" || name === "Recall") return name;
+  throw new CliError(`the event is invalid: Event must be one of ${FOLLOW_UP_EVENTS.join(", ")} (absent for a message) (the fan-out would reject it as invalid-event)`, "usage");
+}
+
+const invalid = (error: z.ZodError, what: string) => new CliError(`the ${what} is invalid: ${firstIssue(error)} (the fan-out would reject it as invalid-event)`, "usage");
+
+/** A Read or a Recall: checked with the fan-out's schema, published, and said what to follow it with. */
+async function publishFollowUp(kind: "Read" | "Recall", json: unknown, text: string, target: { projectId: string; topic: string; timeoutMs: number }, ctx: Context): Promise<void> {
+  if (kind === "Read") {
+    const parsed = ReadEventSchema.safeParse(json);
+    if (!parsed.success) throw invalid(parsed.error, "Read event");
+    const e = parsed.data;
+    const messageId = await publishText(target, text, ctx);
+    if (ctx.json) return printJson({ messageId, topic: target.topic, projectId: target.projectId, event: "Read", eventKey: e.EventKey, account: e.Account, conversation: e.Conversation });
+    line(`Published Read ${color.bold(e.EventKey)} to ${target.topic} on ${ctx.describe()}.`);
+    line(fields([
+      ["message ID", messageId],
+      ["account", e.Account],
+      ["conversation", e.Conversation],
+      ["read on", e.DeviceId ?? "-"],
+    ]));
+    line(`Follow it with: offline-push trace ${e.EventKey}`);
+    return;
+  }
+  const parsed = RecallEventSchema.safeParse(json);
+  if (!parsed.success) throw invalid(parsed.error, "Recall event");
+  const e = parsed.data;
+  const messageId = await publishText(target, text, ctx);
+  if (ctx.json) return printJson({ messageId, topic: target.topic, projectId: target.projectId, event: "Recall", msgKey: e.MsgKey, from: e.From_Account });
+  line(`Published the Recall of ${color.bold(e.MsgKey)} to ${target.topic} on ${ctx.describe()}.`);
+  line(fields([
+    ["message ID", messageId],
+    ["from", e.From_Account],
+  ]));
+  line(`Follow it with: offline-push trace ${e.MsgKey}`);
+}
+
 /** Publishes the text as given, not a parsed copy: the backend's exact payload is what is tried. */
 async function publishText(target: { projectId: string; topic: string; timeoutMs: number }, text: string, ctx: Context): Promise<string> {
   return withProgress(`Publishing to ${target.topic}`, async () => {
@@ -85,13 +126,15 @@ async function publishText(target: { projectId: string; topic: string; timeoutMs
 export function registerPublishCommand(program: Command, ctx: Context): void {
   program
     .command("publish")
-    .description("publish an IM event (the IM backend's JSON) to the push topic, or with --presence a presence event to the presence topic")
+    .description("publish an IM event (the IM backend's JSON: a message, a Read or a Recall) to the push topic, or with --presence a presence event to the presence topic")
     .argument("<event.json|->", "a file, or - for stdin")
     .option("--presence", "a presence event ({Account, DeviceId, Action, Reason?, EventTime} or {Events:[...]}) for offlinePushPresence")
     .addOption(new Option("--presence-topic <name>", `the presence topic, with --presence (default ${DEFAULT_PRESENCE_TOPIC})`).env("PRESENCE_TOPIC"))
     .addHelpText(
       "after",
       `\nExample:\n  $ echo '{"MsgKey":"msg-1","From_Account":"alice","To_Account":["bob"],"MsgBody":[{"MsgType":"TIMTextElem","MsgContent":{"Text":"hi"}}]}' | offline-push publish -
+  $ echo '{"Event":"Read","EventKey":"read-1","Account":"bob","Conversation":"c2c_alice","DeviceId":"bobs-laptop"}' | offline-push publish -
+  $ echo '{"Event":"Recall","MsgKey":"msg-1","From_Account":"alice"}' | offline-push publish -
   $ echo '{"Account":"bob","DeviceId":"bobs-pixel-8","Action":"Disconnect","Reason":"LinkClose","EventTime":'"$(date +%s000)"'}' | offline-push publish --presence -`,
     )
     .action(async (source: string, opts: { presence?: boolean; presenceTopic?: string }) => {
@@ -118,6 +161,8 @@ export function registerPublishCommand(program: Command, ctx: Context): void {
         line("See each device's presence with: offline-push user <Account>");
         return;
       }
+      const kind = eventKindOf(json);
+      if (kind !== "message") return publishFollowUp(kind, json, text, target, ctx);
       const parsed = PushEventSchema.safeParse(json);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];

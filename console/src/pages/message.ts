@@ -1,6 +1,6 @@
 // Message: follow one msgKey through every stage, per recipient and device: published → received
 // → decided → accepted by FCM → opened, with counts and latency.
-import type { TracedDevice, TraceMessageResponse, TraceStage } from "../api";
+import type { TracedDevice, TraceFollowUp, TraceMessageResponse, TraceStage } from "../api";
 import { badge, card, formatMs, h, replace, time } from "../dom";
 import type { PageContext } from "../page";
 import { renderSearchPage } from "./search";
@@ -79,6 +79,48 @@ function reasons(r: TraceMessageResponse): HTMLElement | null {
   return h("p", { class: "reasons" }, ...entries.map(([k, v]) => badge(`${k} × ${v}`, k === "sent" ? "ok" : k.startsWith("FCM") ? "bad" : "warn")));
 }
 
+/** The Reads that cleared the message and its Recall: who, when, and what each device got. */
+function followUps(list: TraceFollowUp[]): HTMLElement | null {
+  if (!list.length) return null;
+  const tone = (outcome: string) => (outcome === "sent" ? "ok" : outcome === "failed" ? "bad" : "warn");
+  return h(
+    "section",
+    { class: "card", "aria-labelledby": "followups-title" },
+    h("h2", { id: "followups-title" }, "What followed"),
+    h("p", { class: "small muted" }, "A Read clears the conversation's notifications on the reader's other devices that were pushed there; a Recall replaces this message's notification on the devices that were pushed it."),
+    h(
+      "ul",
+      { class: "followups" },
+      ...list.map((f) =>
+        h(
+          "li",
+          { class: "followup", "data-kind": f.kind },
+          h(
+            "p",
+            {},
+            h("strong", {}, f.kind === "read" ? "Read" : "Recall"),
+            f.kind === "read" ? h("span", { class: "mono small" }, ` ${f.key}`) : null,
+            ` by ${f.account}`,
+            f.conversation ? h("span", { class: "muted" }, ` in ${f.conversation}`) : null,
+            " · ",
+            time(f.createdAt),
+            f.state === "running" ? badge("running", "info") : null,
+          ),
+          f.devices.length
+            ? h(
+                "ul",
+                { class: "followup-devices" },
+                ...f.devices.map((d) =>
+                  h("li", {}, h("span", { class: "mono" }, d.uid), h("span", { class: "mono muted" }, ` · ${d.deviceId ?? "(recipient)"} `), badge(d.outcome === "sent" ? (f.kind === "read" ? "cleared" : "replaced") : `${d.outcome}: ${d.reason}`, tone(d.outcome), d.detail)),
+                ),
+              )
+            : h("p", { class: "small muted" }, "No device had been pushed there: nothing was sent."),
+        ),
+      ),
+    ),
+  );
+}
+
 export async function renderMessage(root: HTMLElement, ctx: PageContext): Promise<void> {
   await renderSearchPage(root, ctx, {
     field: "msgkey",
@@ -104,12 +146,13 @@ export async function renderMessage(root: HTMLElement, ctx: PageContext): Promis
           { class: "card", "aria-labelledby": "trace-title" },
           h("h2", { id: "trace-title" }, "Trace"),
           h("p", { class: "summary-text", "data-testid": "summary" }, r.summary),
-          h("p", { class: "small muted" }, r.from ? `From ${r.from} · ` : "", "published ", time(r.publishedAt)),
+          h("p", { class: "small muted" }, r.from ? `From ${r.from} · ` : "", r.conversation ? `conversation ${r.conversation} · ` : "", "published ", time(r.publishedAt)),
           counts(r),
           reasons(r),
           ...r.batches.flatMap((b) => b.notes).map((n) => h("p", { class: "note" }, n)),
         ),
         publications(r),
+        followUps(r.followUps),
         ...r.rejected.map((x) => card(`Rejected: ${x.reason}`, h("p", {}, x.detail), ...x.issues.map((i) => h("p", { class: "small" }, h("code", {}, i.field), ` ${i.message}`)), explanation(x.explanation, true))),
         r.devices.length
           ? card(

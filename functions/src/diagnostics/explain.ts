@@ -87,6 +87,12 @@ const ELIGIBILITY: Record<IneligibleReason, Row> = {
 };
 
 const SKIPS: Record<Exclude<SkipReason, IneligibleReason>, Row> = {
+  "left-since-push": {
+    title: "Left since it was pushed (Read/Recall)",
+    meaning:
+      "A Read's clear or a Recall's replacement was not sent to this device: it was pushed the message, but has since logged out, been kicked, or lost its token (moved to another account, or refused by FCM). The app removes its notifications at logout; the next owner of a moved token must not receive them.",
+    action: "Nothing: working as intended. If the device should still be logged in, see its session on the User page (logout and kick come from the app's calls or a login elsewhere).",
+  },
   sender: {
     title: "Recipient is the sender",
     meaning: "The sender's own devices are never pushed for their own message.",
@@ -294,6 +300,18 @@ const REJECTED: Record<RejectedLog["reason"], Row> = {
     title: "Unprocessable",
     meaning: "Firestore refused a write for good (e.g. a document over 1 MiB): the event was acknowledged instead of retried.",
     action: "Report it with the event ID: this needs a fix in the backend.",
+  },
+  "recall-not-sender": {
+    title: "Recall by someone else",
+    meaning:
+      "A Recall event's From_Account is not the sender of the message it names (the push log's batches of that MsgKey say who sent it): it was refused, nothing was sent, and the detail names both accounts.",
+    action: "Have the IM backend publish the Recall with the original sender's account (an admin's recall in the original service is still published as the sender), and check that the MsgKey is the recalled message's.",
+  },
+  "recall-unknown-message": {
+    title: "Recall of a message not in the push log",
+    meaning:
+      "A Recall named a MsgKey that has no batch in the push log: it was never published to the offline-push topic, was pushed to nobody's device, or is older than the push log's retention (PUSH_LOG_TTL_DAYS). No device can hold its notification from us, so nothing was sent.",
+    action: "Nothing if the message was never pushed. Otherwise check the MsgKey the IM backend puts in the Recall (it must be the original message's MsgKey).",
   },
   "too-many-publications": {
     title: "Too many publications of one MsgKey",

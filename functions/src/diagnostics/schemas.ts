@@ -348,8 +348,32 @@ export const LatencySchema = z.object({
 });
 export type Latency = z.output<typeof LatencySchema>;
 
+/** A Read or Recall that followed the message (or the Read traced by its EventKey). */
+export const TraceFollowUpSchema = z.object({
+  kind: z.enum(["read", "recall"]),
+  /** The Read's EventKey; a Recall's MsgKey (the message's). */
+  key: z.string(),
+  logId: z.string(),
+  /** Who read (a Read's Account) or recalled (the sender). */
+  account: z.string(),
+  conversation: z.string().nullable(),
+  state: z.enum(["running", "done"]),
+  /** Its clears (Read) or replacements (Recall): sent, skipped, failed; per device in `devices`. */
+  counts: z.object({ sent: z.number().int(), skipped: z.number().int(), failed: z.number().int() }),
+  notes: z.array(z.string()),
+  /** Its outcomes (with reasons; at most MAX_TRACE_DEVICES), under the same shape as the message's devices. */
+  devices: z.array(z.object({ uid: z.string(), deviceId: z.string().nullable(), outcome: z.enum(["sent", "skipped", "failed"]), reason: z.string(), detail: z.string() })),
+  createdAt: IsoTime,
+  completedAt: IsoTime.nullable(),
+});
+export type TraceFollowUp = z.output<typeof TraceFollowUpSchema>;
+
 export const TraceMessageResponseSchema = z.object({
   msgKey: z.string(),
+  /** The recipients' conversation (c2c_<sender> or group_<GroupId>); null when unknown (older batches, nothing found). */
+  conversation: z.string().nullable(),
+  /** The Reads that cleared it and its Recall, oldest first (not counted in `counts`). */
+  followUps: z.array(TraceFollowUpSchema),
   /** False when nothing is recorded for this key (never published, not yet processed, or expired from the log). */
   found: z.boolean(),
   from: z.string().nullable(),
@@ -459,6 +483,8 @@ export const StatsFiguresSchema = z.object({
   opened: z.number().int(),
   /** opened / sent; null when nothing was sent. */
   openRate: z.number().nullable(),
+  /** Reads and Recalls by kind ("read", "recall"): events, and their clears/replacements sent, skipped, failed (not in the figures above). Empty for a certificate. */
+  byEvent: z.record(z.string(), z.object({ events: z.number().int(), sent: z.number().int(), skipped: z.number().int(), failed: z.number().int() })),
 });
 export type StatsFigures = z.output<typeof StatsFiguresSchema>;
 

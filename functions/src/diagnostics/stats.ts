@@ -2,11 +2,11 @@
 // and how a batch's or a receipt's outcomes add to them) for pushStats.
 import { emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
-import { PUSH_STATS, type CertificateCounters, type StatsDelta } from "../fanout/pushStats";
+import { PUSH_STATS, type CertificateCounters, type FollowUpCounters, type StatsDelta } from "../fanout/pushStats";
 import type { StatsDay, StatsFigures } from "./schemas";
 
 /** A day as stored: the delta's shape, any field possibly missing (a day nothing added to yet). */
-type StoredDay = Partial<Omit<StatsDelta, "byCertificate"> & { byCertificate: Record<string, Partial<CertificateCounters>> }>;
+type StoredDay = Partial<Omit<StatsDelta, "byCertificate" | "byEvent"> & { byCertificate: Record<string, Partial<CertificateCounters>>; byEvent: Record<string, Partial<FollowUpCounters>> }>;
 
 const num = (v: unknown): number => (typeof v === "number" && Number.isFinite(v) ? v : 0);
 
@@ -29,7 +29,21 @@ function emptyFigures(byCertificate: boolean): StatsFigures {
     failedByErrorCode: emptyCounts(),
     opened: 0,
     openRate: null,
+    byEvent: {},
   };
+}
+
+/** Adds Reads' and Recalls' counters (by kind) into `into`. */
+function addByEvent(into: StatsFigures["byEvent"], from: unknown): void {
+  if (typeof from !== "object" || from === null) return;
+  for (const [kind, c] of Object.entries(from as Record<string, Partial<FollowUpCounters>>)) {
+    if (typeof c !== "object" || c === null) continue;
+    const f = (into[kind] ??= { events: 0, sent: 0, skipped: 0, failed: 0 });
+    f.events += num(c.events);
+    f.sent += num(c.sent);
+    f.skipped += num(c.skipped);
+    f.failed += num(c.failed);
+  }
 }
 
 function addStored(f: StatsFigures, stored: StoredDay, certificateId: number | undefined): void {
@@ -43,6 +57,7 @@ function addStored(f: StatsFigures, stored: StoredDay, certificateId: number | u
     addMap(f.failedByReason, stored.failedByReason);
     addMap(f.failedByErrorCode, stored.failedByErrorCode);
     f.opened += num(stored.opened);
+    addByEvent(f.byEvent, stored.byEvent);
     return;
   }
   const c = stored.byCertificate?.[String(certificateId)];
@@ -95,6 +110,7 @@ export async function readStats(from: string, to: string, certificateId?: number
     addMap(totals.skippedByReason, f.skippedByReason);
     addMap(totals.failedByReason, f.failedByReason);
     addMap(totals.failedByErrorCode, f.failedByErrorCode);
+    addByEvent(totals.byEvent, f.byEvent);
   }
   totals.openRate = rate(totals.opened, totals.sent);
   return { days: result, totals };

@@ -4,12 +4,12 @@
 // its outcomes by reason and error code; only the listed batches' shards are read.
 import { addCount, emptyCounts } from "../common/counts";
 import { db } from "../common/firestore";
-import { batchRef, pushLogForMessage, readBatchEntries } from "../fanout/pushLog";
-import type { BatchLog, MessageRecord, PushLogEntry } from "../fanout/schemas";
+import { PUSH_LOG, batchRef, pushLogForMessage, readBatchEntries } from "../fanout/pushLog";
+import { BatchLogSchema, type BatchLog, type MessageRecord, type PushLogEntry } from "../fanout/schemas";
 import { explain, explainFcmError, explanationsFor } from "./explain";
 import { PUSH_OPENED, openedTimes, receiptId } from "./receipts";
 import { OutcomeTally, type BatchOutcomes } from "../fanout/pushStats";
-import type { ExplanationCategory, Latency, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
+import type { ExplanationCategory, Latency, TraceFollowUp, TraceMessageResponse, TracedDevice, TraceStage } from "./schemas";
 import { counted, formatLatency } from "../common/format";
 import { countsLine, iso, isoOrNull, outcomeView, percentile } from "./views";
 
@@ -50,9 +50,44 @@ async function openedCount(msgKey: string, record: MessageRecord | null): Promis
   return snap.data().count;
 }
 
+/** Reads that name the message as cleared (BatchLog.follows), at most this many. */
+const MAX_TRACE_READS = 20;
+
+/** The Reads and the Recall that followed the message: among its documents, and the Reads that name it. */
+async function followUpsOf(msgKey: string, own: BatchDoc[], codes: Array<{ category: ExplanationCategory; code: string }>): Promise<TraceFollowUp[]> {
+  const reads = await db().collection(PUSH_LOG).where("follows", "array-contains", msgKey).limit(MAX_TRACE_READS).get();
+  const docs = new Map<string, BatchDoc>(own.map((d) => [d.id, d]));
+  for (const snap of reads.docs) {
+    const parsed = BatchLogSchema.safeParse(snap.data());
+    if (parsed.success && parsed.data.expireAt.toMillis() > Date.now()) docs.set(snap.id, { id: snap.id, ...parsed.data });
+  }
+  const list = [...docs.values()].sort((a, b) => a.createdAt.toMillis() - b.createdAt.toMillis());
+  return Promise.all(
+    list.map(async (d) => {
+      const entries = (await readBatchEntries(batchRef(d.id))).slice(0, MAX_TRACE_DEVICES);
+      for (const e of entries) if (e.outcome !== "sent") codes.push({ category: e.outcome === "skipped" ? "skip-reason" : "fail-reason", code: e.reason });
+      return {
+        kind: d.event ?? "read",
+        key: d.msgKey,
+        logId: d.id,
+        account: d.from,
+        conversation: d.conversation ?? null,
+        state: d.state,
+        counts: d.counts,
+        notes: d.notes,
+        devices: entries.map((e) => ({ uid: e.uid, deviceId: e.deviceId, outcome: e.outcome, reason: e.reason, detail: e.outcome === "sent" ? `FCM accepted it as ${e.fcmName}` : e.detail })),
+        createdAt: iso(d.createdAt),
+        completedAt: isoOrNull(d.completedAt),
+      };
+    }),
+  );
+}
+
 export async function traceMessage(msgKey: string): Promise<TraceMessageResponse> {
   const { record, docs } = await pushLogForMessage(msgKey);
-  const batches = docs.filter((d): d is BatchDoc => d.kind === "batch");
+  const all = docs.filter((d): d is BatchDoc => d.kind === "batch");
+  // A Read or Recall is recorded as a batch of its own kind: listed as what followed, not counted as the message's.
+  const batches = all.filter((d) => d.event === undefined);
   const rejectedDocs = docs.filter((d) => d.kind === "rejected");
   const codes: Array<{ category: ExplanationCategory; code: string }> = [];
 
@@ -151,12 +186,15 @@ export async function traceMessage(msgKey: string): Promise<TraceMessageResponse
       explanation: explain("rejected-event", d.reason),
     };
   });
-  const first = docs[0];
+  const followUps = await followUpsOf(msgKey, all.filter((d) => d.event !== undefined), codes);
+  const first = batches[0] ?? docs[0];
   const publishedAt = batches.find((b) => b.publishTime)?.publishTime ?? rejected.find((r) => r.publishedAt)?.publishedAt ?? null;
   const recipients = batches.reduce((n, b) => n + b.uids.length, 0);
   const openedTotalCount = openedTotal ?? devices.filter((d) => d.openedAt !== null).length;
   const response: TraceMessageResponse = {
     msgKey,
+    conversation: batches.find((b) => b.conversation !== undefined)?.conversation ?? null,
+    followUps,
     found: docs.length > 0,
     from: first?.from ?? null,
     publishedAt,
@@ -218,6 +256,10 @@ function traceSummary(t: TraceMessageResponse, skipped: Record<string, number>, 
     }
     if (t.latency) line += `; FCM accepted it ${formatLatency(t.latency.p50Ms)} after publication (p95 ${formatLatency(t.latency.p95Ms)}, max ${formatLatency(t.latency.maxMs)})`;
     parts.push(line);
+  }
+  for (const f of t.followUps) {
+    const what = f.kind === "read" ? `read by ${f.account}${f.key === t.msgKey ? ` in ${f.conversation ?? "?"}` : ` (Read ${f.key})`}: ${counted(f.counts.sent, "device")} cleared` : `recalled by ${f.account}: ${counted(f.counts.sent, "notification")} replaced`;
+    parts.push(`${what}${f.counts.skipped ? `, ${f.counts.skipped} skipped` : ""}${f.counts.failed ? `, ${f.counts.failed} failed` : ""}${f.state === "running" ? " (still running)" : ""}`);
   }
   return parts.join("; ");
 }

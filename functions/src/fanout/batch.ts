@@ -301,6 +301,7 @@ function batchIdentity(run: BatchRun): BatchIdentity {
     uids: run.uids,
     ...(input.ownedElsewhere?.length ? { ownedElsewhere: input.ownedElsewhere } : {}),
     notes: run.decision.notes,
+    conversation: conversationOf(content),
     publishTime: new Date(input.publishTimeMs).toISOString(), // for latency and statistics
   };
 }

@@ -5,7 +5,7 @@ import { GRPC, db, grpcCode } from "../common/firestore";
 import { addCost, zeroCost, type CostCounter } from "./cost";
 import { clip } from "./message";
 import { batchRef, readBatchEntries } from "./pushLog";
-import { BatchLogSchema, type BatchLog, type CostCounts, type OwnedElsewhere, type PushLogEntry } from "./schemas";
+import { BatchLogSchema, type BatchLog, type CostCounts, type FollowUpKind, type OwnedElsewhere, type PushLogEntry } from "./schemas";
 
 export interface BatchIdentity {
   msgKey: string;
@@ -21,6 +21,12 @@ export interface BatchIdentity {
   /** Its share of the list that an earlier publication owns (recorded for the operators; not decided here). */
   ownedElsewhere?: OwnedElsewhere[];
   notes: string[];
+  /** The recipients' conversation (message.ts, conversationOf). */
+  conversation?: string;
+  /** A Read or a Recall (followUp.ts); absent: a message. */
+  event?: FollowUpKind;
+  /** A Read: the messages it cleared. */
+  follows?: string[];
   /** The event's publish time (ISO): stored on the batch for latency, and the day its statistics count on. */
   publishTime?: string;
 }

@@ -45,11 +45,17 @@ import { BatchBusyError } from "./claim";
 import { publishEach, publishJson } from "./publish";
 import { RESUME_FUNCTION, RESUME_RATE_LIMITS, RESUME_RETRY, enqueueResumption } from "./resume";
 import { recordRejected } from "./pushLog";
+import { processRead } from "./readEvent";
+import { RecallRefused, processRecall } from "./recallEvent";
 import { recipientsOf, splitIntoBatches } from "./recipients";
 import {
   AccountSchema,
   BatchMessageSchema,
+  FOLLOW_UP_EVENTS,
   PushEventSchema,
+  ReadEventSchema,
+  RecallEventSchema,
+  type FollowUpEventName,
   SendMessageRequestSchema,
   type BatchMessage,
   contentOf,
@@ -144,9 +150,10 @@ async function reject(d: Delivery, settings: FanoutSettings, reason: RejectedLog
   const event = extra.event;
   const recipients = event?.To_Account !== undefined ? recipientsOf({ To_Account: event.To_Account }) : rawRecipients(d.json);
   // A batch message carries the event's fields in `content`.
-  const raw = ((d.json as { content?: unknown } | undefined)?.content ?? d.json) as { MsgKey?: unknown; From_Account?: unknown } | undefined;
-  const rawKey = raw?.MsgKey;
-  const rawFrom = raw?.From_Account;
+  const raw = ((d.json as { content?: unknown } | undefined)?.content ?? d.json) as { MsgKey?: unknown; From_Account?: unknown; EventKey?: unknown; Account?: unknown } | undefined;
+  // A Read is found by its EventKey and its Account (trace, the user's log).
+  const rawKey = raw?.MsgKey ?? raw?.EventKey;
+  const rawFrom = raw?.From_Account ?? raw?.Account;
   const id = await recordRejected(
     {
       reason,
@@ -168,7 +175,7 @@ async function reject(d: Delivery, settings: FanoutSettings, reason: RejectedLog
 
 /** The accounts an invalid event was meant for, when they can be read: so "by user" queries find it. */
 function rawRecipients(json: unknown): string[] | null {
-  const to = (json as { To_Account?: unknown } | undefined)?.To_Account ?? (json as { uids?: unknown } | undefined)?.uids;
+  const to = (json as { To_Account?: unknown } | undefined)?.To_Account ?? (json as { uids?: unknown } | undefined)?.uids ?? (json as { Account?: unknown } | undefined)?.Account;
   const list = typeof to === "string" ? [to] : Array.isArray(to) ? to : null;
   if (!list) return null;
   return recipientsOf({ To_Account: list.filter((a): a is string => AccountSchema.safeParse(a).success) });
@@ -189,6 +196,8 @@ async function parsedOrRejected<S extends z.ZodType>(d: Delivery, settings: Fano
 
 export async function handlePushEvent(d: Delivery): Promise<void> {
   const settings = fanoutSettings();
+  const kind = eventKind(d.json);
+  if (kind !== "message") return handleFollowUpEvent(d, settings, kind);
   await guarded(d, settings, async () => {
     const event = await parsedOrRejected(d, settings, PushEventSchema, "offline-push event");
     if (!event) return;
@@ -203,6 +212,45 @@ export async function handlePushEvent(d: Delivery): Promise<void> {
       await fanOut(d, settings, event, recipients, batches);
     } catch (err) {
       if (err instanceof TooManyPublicationsError) return reject(d, settings, "too-many-publications", err.message, { event });
+      throw err;
+    }
+  });
+}
+
+/** Which kind of event the topic carries: `Event` absent is a message (as before Read and Recall existed). */
+function eventKind(json: unknown): "message" | FollowUpEventName | "unknown" {
+  const name = typeof json === "object" && json !== null && !Array.isArray(json) ? (json as { Event?: unknown }).Event : undefined;
+  if (name === undefined) return "message";
+  return (FOLLOW_UP_EVENTS as readonly unknown[]).includes(name) ? (name as FollowUpEventName) : "unknown";
+}
+
+/**
+ * A Read or a Recall (followUp.ts): validated like a message, refused ones recorded and
+ * acknowledged; one older than MAX_EVENT_AGE_SECONDS is recorded as too old. An unknown `Event`
+ * is an invalid event naming the field.
+ */
+async function handleFollowUpEvent(d: Delivery, settings: FanoutSettings, kind: FollowUpEventName | "unknown"): Promise<void> {
+  await guarded(d, settings, async () => {
+    if (kind === "unknown") {
+      const issues = [{ field: "Event", message: `must be one of ${FOLLOW_UP_EVENTS.join(", ")} (absent for a message)` }];
+      return reject(d, settings, "invalid-event", `invalid offline-push event: Event: ${issues[0]?.message}`, { issues });
+    }
+    const ageMs = Date.now() - d.publishTimeMs;
+    const tooOld = () => reject(d, settings, "event-too-old", `published ${Math.round(ageMs / 1000)} s ago, longer than MAX_EVENT_AGE_SECONDS (${settings.maxEventAgeMs / 1000} s)`);
+    if (kind === "Read") {
+      const event = await parsedOrRejected(d, settings, ReadEventSchema, "Read event");
+      if (!event) return;
+      if (ageMs > settings.maxEventAgeMs) return tooOld();
+      await processRead(event, d, settings, keyEncryptionKey);
+      return;
+    }
+    const event = await parsedOrRejected(d, settings, RecallEventSchema, "Recall event");
+    if (!event) return;
+    if (ageMs > settings.maxEventAgeMs) return tooOld();
+    try {
+      await processRecall(event, d, settings, keyEncryptionKey, localeTextsFrom(pushPlaceholderTextsRaw()));
+    } catch (err) {
+      if (err instanceof RecallRefused) return reject(d, settings, err.reason, err.message, { event: { MsgKey: event.MsgKey, From_Account: event.From_Account } });
       throw err;
     }
   });

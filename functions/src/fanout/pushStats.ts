@@ -37,7 +37,21 @@ export interface StatsDelta {
   failedByReason: Record<string, number>;
   failedByErrorCode: Record<string, number>;
   byCertificate: Record<string, CertificateCounters>;
+  /**
+   * Reads and Recalls (followUp.ts), by kind: counted here only, so that a clear or a recall never
+   * counts as a message pushed (events, sent, skipped, failed above are messages').
+   */
+  byEvent: Record<string, FollowUpCounters>;
 }
+
+export interface FollowUpCounters {
+  events: number;
+  sent: number;
+  skipped: number;
+  failed: number;
+}
+
+const zeroFollowUp = (): FollowUpCounters => ({ events: 0, sent: 0, skipped: 0, failed: 0 });
 
 export interface CertificateCounters {
   sent: number;
@@ -62,6 +76,7 @@ export function emptyDelta(): StatsDelta {
     failedByReason: emptyCounts(),
     failedByErrorCode: emptyCounts(),
     byCertificate: Object.create(null) as Record<string, CertificateCounters>,
+    byEvent: Object.create(null) as Record<string, FollowUpCounters>,
   };
 }
 
@@ -140,15 +155,25 @@ export class BatchStats {
   readonly delta = emptyDelta();
   private readonly tally = new OutcomeTally();
 
-  constructor(private readonly batch: { batchIndex: number; generation?: number | undefined; uids: string[]; publishTime?: string | undefined }) {
+  /** A Read's or a Recall's counters (null: a message's batch). */
+  private readonly followUp: FollowUpCounters | null;
+
+  constructor(private readonly batch: { batchIndex: number; generation?: number | undefined; uids: string[]; publishTime?: string | undefined; event?: string | undefined }) {
     // The message is counted with the first batch of its first publication; recipients with each
     // batch (the ones it decides: a recipient listed again by a later publication is counted once).
-    if (batch.batchIndex === 0 && (batch.generation ?? 0) === 0) this.delta.events = 1;
+    const first = batch.batchIndex === 0 && (batch.generation ?? 0) === 0;
+    this.followUp = batch.event !== undefined ? (this.delta.byEvent[batch.event] = zeroFollowUp()) : null;
+    if (this.followUp) {
+      if (first) this.followUp.events = 1;
+      return;
+    }
+    if (first) this.delta.events = 1;
     this.delta.recipients = batch.uids.length;
   }
 
   add(entry: PushLogEntry): void {
-    addEntry(this.delta, entry);
+    if (this.followUp) this.followUp[entry.outcome]++;
+    else addEntry(this.delta, entry);
     this.tally.add(entry);
   }
 
@@ -203,6 +228,9 @@ function dayIncrements(delta: StatsDelta): Record<string, unknown> {
     certs[id] = cert;
   }
   if (Object.keys(certs).length > 0) out.byCertificate = certs;
+  const events: Record<string, unknown> = {};
+  for (const [kind, c] of Object.entries(delta.byEvent)) events[kind] = incrementsOf({ events: c.events, sent: c.sent, skipped: c.skipped, failed: c.failed });
+  if (Object.keys(events).length > 0) out.byEvent = events;
   return out;
 }
 

@@ -3,7 +3,7 @@
 // sendMessage request and the push-log documents.
 import { z } from "zod";
 import { MAX_FANOUT_BATCH_SIZE } from "../config";
-import { IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
+import { DeviceIdSchema, IneligibleReasonSchema, TimestampSchema } from "../sessions/schemas";
 import { notificationElements } from "./elements";
 import { guarded, jsonBytesUpTo, longerThan } from "./sizeGuard";
 
@@ -201,6 +201,50 @@ export const PushEventSchema = PushContentSchema.extend({
 });
 export type PushEvent = z.output<typeof PushEventSchema>;
 
+// --- Events that follow the conversation (Event: "Read" | "Recall"; absent: a message) --------------
+
+/** The kinds of event on the offline-push topic besides a message, told apart by `Event`. */
+export const FOLLOW_UP_EVENTS = ["Read", "Recall"] as const;
+export type FollowUpEventName = (typeof FOLLOW_UP_EVENTS)[number];
+
+/**
+ * A conversation ID in the original SDK's format: `c2c_<account>` or `group_<GroupId>` (message.ts,
+ * conversationOf). 140 characters: `group_` and the longest GroupId.
+ */
+export const ConversationSchema = z
+  .string({ error: "must be a string (a conversation ID: c2c_<account> or group_<GroupId>)" })
+  .max(140, "is longer than 140 characters")
+  .regex(/^(c2c_|group_)./s, "must be c2c_<account> or group_<GroupId>");
+
+/** EventKey: the Read's own key, unique per Read like a MsgKey (it makes the Read exactly-once). */
+const EventKeySchema = z.string({ error: "must be a string" }).min(1, "must not be empty").max(512, "is longer than 512 characters");
+
+/**
+ * `Account` read `Conversation` (on `DeviceId`, when given): each of the account's other devices that
+ * got a push in that conversation since its last clear gets a data-only `{type: "clear", conversation}`.
+ */
+export const ReadEventSchema = z.looseObject({
+  Event: z.literal("Read"),
+  EventKey: EventKeySchema,
+  Account: AccountSchema,
+  Conversation: ConversationSchema,
+  /** The device it was read on (the app's deviceId, as in login): not cleared. */
+  DeviceId: DeviceIdSchema.optional(),
+});
+export type ReadEvent = z.output<typeof ReadEventSchema>;
+
+/** `From_Account` recalled message `MsgKey`: the devices that were pushed it get a replacement notification. */
+export const RecallEventSchema = z.looseObject({
+  Event: z.literal("Recall"),
+  MsgKey: MsgKeySchema,
+  From_Account: AccountSchema,
+});
+export type RecallEvent = z.output<typeof RecallEventSchema>;
+
+/** The follow-up kinds as the push log names them (BatchLog.event). */
+export const FollowUpKindSchema = z.enum(["read", "recall"]);
+export type FollowUpKind = z.output<typeof FollowUpKindSchema>;
+
 /** Copies only the fields named, and only those present. */
 function pick<T extends object, K extends keyof T>(obj: T, keys: readonly K[]): Pick<T, K> {
   const out = {} as Pick<T, K>;
@@ -330,6 +374,7 @@ export const SkipReasonSchema = z.union([
     "event-too-old", // the event was published longer ago than MAX_EVENT_AGE_SECONDS
     "invalid-device-record", // the user's stored document does not parse
     "binding-changed", // between the read of the device and a retry or late send, it logged out, was kicked, or its token was unbound: not sent
+    "left-since-push", // a Read's clear or a Recall's replacement: the device logged out, was kicked or lost its token since it was pushed the message
   ]),
 ]);
 export type SkipReason = z.output<typeof SkipReasonSchema>;
@@ -419,6 +464,12 @@ export const BatchLogSchema = z.object({
   eventId: z.string(),
   /** The recipients this batch decides: its share of the list, less those an earlier publication owns. */
   uids: z.array(z.string()),
+  /** The recipients' conversation (message.ts, conversationOf); absent on batches recorded before it. */
+  conversation: z.string().optional(),
+  /** A Read or a Recall (followUp.ts): its devices come from the push log; absent: a message. */
+  event: FollowUpKindSchema.optional(),
+  /** A Read: the messages whose notifications it cleared (at most MAX_FOLLOWED), so their trace shows it. */
+  follows: z.array(z.string()).optional(),
   /** Its share of the list that an earlier publication of the MsgKey listed first: their outcomes are in that publication's batches. */
   ownedElsewhere: z.array(z.object({ uid: z.string(), generation: z.number() })).optional(),
   /** Publication time of the event (ISO), for latency; absent on batches recorded before it was added. */
@@ -483,8 +534,10 @@ export const RejectedLogSchema = z.object({
    * 1 MiB), which no retry can fix: acknowledged instead of retried for MAX_EVENT_AGE_SECONDS.
    * too-many-publications: the MsgKey was published with more distinct recipient lists, or to
    * more accounts over all of them, than its message record keeps (messageRecord.ts).
+   * recall-not-sender: a Recall whose From_Account is not the message's sender (refused).
+   * recall-unknown-message: a Recall of a MsgKey the push log has no batch of (never pushed, or expired).
    */
-  reason: z.enum(["invalid-event", "event-too-old", "unprocessable", "too-many-publications"]),
+  reason: z.enum(["invalid-event", "event-too-old", "unprocessable", "too-many-publications", "recall-not-sender", "recall-unknown-message"]),
   topic: z.string(),
   eventId: z.string(),
   msgKey: z.string().nullable(),
