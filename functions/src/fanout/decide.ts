@@ -8,10 +8,13 @@ import { certRef, credentialsFromSnapshots, type CertificateCredentials, type Lo
 import { db } from "../common/firestore";
 import type { FcmMessage } from "../fcm/message";
 import { eligibilityConfig, pushEligibility, type EligibilityContext } from "../sessions/eligibility";
-import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { USERS, parseUserDevices, type Device, type Platform } from "../sessions/schemas";
+import type { FanoutSettings } from "../config";
 import type { CostCounter } from "./cost";
 import type { SendJob } from "./attempt";
 import { jobKey, type Recheck, type Rechecked } from "./deliver";
+import { BADGE_RESERVE, checkedApnsMessage, leavesBadge, withToken } from "./apnsMessage";
+import { assignIosBadges } from "./iosBadges";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
 import type { BatchProgress } from "./progress";
 import { loadCertificates, rememberCertificates, type RecipientRead } from "./recipientReads";
@@ -29,6 +32,8 @@ export interface DecideInput {
   kek: () => Buffer;
   cost: CostCounter;
   now: () => number;
+  /** IOS_BADGES and the push log's TTL (the badge documents expire with it). */
+  settings: Pick<FanoutSettings, "iosBadges" | "pushLogTtlMs">;
 }
 
 export interface Decided {
@@ -42,7 +47,12 @@ export interface Decided {
   messageFor: MessageFor;
 }
 
-type MessageFor = (token: string) => DeviceMessage;
+/** Which of the batch's messages a device gets: its platform's, with its badge (an iPhone counting badges). */
+export interface MessageVariant {
+  platform: Platform;
+  badge?: number;
+}
+type MessageFor = (token: string, variant: MessageVariant) => DeviceMessage;
 
 /** A device to decide, with the user's devices (active-elsewhere looks at the others). */
 type Recipient = { uid: string; device: Device; userDevices: Device[] };
@@ -72,6 +82,7 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
     if ("outcome" in decided) entries.push(decided);
     else jobs.push({ ...decided, lifetimeEndsAt });
   }
+  if (countsBadges(input)) await assignIosBadges(jobs, judged, input);
   return { jobs, entries, credentials, readAt: recipients.readAt, messageFor };
 }
 
@@ -130,8 +141,25 @@ async function batchMessage(input: DecideInput, titled: PushContent): Promise<Me
   const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
   const ageMs = input.now() - input.publishTimeMs;
   const template = checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs });
-  return (token) =>
+  const android = (token: string): DeviceMessage =>
     template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
+  // The iPhones' message (apnsMessage.ts), built once too, only for a batch with an iPhone to send to:
+  // measured with the largest badge when badges are counted, so every device's badge fits.
+  const badge = countsBadges(input) ? BADGE_RESERVE : undefined;
+  const iosOptions = { ageMs, nowMs: input.now(), ...(badge !== undefined ? { badge } : {}) };
+  let ios: CheckedMessage | undefined;
+  const iosMessage = (token: string, deviceBadge: number | undefined): DeviceMessage => {
+    ios ??= checkedApnsMessage(content, text, TOKEN_RESERVE, iosOptions);
+    const checked = ios.ok && token.length <= TOKEN_RESERVE.length ? ios : checkedApnsMessage(content, text, token, iosOptions);
+    return checked.ok ? { ok: true as const, message: withToken(checked.message, token, deviceBadge) } : checked;
+  };
+  // web keeps the Android message: its top-level notification and data are what web push shows.
+  return (token, variant) => (variant.platform === "ios" ? iosMessage(token, variant.badge) : android(token));
+}
+
+/** The batch's iPhones get a badge: IOS_BADGES is on and the message does not ask to leave it (BadgeMode 1). */
+function countsBadges(input: Pick<DecideInput, "settings" | "content">): boolean {
+  return input.settings.iosBadges !== false && !leavesBadge(input.content);
 }
 
 /** One device: a send job (without its lifetime), an outcome decided without a request, or nothing (no token). */
@@ -148,12 +176,12 @@ function decideDevice(
   if (!token) return null; // eligibility guarantees a token; narrows the type
   const why = unreadable.get(token.certificateId);
   if (why !== undefined) return failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`);
-  const checked = messageFor(token.token);
+  const checked = messageFor(token.token, { platform: device.platform });
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return { outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() };
     return failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail);
   }
-  return { uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message };
+  return { uid, deviceId, sessionId: device.sessionId, certificateId: token.certificateId, tokenHash: token.tokenHash, message: checked.message, platform: device.platform };
 }
 
 /** What re-deciding a job needs of its batch. */
@@ -230,7 +258,7 @@ function recheckJob(
   if (why !== undefined) return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`) };
   if (token.tokenHash === job.tokenHash && token.certificateId === job.certificateId) return { ok: true, job };
   // The same device in the same session reported a new token (FCM rotated it): the send goes there.
-  const checked = messageFor(token.token);
+  const checked = messageFor(token.token, { platform: device.platform, ...(job.badge !== undefined ? { badge: job.badge } : {}) });
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return skipped("payload-too-large", checked.detail);
     return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail) };
