@@ -186,6 +186,14 @@ describe("the iPhone's badge", () => {
     await putAway(user);
     await send(carol);
     assert.equal(badges[4], 1);
+
+    // Operators see it: diagnosePush shows the platform and, for the iPhone, the badge.
+    const diag = await callOk<{ devices: Array<{ deviceId: string; platform: string; badge: { count: number; reportedAt: string | null; conversations: Record<string, number> } | null }>; settings: { iosBadges: string } }>("diagnosePush", { uid: user.uid }, admin);
+    const shown = Object.fromEntries(diag.devices.map((d) => [d.deviceId, d]));
+    assert.deepEqual([shown.iphone?.platform, shown.iphone?.badge?.count, shown.iphone?.badge?.conversations], ["ios", 1, { [`c2c_${carol.uid}`]: 1 }]);
+    assert.ok(shown.iphone?.badge?.reportedAt, "counted from the app's report");
+    assert.deepEqual([shown.pixel?.platform, shown.pixel?.badge], ["android", null]);
+    assert.equal(diag.settings.iosBadges, "on");
   });
 
   it("a Read lowers it by the conversation's pushes, atomically, and the silent update carries the new badge", async () => {
