@@ -241,7 +241,7 @@ export const pushLogTtlDaysParam = defineInt("PUSH_LOG_TTL_DAYS", {
 export const pushPlaceholderTextsParam = defineString("PUSH_PLACEHOLDER_TEXTS", {
   default: "",
   description:
-    'JSON object overriding the notification text of non-text messages by element type, e.g. {"TIMImageElem":"[Photo]","default":"[New message]"}',
+    'JSON overriding the texts this backend writes (by element type, "default", "recalled"): flat for the fallback locale, e.g. {"TIMImageElem":"[Photo]"}, or per locale, e.g. {"default":{...},"de":{"TIMImageElem":"[Foto]"}}',
 });
 
 export const IOS_BADGES_MODES = ["on", "off"] as const;

@@ -1,50 +1,18 @@
 // What an IM message becomes on the device: the message-wide push decision (PushFlag, custom
 // messages without Desc) and the FCM HTTP v1 message. Pure, so every rule is unit-tested.
-import * as logger from "firebase-functions/logger";
-import { z } from "zod";
 import { FCM_MAX_PAYLOAD_BYTES, fcmMessageSchema, fcmPayloadSize, type FcmAndroidNotification, type FcmMessage } from "../fcm/message";
 import { hasCustomDesc, hasCustomSound, hasText, nonEmpty } from "./elements";
-import { MAX_MSG_LIFETIME_SECONDS, MSG_TYPES, type MsgType, type PushContent } from "./schemas";
+import { DEFAULT_LOCALE_TEXTS, localeTextsFrom, type Texts } from "./localeTexts";
+import { MAX_MSG_LIFETIME_SECONDS, type PushContent } from "./schemas";
 
-/** The notification text of a message without Desc and without text, by its first element's type. */
-export const DEFAULT_PLACEHOLDERS: Readonly<Record<MsgType | "default", string>> = {
-  TIMTextElem: "[Message]",
-  TIMCustomElem: "[Message]",
-  TIMLocationElem: "[Location]",
-  TIMFaceElem: "[Sticker]",
-  TIMSoundElem: "[Voice]",
-  TIMImageElem: "[Image]",
-  TIMFileElem: "[File]",
-  TIMVideoFileElem: "[Video]",
-  TIMRelayElem: "[Chat history]",
-  default: "[Message]",
-};
-export type Placeholders = Readonly<Record<MsgType | "default", string>>;
+/** The notification text of a message without Desc and without text, by its first element's type (and "message recalled"), in English. */
+export const DEFAULT_PLACEHOLDERS: Texts = DEFAULT_LOCALE_TEXTS.fallback;
+/** One locale's texts (localeTexts.ts picks them by the recipient's locale). */
+export type Placeholders = Texts;
 
-const PlaceholderOverridesSchema = z.partialRecord(z.enum([...MSG_TYPES, "default"]), z.string().min(1));
-
-let cachedPlaceholders: { raw: string; value: Placeholders } | undefined;
-
-/**
- * PUSH_PLACEHOLDER_TEXTS overrides some or all texts. A bad value must not stop pushes: it is
- * logged as an error (operators see it) and the defaults are used.
- */
+/** PUSH_PLACEHOLDER_TEXTS' fallback texts (for a recipient without a locale); see localeTextsFrom for all of them. */
 export function placeholdersFrom(raw: string): Placeholders {
-  if (cachedPlaceholders?.raw === raw) return cachedPlaceholders.value;
-  let value: Placeholders = DEFAULT_PLACEHOLDERS;
-  if (raw.trim() !== "") {
-    let json: unknown;
-    try {
-      json = JSON.parse(raw);
-    } catch {
-      json = undefined;
-    }
-    const parsed = PlaceholderOverridesSchema.safeParse(json);
-    if (parsed.success) value = { ...DEFAULT_PLACEHOLDERS, ...parsed.data };
-    else logger.error("PUSH_PLACEHOLDER_TEXTS is not a JSON object of element type -> text; using the default texts", { keys: [...MSG_TYPES, "default"] });
-  }
-  cachedPlaceholders = { raw, value };
-  return value;
+  return localeTextsFrom(raw).fallback;
 }
 
 export type MessageDecision =
