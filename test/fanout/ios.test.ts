@@ -16,7 +16,8 @@ import { USERS } from "../../functions/src/sessions/schemas.ts";
 import { validateSendBody } from "../../tools/fake-fcm/fcmSchema.ts";
 import { adminDb, callOk, clearFirestore, createUser, eventually, publish, type TestUser } from "../helpers/emulators.ts";
 import { fakeFcm, type RecordedRequest } from "../helpers/fakeFcm.ts";
-import { PUSH_TOPIC, entryFor, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { PUSH_TOPIC, entriesOf, entryFor, msgKey, sendsTo, waitForMessage } from "../helpers/fanout.ts";
+import { countFirestoreCalls } from "../helpers/firestoreProxy.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { seedDevice, seedToken } from "../helpers/fanoutSeed.ts";
 import { dotenv, runAsEmulatedFunctions } from "../helpers/functionsEnv.ts";
@@ -256,6 +257,38 @@ describe("iOS-only failures fail that device only", () => {
     assert.equal(entryFor(docs, user.uid, "pixel").outcome, "sent");
     await eventually(async () => ((await readDevice(user.uid, "iphone"))?.token === null ? true : undefined), { what: "the iPhone's token unbound" });
     assert.equal((await readDevice(user.uid, "pixel"))?.token?.token, pixel);
+  });
+});
+
+describe("what iPhones cost", () => {
+  it("a batch of 100 iPhones costs one read call and one commit more than 100 Android phones: 1 document read and written per iOS recipient", async () => {
+    const run = randomUUID().slice(0, 8);
+    const seed = async (platform: "android" | "ios") => {
+      const uids = Array.from({ length: 100 }, (_, i) => `cost-${platform}-${run}-${String(i).padStart(3, "0")}`);
+      const writer = adminDb().bulkWriter();
+      for (const uid of uids) {
+        const phone = seedDevice("phone", { platform, unreadCount: 2, token: seedToken(cert.certificateId) });
+        void writer.set(adminDb().collection(USERS).doc(uid), { devices: { phone }, updatedAt: Timestamp.now() });
+      }
+      await writer.close();
+      return uids;
+    };
+    const measure = async (uids: string[]) => {
+      const key = msgKey("cost");
+      const { result: docs, calls } = await countFirestoreCalls(() => push({ MsgKey: key, From_Account: "cost-sender", To_Account: uids, MsgBody: text("hi") }));
+      assert.equal(entriesOf(docs).filter((e) => e.outcome === "sent").length, 100);
+      const recorded = docs.reduce((n, d) => ({ reads: n.reads + d.cost.firestoreReads, writes: n.writes + d.cost.firestoreWrites }), { reads: 0, writes: 0 });
+      return { calls, recorded };
+    };
+    const android = await measure(await seed("android"));
+    const iosUids = await seed("ios");
+    const ios = await measure(iosUids);
+    process.stdout.write(`[cost] 100 recipients, one batch: android ${JSON.stringify(android.calls.byMethod)}, ios ${JSON.stringify(ios.calls.byMethod)}\n`);
+    assert.equal(ios.calls.reads, android.calls.reads + 1, "one more read call: the badge documents, in one getAll");
+    assert.equal(ios.calls.writes, android.calls.writes + 1, "one more commit: the badges, before the first send");
+    assert.deepEqual(ios.recorded, { reads: ios.calls.reads, writes: ios.calls.writes }, "the push log's recorded cost is the cost");
+    const badgeDocs = await adminDb().getAll(...iosUids.map((uid) => adminDb().collection(PUSH_BADGES).doc(uid)));
+    assert.ok(badgeDocs.every((d) => (d.get("devices") as Record<string, BadgeEntry>).phone?.count === 3), "each iPhone's badge: its unreadCount 2, plus one");
   });
 });
 
