@@ -138,22 +138,24 @@ export async function giveBadgesBack(failed: Array<{ uid: string; deviceId: stri
   }
 }
 
-/** A device whose badge a Read changed: the badge it shows now. */
+/** An iPhone's badge after a Read: the badge it is to show now. */
 export interface LoweredBadge {
   deviceId: string;
   sessionId: string;
   badge: number;
-  /** How many unread pushes of the conversation it had. */
+  /** How many unread pushes of the conversation this Read took off (0: none, e.g. a redelivered Read). */
   cleared: number;
 }
 
 /**
  * What a Read of `conversation` does to the user's iPhones' badges (the conversations work's Read
  * event calls it): each device's count of that conversation is taken off its badge, atomically
- * (one transaction on the user's badge document). Returns the devices whose badge changed, with
- * their new badge; the Read then sends each a silent update (buildApnsClearMessage). `deviceId`:
- * the device the user read it on, whose app keeps its own badge, is left out of the answer (its
- * count is lowered all the same).
+ * (one transaction on the user's badge document). Returns every iPhone of the document with the
+ * badge it is to show now and what this call took off: a Read delivered again (its first attempt
+ * lowered the counts and crashed before sending) still learns each device's badge, with
+ * `cleared: 0`. The Read sends the devices it clears a silent update with that badge
+ * (buildApnsClearMessage). `readOnDeviceId`: the device the user read it on, whose app sets its
+ * own badge, is left out of the answer (its count is lowered all the same).
  */
 export async function lowerBadges(uid: string, conversation: string, ttlMs: number, readOnDeviceId?: string): Promise<LoweredBadge[]> {
   return runBoundedTransaction(async (tx) => {
@@ -164,11 +166,11 @@ export async function lowerBadges(uid: string, conversation: string, ttlMs: numb
     let changed = false;
     for (const [deviceId, entry] of Object.entries(devices)) {
       const n = entry.conversations[conversation] ?? 0;
-      if (n === 0) continue;
-      changed = true;
-      const conversations = withoutKey(entry.conversations, conversation);
       const badge = Math.max(0, entry.count - n);
-      devices[deviceId] = { ...entry, count: badge, conversations };
+      if (n > 0) {
+        changed = true;
+        devices[deviceId] = { ...entry, count: badge, conversations: withoutKey(entry.conversations, conversation) };
+      }
       if (deviceId !== readOnDeviceId) lowered.push({ deviceId, sessionId: entry.sessionId, badge, cleared: n });
     }
     if (changed) {
