@@ -244,7 +244,17 @@ export const pushPlaceholderTextsParam = defineString("PUSH_PLACEHOLDER_TEXTS", 
     'JSON overriding the texts this backend writes (by element type, "default", "recalled"): flat for the fallback locale, e.g. {"TIMImageElem":"[Photo]"}, or per locale, e.g. {"default":{...},"de":{"TIMImageElem":"[Foto]"}}',
 });
 
+export const IOS_BADGES_MODES = ["on", "off"] as const;
+export const iosBadgesParam = defineString("IOS_BADGES", {
+  default: "on",
+  description:
+    "on: an iPhone's badge shows its unread count (from doBackground's unreadCount, one more per push, less after a Read), kept in pushBadges/{uid}: one document read and written per iOS recipient per message; off: no badge key and no badge document (apps that show no badge)",
+  input: { select: { options: IOS_BADGES_MODES.map((value) => ({ value })) } },
+});
+
 export interface FanoutSettings {
+  /** IOS_BADGES: false only when switched off (anything but "off" counts badges). */
+  iosBadges?: boolean;
   batchSize: number;
   maxEventAgeMs: number;
   leaseMs: number;
@@ -273,6 +283,7 @@ export function fanoutSettings(): FanoutSettings {
     inlineBatches: Math.min(positiveOr(fanoutInlineBatchesParam.value(), DEFAULT_FANOUT_INLINE_BATCHES), MAX_FANOUT_INLINE_BATCHES),
     maxInlineWaitMs: Math.min(positiveOr(fanoutMaxInlineWaitSecondsParam.value(), DEFAULT_FANOUT_MAX_INLINE_WAIT_SECONDS), MAX_FANOUT_MAX_INLINE_WAIT_SECONDS) * 1000,
     maxReadAgeMs: positiveOr(fanoutMaxReadAgeMsParam.value(), DEFAULT_FANOUT_MAX_READ_AGE_MS),
+    iosBadges: iosBadgesParam.value().trim() !== "off",
   };
 }
 

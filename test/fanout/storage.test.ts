@@ -11,6 +11,7 @@ import { adminDb, callOk, clearFirestore, createUser, eventually, publish, type 
 import { PUSH_TOPIC, killedDevice, msgKey, waitForMessage, waitForPublications, waitForRejected, type BatchDoc } from "../helpers/fanout.ts";
 import { registerCertificate, type TestCertificate } from "../helpers/certificates.ts";
 import { seedRecipients } from "../helpers/fanoutSeed.ts";
+import { fakeFcmToken } from "../helpers/sessions.ts";
 import { stats, todayUtc } from "../diagnostics/helpers.ts";
 
 let admin: TestUser;
@@ -42,11 +43,15 @@ before(async () => {
 
 describe("every document the push log writes expires", () => {
   it("after a push, a receipt, a publication with its own document and a later one, a rejected event and an app's send: every collection has a TTL policy, every document an expireAt", async () => {
-    const [alice, bob] = [await createUser(), await createUser()];
+    const [alice, bob, carol] = [await createUser(), await createUser(), await createUser()];
     await killedDevice(bob, cert.certificateId);
+    // carol's iPhone: its badge count (pushBadges).
+    await callOk("login", { deviceId: "iphone", platform: "ios" }, carol);
+    await callOk("setOfflinePushToken", { deviceId: "iphone", certificateId: cert.certificateId, token: fakeFcmToken() }, carol);
+    await callOk("doBackground", { deviceId: "iphone", unreadCount: 1 }, carol);
     // A push and its receipt (pushLog, outcomes, pushMessages, pushOpened, pushStats).
     const key = msgKey("ttl");
-    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: "ttl-sender", To_Account: bob.uid, MsgBody: text("hi") });
+    await publish(PUSH_TOPIC, { MsgKey: key, From_Account: "ttl-sender", To_Account: [bob.uid, carol.uid], MsgBody: text("hi") });
     await waitForMessage(key);
     await callOk("reportPushOpened", { msgKey: key, deviceId: "phone" }, bob);
     await eventually(async () => ((await adminDb().collection("pushOpened").where("msgKey", "==", key).get()).size === 1 ? true : undefined), { what: "the receipt" });
@@ -81,11 +86,11 @@ describe("every document the push log writes expires", () => {
     const ttlGroups = new Set(overrides.filter((o) => o.fieldPath === "expireAt" && o.ttl === true).map((o) => o.collectionGroup));
     assert.deepEqual([...seen.keys()].filter((group) => !ttlGroups.has(group)), [], "every collection group has a TTL policy on expireAt");
     // The walk saw what it claims: every kind of log document was written and checked.
-    for (const group of ["pushLog", "outcomes", "pushMessages", "generations", "pushOpened", "pushStats", "sendLimits"]) assert.ok((seen.get(group) ?? 0) > 0, `${group} was written`);
+    for (const group of ["pushLog", "outcomes", "pushMessages", "generations", "pushOpened", "pushStats", "sendLimits", "pushBadges"]) assert.ok((seen.get(group) ?? 0) > 0, `${group} was written`);
     assert.deepEqual(topLevel.map((c) => c.id).filter((id) => !seen.has(id) && !(id in PERMANENT)), []);
     // Big array, bytes and map fields are not indexed (an index entry per element otherwise).
     const exempt = new Set(overrides.filter((o) => o.fieldPath !== "expireAt" && o.indexes.length === 0).map((o) => `${o.collectionGroup}.${o.fieldPath}`));
-    for (const field of ["outcomes.entries", "generations.ownedHashes", "pushMessages.generations", "pushLog.ownedElsewhere", "pushLog.outcomes", "pushStats.days"]) assert.ok(exempt.has(field), `${field} is exempt from indexing`);
+    for (const field of ["outcomes.entries", "generations.ownedHashes", "pushMessages.generations", "pushLog.ownedElsewhere", "pushLog.outcomes", "pushStats.days", "pushBadges.devices"]) assert.ok(exempt.has(field), `${field} is exempt from indexing`);
   });
 });
 

@@ -37,6 +37,21 @@ export const offlinePushInfo = fc.record(
     Desc: secretText(200),
     Ext: fc.string({ maxLength: 300 }),
     AndroidInfo: fc.record({ GoogleChannelID: fc.string({ maxLength: 30 }), Sound: fc.string({ maxLength: 30 }) }, { requiredKeys: [] }),
+    ApnsInfo: fc.record(
+      {
+        Title: secretText(80),
+        SubTitle: secretText(300),
+        Sound: fc.string({ maxLength: 30 }),
+        BadgeMode: fc.constantFrom(0, 1),
+        Image: fc.webUrl(),
+        MutableContent: fc.constantFrom(0, 1),
+      },
+      { requiredKeys: [] },
+    ),
+    TitleLocKey: fc.string({ minLength: 1, maxLength: 30 }),
+    TitleLocArgs: fc.array(secretText(40), { maxLength: 4 }),
+    DescLocKey: fc.string({ minLength: 1, maxLength: 30 }),
+    DescLocArgs: fc.array(secretText(40), { maxLength: 4 }),
   },
   { requiredKeys: [] },
 );

@@ -11,6 +11,8 @@ import { parseRequest, zodIssues } from "../../functions/src/common/callable.ts"
 import { MAX_FANOUT_BATCH_SIZE } from "../../functions/src/config.ts";
 import { delivery } from "../../functions/src/fanout/functions.ts";
 import { DEFAULT_PLACEHOLDERS, checkedFcmMessage, messageDecision } from "../../functions/src/fanout/message.ts";
+import { checkedApnsMessage } from "../../functions/src/fanout/apnsMessage.ts";
+import { FCM_MAX_PAYLOAD_BYTES } from "../../functions/src/fcm/message.ts";
 import { recipientsOf, splitIntoBatches } from "../../functions/src/fanout/recipients.ts";
 import { BatchMessageSchema, PushEventSchema, contentOf } from "../../functions/src/fanout/schemas.ts";
 import { MARK, eventBytes, mutated, requests, seed } from "./arbitraries.ts";
@@ -58,6 +60,10 @@ describe("fuzz: the fan-out's event path", () => {
           const checked = checkedFcmMessage(content, { title: decision.title, body: decision.body }, "token:APA91b-fuzz");
           if (!checked.ok) assert.ok(!checked.detail.includes(MARK), "no message content in the reason");
           else stats.pushed++;
+          // The iPhone's form of the same message: within FCM's limit and its schema, or refused without quoting it.
+          const ios = checkedApnsMessage(content, { title: decision.title, body: decision.body }, "token:APA91b-fuzz", { badge: 1 });
+          if (!ios.ok) assert.ok(!ios.detail.includes(MARK), "no message content in the reason");
+          else assert.ok(ios.bytes <= FCM_MAX_PAYLOAD_BYTES);
         }
       }),
       { numRuns: 10_000, seed },

@@ -27,6 +27,7 @@ before(async () => {
     await setDoc(doc(db, "pushOpened/r1"), { uid: "alice", msgKey: "m1", deviceId: "d1" });
     await setDoc(doc(db, "pushStats/2026-11__0"), { month: "2026-11", shard: 0, days: {} });
     await setDoc(doc(db, "presenceLog/unknown-device__x"), { kind: "unknown-device", accounts: ["alice"], deviceId: "d9" });
+    await setDoc(doc(db, "pushBadges/alice"), { devices: { iphone: { count: 3 } } });
   });
 });
 
@@ -35,8 +36,8 @@ after(async () => {
   await env.cleanup();
 });
 
-const documents = ["pushCertificates/1", "meta/pushCertificateIds", "users/alice", "users/bob", "pushTokens/abc", "pushLog/m1", "pushLog/m1/outcomes/1-0", "sendLimits/alice", "pushOpened/r1", "pushStats/2026-11__0", "presenceLog/unknown-device__x", "anything/else"];
-const collections = ["pushCertificates", "meta", "users", "pushTokens", "pushLog", "pushLog/m1/outcomes", "sendLimits", "pushOpened", "pushStats", "presenceLog"];
+const documents = ["pushCertificates/1", "meta/pushCertificateIds", "users/alice", "users/bob", "pushTokens/abc", "pushLog/m1", "pushLog/m1/outcomes/1-0", "sendLimits/alice", "pushOpened/r1", "pushStats/2026-11__0", "presenceLog/unknown-device__x", "pushBadges/alice", "anything/else"];
+const collections = ["pushCertificates", "meta", "users", "pushTokens", "pushLog", "pushLog/m1/outcomes", "sendLimits", "pushOpened", "pushStats", "presenceLog", "pushBadges"];
 
 const clients = {
   unauthenticated: () => env.unauthenticatedContext().firestore(),

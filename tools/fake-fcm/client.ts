@@ -1,5 +1,6 @@
 /** Typed helper for tests and scripts to drive the fake FCM's control API. */
 import type {
+  ApnsControlInput,
   ErrorRule,
   ErrorRuleInput,
   FakeFcmStats,
@@ -10,7 +11,7 @@ import type {
   TokenErrorRuleInput,
 } from "./types.js";
 
-export type { ErrorRule, ErrorRuleInput, FakeFcmStats, RecordedRequest, RequestFilter, ServiceAccountJson, TokenErrorRule, TokenErrorRuleInput } from "./types.js";
+export type { ApnsControlInput, ErrorRule, ErrorRuleInput, FakeFcmStats, RecordedRequest, RequestFilter, ServiceAccountJson, TokenErrorRule, TokenErrorRuleInput } from "./types.js";
 
 export class FakeFcmControlError extends Error {
   override readonly name = "FakeFcmControlError";
@@ -61,6 +62,15 @@ export class FakeFcmClient {
       undefined,
       [200, 404],
     );
+  }
+
+  /**
+   * Registers tokens as iOS tokens (the fake cannot tell a token's platform as FCM does), and/or
+   * whether a project holds an APNs auth key: without one, every iOS token of the project is
+   * answered THIRD_PARTY_AUTH_ERROR. Cleared by reset.
+   */
+  apns(input: ApnsControlInput): Promise<{ iosTokens: number; projectsWithoutApnsKey: string[] }> {
+    return this.call("POST", "/control/apns", input);
   }
 
   addErrorRule(rule: ErrorRuleInput): Promise<ErrorRule> {

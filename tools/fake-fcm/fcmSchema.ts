@@ -18,6 +18,8 @@ export interface GoogleError {
   message: string;
   errorCode?: string;
   fieldViolations?: FieldViolation[];
+  /** An ApnsError detail: what APNs answered FCM for an iOS token. */
+  apnsError?: { statusCode: number; reason: string };
 }
 
 const toCamel = (s: string) => s.replace(/_([a-z0-9])/g, (_m, c: string) => c.toUpperCase());
@@ -232,6 +234,8 @@ export function validateSendBody(json: unknown): ValidatedSend {
     const description = `Invalid JSON payload received. Oneof field 'target' is already set. Cannot set '${targets[1]}'`;
     return { ok: false, error: invalidArgument(description, [{ field: "message", description }]) };
   }
+  const apnsProblem = apnsViolation(message.apns);
+  if (apnsProblem) return { ok: false, error: invalidArgument(apnsProblem.description, [apnsProblem], "INVALID_ARGUMENT") };
   // Size is measured on the message as sent (the original JSON), not the normalized one.
   const rawMessage = (json as Record<string, unknown>).message;
   if (Buffer.byteLength(JSON.stringify(rawMessage), "utf8") > MAX_MESSAGE_BYTES) {
@@ -243,4 +247,56 @@ export function validateSendBody(json: unknown): ValidatedSend {
     validateOnly: parsed.data.validate_only === true,
     token: typeof message.token === "string" ? message.token : undefined,
   };
+}
+
+// --- The apns block. FCM passes `apns.payload` to APNs as it is, but refuses what APNs would: header
+// values other than strings (the schema above), headers APNs does not know the values of, and a
+// payload whose `aps` has keys of the wrong type (Apple's payload key reference).
+const APNS_PUSH_TYPES = new Set(["alert", "background", "location", "voip", "complication", "fileprovider", "mdm", "liveactivity", "pushtotalk"]);
+const apsAlertSchema = z.union([
+  z.string(),
+  z.looseObject({
+    title: z.string().optional(),
+    subtitle: z.string().optional(),
+    body: z.string().optional(),
+    "launch-image": z.string().optional(),
+    "title-loc-key": z.string().optional(),
+    "title-loc-args": z.array(z.string()).optional(),
+    "subtitle-loc-key": z.string().optional(),
+    "subtitle-loc-args": z.array(z.string()).optional(),
+    "loc-key": z.string().optional(),
+    "loc-args": z.array(z.string()).optional(),
+  }),
+]);
+const apsSchema = z.looseObject({
+  alert: apsAlertSchema.optional(),
+  badge: z.number().int().min(0).optional(),
+  sound: z.union([z.string(), z.looseObject({ critical: z.number().int().optional(), name: z.string(), volume: z.number().min(0).max(1).optional() })]).optional(),
+  "thread-id": z.string().optional(),
+  category: z.string().optional(),
+  "content-available": z.literal(1).optional(),
+  "mutable-content": z.literal(1).optional(),
+  "target-content-id": z.string().optional(),
+  "interruption-level": z.enum(["passive", "active", "time-sensitive", "critical"]).optional(),
+  "relevance-score": z.number().min(0).max(1).optional(),
+});
+
+function apnsViolation(apns: unknown): FieldViolation | undefined {
+  if (apns === undefined || apns === null || typeof apns !== "object") return undefined;
+  const { headers, payload } = apns as { headers?: Record<string, string>; payload?: Record<string, unknown> };
+  const bad = (field: string, why: string): FieldViolation => ({ field: `message.apns.${field}`, description: `Invalid value at 'message.apns.${field}': ${why}` });
+  const h = headers ?? {};
+  if (h["apns-priority"] !== undefined && !["1", "5", "10"].includes(h["apns-priority"])) return bad("headers.apns-priority", "must be \"10\", \"5\" or \"1\"");
+  if (h["apns-push-type"] !== undefined && !APNS_PUSH_TYPES.has(h["apns-push-type"])) return bad("headers.apns-push-type", "not an APNs push type");
+  if (h["apns-expiration"] !== undefined && !/^\d{1,12}$/.test(h["apns-expiration"])) return bad("headers.apns-expiration", "must be epoch seconds (or 0)");
+  if (h["apns-collapse-id"] !== undefined && Buffer.byteLength(h["apns-collapse-id"], "utf8") > 64) return bad("headers.apns-collapse-id", "longer than 64 bytes");
+  if (payload === undefined) return undefined;
+  if (payload.aps === undefined) return undefined; // FCM adds aps from the message's notification
+  const aps = apsSchema.safeParse(payload.aps);
+  if (!aps.success) {
+    const issue = aps.error.issues[0];
+    const path = ["payload", "aps", ...(issue?.path ?? []).map(String)].join(".");
+    return bad(path, issue?.message ?? "invalid");
+  }
+  return undefined;
 }

@@ -51,6 +51,7 @@ export interface FakeFcm {
 }
 
 const FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
+const APNS_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.ApnsError";
 const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
 const JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const ACCEPTED_SCOPES = [
@@ -102,6 +103,28 @@ const PRESETS: Record<ErrorPreset, GoogleError> = {
   },
   unavailable: { httpStatus: 503, status: "UNAVAILABLE", errorCode: "UNAVAILABLE", message: "The service is currently unavailable." },
   internal: { httpStatus: 500, status: "INTERNAL", errorCode: "INTERNAL", message: "Internal error encountered." },
+  "apns-bad-device-token": {
+    httpStatus: 400,
+    status: "INVALID_ARGUMENT",
+    errorCode: "INVALID_ARGUMENT",
+    message: "Request contains an invalid argument.",
+    apnsError: { statusCode: 400, reason: "BadDeviceToken" },
+  },
+  "apns-unregistered": {
+    httpStatus: 404,
+    status: "NOT_FOUND",
+    errorCode: "UNREGISTERED",
+    message: "Requested entity was not found.",
+    apnsError: { statusCode: 410, reason: "Unregistered" },
+  },
+};
+
+/** What FCM answers for an iOS token of a project without an APNs auth key. */
+const NO_APNS_KEY: GoogleError = {
+  httpStatus: 401,
+  status: "UNAUTHENTICATED",
+  errorCode: "THIRD_PARTY_AUTH_ERROR",
+  message: "Auth error from APNS or Web Push Service",
 };
 
 const projectIdSchema = z.string().regex(/^[a-z][a-z0-9-]{4,28}[a-z0-9]$/, "a Google Cloud project id");
@@ -118,6 +141,7 @@ const errorRuleSchema = z
     errorCode: z.string().min(1).optional(),
     message: z.string().optional(),
     fieldViolations: z.array(z.strictObject({ field: z.string(), description: z.string() })).optional(),
+    apnsError: z.strictObject({ statusCode: z.number().int(), reason: z.string().min(1) }).optional(),
     retryAfterSeconds: z.number().int().min(0).optional(),
     retryAfter: z.string().min(1).optional(),
     delayMs: z.number().int().min(0).max(600_000).optional(),
@@ -142,6 +166,14 @@ const keySchema = z.strictObject({
   privateKeyId: z.string().min(1),
   publicKeyPem: z.string().min(1),
 });
+
+const apnsControlSchema = z
+  .strictObject({
+    iosTokens: z.array(z.string().min(1)).max(10_000).optional(),
+    projectId: projectIdSchema.optional(),
+    apnsAuthKey: z.boolean().optional(),
+  })
+  .refine((b) => (b.projectId === undefined) === (b.apnsAuthKey === undefined), "projectId and apnsAuthKey go together");
 
 const createAccountSchema = z.strictObject({ projectId: projectIdSchema.optional() });
 const resetSchema = z.strictObject({ keepAccounts: z.boolean().optional() });
@@ -182,6 +214,7 @@ function googleErrorBody(e: GoogleError): string {
   const details: unknown[] = [];
   if (e.errorCode) details.push({ "@type": FCM_ERROR_TYPE, errorCode: e.errorCode });
   if (e.fieldViolations?.length) details.push({ "@type": BAD_REQUEST_TYPE, fieldViolations: e.fieldViolations });
+  if (e.apnsError) details.push({ "@type": APNS_ERROR_TYPE, ...e.apnsError });
   return JSON.stringify(
     { error: { code: e.httpStatus, message: e.message, status: e.status, ...(details.length ? { details } : {}) } },
     null,
@@ -202,6 +235,9 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
   const tokens = new Map<string, IssuedToken>();
   let rules: ErrorRule[] = [];
   let tokenRules: TokenErrorRule[] = [];
+  /** Tokens registered as iOS (POST /control/apns), and the projects without an APNs auth key. */
+  const iosTokens = new Set<string>();
+  const projectsWithoutApnsKey = new Set<string>();
   /** Every rule since the last clear, spent or not, by id: how often each was applied (`hits`). */
   let ruleHistory = new Map<string, ErrorRule | TokenErrorRule>();
   let requests: RecordedRequest[] = [];
@@ -429,6 +465,11 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       fail(v.error);
       return;
     }
+    // 5. iOS: a project without an APNs auth key cannot reach an iPhone (FCM's THIRD_PARTY_AUTH_ERROR).
+    if (v.token !== undefined && iosTokens.has(v.token) && projectsWithoutApnsKey.has(projectId)) {
+      fail(NO_APNS_KEY);
+      return;
+    }
     const name = v.validateOnly
       ? `projects/${projectId}/messages/fake_message_id`
       : `projects/${projectId}/messages/0:${Date.now()}${String(++messageSeq).padStart(6, "0")}%${randomBytes(8).toString("hex")}`;
@@ -472,7 +513,9 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
     if (httpStatus === undefined) return undefined;
     const fieldViolations: FieldViolation[] | undefined = rule.fieldViolations ?? preset?.fieldViolations;
     const errorCode = rule.errorCode ?? preset?.errorCode;
+    const apnsError = rule.apnsError ?? preset?.apnsError;
     return {
+      ...(apnsError ? { apnsError } : {}),
       httpStatus,
       status: rule.status ?? preset?.status ?? STATUS_BY_HTTP[httpStatus] ?? "UNKNOWN",
       message: rule.message ?? preset?.message ?? `Injected error ${httpStatus}`,
@@ -614,6 +657,8 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       const cleared = rules.length + tokenRules.length;
       rules = [];
       tokenRules = [];
+      iosTokens.clear();
+      projectsWithoutApnsKey.clear();
       ruleHistory = new Map();
       sendJson(res, 200, { cleared });
       return;
@@ -630,6 +675,16 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
       const before = rules.length;
       rules = rules.filter((r) => r.id !== id);
       sendJson(res, before === rules.length ? 404 : 200, { cleared: before - rules.length });
+      return;
+    }
+    if (path === "/control/apns" && method === "POST") {
+      const body = await readJson(req, apnsControlSchema);
+      for (const token of body.iosTokens ?? []) iosTokens.add(token);
+      if (body.projectId !== undefined) {
+        if (body.apnsAuthKey === false) projectsWithoutApnsKey.add(body.projectId);
+        else projectsWithoutApnsKey.delete(body.projectId);
+      }
+      sendJson(res, 200, { iosTokens: iosTokens.size, projectsWithoutApnsKey: [...projectsWithoutApnsKey] });
       return;
     }
     if (path === "/control/requests" && method === "GET") {
@@ -850,10 +905,14 @@ export async function startFakeFcm(options: FakeFcmOptions = {}): Promise<FakeFc
         const m = (r.message ?? {}) as Record<string, unknown>;
         const n = (m.notification ?? {}) as Record<string, unknown>;
         const an = (((m.android ?? {}) as Record<string, unknown>).notification ?? {}) as Record<string, unknown>;
+        const payload = (((m.apns ?? {}) as Record<string, unknown>).payload ?? {}) as Record<string, unknown>;
+        const { aps, ...custom } = payload;
+        const alert = (((aps ?? {}) as Record<string, unknown>).alert ?? {}) as Record<string, unknown>;
         const token = typeof m.token === "string" ? `…${m.token.slice(-10)}` : "";
-        const title = String(n.title ?? an.title ?? "");
-        const body = String(n.body ?? an.body ?? "");
-        const data = m.data ? JSON.stringify(m.data) : "";
+        const title = String(n.title ?? an.title ?? alert.title ?? "");
+        const body = String(n.body ?? an.body ?? alert.body ?? "");
+        // An iPhone's message carries its data in the APNs payload, beside aps.
+        const data = m.data ? JSON.stringify(m.data) : Object.keys(custom).length ? `apns: ${JSON.stringify(custom)}` : "";
         const status = r.answeredStatus === null ? "reset" : String(r.answeredStatus);
         const ok = r.answeredStatus === 200;
         return `<tr class="${ok ? "ok" : "err"}"><td>${escapeHtml(r.receivedAt)}</td><td>${escapeHtml(r.projectId)}</td><td><code>${escapeHtml(token)}</code></td><td>${escapeHtml(title)}</td><td>${escapeHtml(body)}</td><td><code>${escapeHtml(data)}</code></td><td>${escapeHtml(status)}${r.validateOnly ? " (validate only)" : ""}${r.errorCode ? ` ${escapeHtml(r.errorCode)}` : ""}</td></tr>`;

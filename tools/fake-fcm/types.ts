@@ -24,6 +24,10 @@ export const ERROR_PRESETS = [
   "quota-exceeded",
   "unavailable",
   "internal",
+  /** APNs refused an iOS token (400 BadDeviceToken), as FCM passes it on: INVALID_ARGUMENT with an ApnsError detail. */
+  "apns-bad-device-token",
+  /** APNs says the app is gone from the iPhone (410 Unregistered): UNREGISTERED with an ApnsError detail. */
+  "apns-unregistered",
 ] as const;
 export type ErrorPreset = (typeof ERROR_PRESETS)[number];
 
@@ -47,6 +51,8 @@ export interface ErrorRuleInput {
   message?: string;
   /** google.rpc.BadRequest field violations, e.g. [{field:"message.token", ...}]. */
   fieldViolations?: Array<{ field: string; description: string }>;
+  /** An ApnsError detail (what APNs answered FCM for an iOS token), e.g. {statusCode: 400, reason: "BadDeviceToken"}. */
+  apnsError?: { statusCode: number; reason: string };
   /** Adds `Retry-After: <seconds>`. */
   retryAfterSeconds?: number;
   /** Adds `Retry-After: <raw value>` (e.g. an HTTP date); wins over retryAfterSeconds. */
@@ -125,6 +131,18 @@ export interface FakeFcmStats {
   tokensIssued: number;
   /** Grants refused by /token since start/reset. */
   grantsRejected: number;
+}
+
+/**
+ * `POST /control/apns` body: the fake's view of iOS. FCM knows a token's platform from its
+ * registration; the fake cannot, so tests register their iOS tokens (`iosTokens`). A project without
+ * an APNs auth key (`apnsAuthKey: false`, Firebase console → Project settings → Cloud Messaging)
+ * answers every iOS token THIRD_PARTY_AUTH_ERROR, as FCM does; Android tokens are unaffected.
+ */
+export interface ApnsControlInput {
+  iosTokens?: string[];
+  projectId?: string;
+  apnsAuthKey?: boolean;
 }
 
 export interface RequestFilter {

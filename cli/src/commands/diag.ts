@@ -150,7 +150,7 @@ export function registerDiagCommands(program: Command, ctx: Context): void {
           table(
             ["Device", "Session", "App", "Heartbeat", "Connection", "Token", "Certificate", "Push now?"],
             res.devices.map((d) => [
-              `${d.deviceId}\n${color.dim(d.platform)}`,
+              `${d.deviceId}\n${color.dim(d.platform)}${d.badge ? color.dim(` · badge ${d.badge.count}`) : ""}`,
               d.session === "kicked" ? `kicked ${ago(d.endedAt)}${d.kickedByDeviceId ? ` by ${d.kickedByDeviceId}` : ""}` : d.session === "logged-out" ? `logged out ${ago(d.endedAt)}` : "logged in",
               d.appState,
               `${ago(d.lastHeartbeatAt)}${d.heartbeatWithinLease ? "" : color.dim(" (lease over)")}`,

@@ -60,6 +60,20 @@ function deviceCard(uid: string, d: DiagnosedDevice, ctx: PageContext): HTMLElem
       h("dd", {}, d.session, d.endedAt ? h("span", { class: "muted" }, " · ended ", time(d.endedAt, ago(d.endedAt))) : h("span", { class: "muted" }, " · since ", time(d.loggedInAt, ago(d.loggedInAt)))),
       h("dt", {}, "App state"),
       h("dd", {}, d.appState, h("span", { class: "muted" }, " · ", time(d.appStateAt, ago(d.appStateAt))), d.unreadCount !== null ? h("span", { class: "muted" }, ` · ${d.unreadCount} unread`) : null),
+      d.badge ? h("dt", {}, "Badge") : null,
+      d.badge
+        ? h(
+            "dd",
+            { "data-testid": "badge" },
+            `${d.badge.count}`,
+            h(
+              "span",
+              { class: "muted" },
+              d.badge.reportedAt ? [" · from the app's unreadCount of ", time(d.badge.reportedAt, ago(d.badge.reportedAt))] : " · counted since login",
+              Object.keys(d.badge.conversations).length ? ` · ${Object.entries(d.badge.conversations).map(([c, n]) => `${c} ${n}`).join(", ")}` : "",
+            ),
+          )
+        : null,
       h("dt", {}, "Last heartbeat"),
       h("dd", {}, time(d.lastHeartbeatAt, ago(d.lastHeartbeatAt)), " ", d.heartbeatWithinLease
         ? badge("within lease", "info", "the app's last heartbeat is within the lease; the Connection row says whether it is the newest word")

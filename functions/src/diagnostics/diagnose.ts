@@ -1,6 +1,7 @@
 // diagnosePush: every device of a user as the fan-out would judge it now (the sessions' own
 // pushEligibility), the user's recent outcomes, and one sentence a support person can paste.
-import { heartbeatLeaseMs, presenceSettings, sessionPolicy, tokenStaleMs } from "../config";
+import { heartbeatLeaseMs, iosBadgesParam, presenceSettings, sessionPolicy, tokenStaleMs } from "../config";
+import { currentEntry, readBadges, type BadgeEntry } from "../badges/store";
 import { DomainError } from "../common/errors";
 import { db } from "../common/firestore";
 import { pushLogForUser } from "../fanout/pushLog";
@@ -113,7 +114,22 @@ function deviceSentence(d: DiagnosedDevice, device: Device, connection: Connecti
   }
 }
 
-function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: CertificateLookup, ctx: ReturnType<typeof eligibilityConfig>, message: RecipientMessage): DiagnosedDevice {
+/** An iPhone's badge as its next push would count from it (badges/store.ts). */
+function badgeView(device: Device, badges: Record<string, BadgeEntry> | null): DiagnosedDevice["badge"] {
+  if (device.platform !== "ios" || badges === null || device.session !== "logged-in") return null;
+  const entry = currentEntry(badges[device.deviceId], device);
+  return { count: entry.count, reportedAt: isoOrNull(entry.baseAt), conversations: entry.conversations };
+}
+
+function diagnoseDevice(
+  device: Device,
+  all: Device[],
+  nowMs: number,
+  certs: CertificateLookup,
+  ctx: ReturnType<typeof eligibilityConfig>,
+  message: RecipientMessage,
+  badges: Record<string, BadgeEntry> | null,
+): DiagnosedDevice {
   const eligibility = pushEligibility(device, new Date(nowMs), ctx, all, message);
   const token = device.token;
   const heartbeatAgeMs = nowMs - device.lastHeartbeatAt.toMillis();
@@ -142,6 +158,7 @@ function diagnoseDevice(device: Device, all: Device[], nowMs: number, certs: Cer
       leaseSeconds: Math.round(connection.leaseMs / 1000),
       until: connection.connected ? new Date(connection.atMs + connection.leaseMs).toISOString() : null,
     },
+    badge: badgeView(device, badges),
     token: token
       ? {
           hashPrefix: hashPrefix(token.tokenHash),
@@ -218,7 +235,14 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
   const account = await resolveAccount(request);
   if (account.uid === null) throw noSuchAccount(request);
   const uid = account.uid;
-  const [snap, certs, recent, unapplied] = await Promise.all([db().collection(USERS).doc(uid).get(), certificateLookup(), recentMessages(uid), presenceRecords(uid)]);
+  const badgesOn = iosBadgesParam.value().trim() !== "off";
+  const [snap, certs, recent, unapplied, badges] = await Promise.all([
+    db().collection(USERS).doc(uid).get(),
+    certificateLookup(),
+    recentMessages(uid),
+    presenceRecords(uid),
+    badgesOn ? readBadges(uid) : Promise.resolve(null),
+  ]);
   // An IM account need not be a Firebase user (the IM backend may push to anyone): one the push
   // or presence records know is diagnosed; one nobody knows is said to be no account.
   if (!account.inAuth && !snap.exists && recent.length === 0 && unapplied.length === 0) throw noSuchAccount(request);
@@ -235,7 +259,7 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
   const conversation = request.conversation ?? null;
   const mentioned = request.mentioned ?? false;
   const message: RecipientMessage = { conversation: conversation ?? "", mentioned, prefs: messagePreferences(snap, conversation) };
-  const diagnosed = list.map((d) => diagnoseDevice(d, list, nowMs, certs, ctx, message));
+  const diagnosed = list.map((d) => diagnoseDevice(d, list, nowMs, certs, ctx, message, badges));
   diagnosed.forEach((d, i) => {
     const device = list[i] as Device;
     d.summary = deviceSentence(d, device, connectionOf(device, new Date(nowMs), ctx), nowMs, recent);
@@ -285,6 +309,7 @@ export async function diagnosePush(request: DiagnosePushRequest, nowMs = Date.no
       presenceSource: presence.invalidSource === null ? presence.source : `invalid PRESENCE_SOURCE "${presence.invalidSource}" (app is used until it is fixed)`,
       presenceLeaseSeconds: Math.round(presence.leaseMs / 1000),
       activeElsewhereSeconds: Math.round(presence.activeElsewhereMs / 1000),
+      iosBadges: badgesOn ? "on" : "off",
     },
   };
 }

@@ -139,8 +139,10 @@ const FAILS: Record<FailReason, Row> = {
   },
   "token-invalid": {
     title: "Not a valid FCM token",
-    meaning: "FCM says the reported string is not a valid registration token (INVALID_ARGUMENT naming the token). It was unbound.",
-    action: "Check what the app passes to setOfflinePushToken: it must be FirebaseMessaging.getInstance().token, unchanged.",
+    meaning:
+      "FCM says the reported string is not a valid registration token (INVALID_ARGUMENT naming the token), or, for an iPhone, APNs refused the device token FCM maps it to (BadDeviceToken, DeviceTokenNotForTopic: the error message says \"APNs: ...\"). It was unbound.",
+    action:
+      "Check what the app passes to setOfflinePushToken: it must be FirebaseMessaging.getInstance().token (Android) or Messaging.messaging().token (iOS), unchanged. An iPhone's BadDeviceToken: the APNs key uploaded to Firebase is for the sandbox while the app is a production build (or the reverse), or the bundle ID of the iOS app in Firebase is not the app's.",
   },
   "sender-mismatch": {
     title: "Token from another Firebase project (SENDER_ID_MISMATCH)",
@@ -179,8 +181,10 @@ const FAILS: Record<FailReason, Row> = {
   },
   "third-party-auth": {
     title: "APNs / web push credentials (THIRD_PARTY_AUTH_ERROR)",
-    meaning: "FCM could not pass the message to APNs or web push for this (iOS or web) token: the project's APNs key or web credentials are missing or invalid.",
-    action: "Upload a valid APNs authentication key (or web push credentials) in the Firebase console, Project settings > Cloud Messaging.",
+    meaning:
+      "FCM could not pass the message to APNs (an iPhone) or web push (a browser) for this token: the Firebase project has no APNs authentication key, or the key was revoked, belongs to another Apple team, or the web push credentials are missing. Only that platform's devices of the project fail: the certificate itself is fine (Android devices are sent), so it is not flagged, and the token stays bound.",
+    action:
+      "Upload the APNs authentication key (.p8, with its Key ID and your Team ID) in the Firebase console → Project settings → Cloud Messaging → Apple app configuration (or the web push certificates for web), then check with sendTestPush to the iPhone.",
   },
   "invalid-message": {
     title: "FCM rejected the message",
@@ -233,8 +237,8 @@ const FCM_ERRORS: Record<string, Row> = {
   },
   THIRD_PARTY_AUTH_ERROR: {
     title: "APNs / web push credentials invalid",
-    meaning: "HTTP 401: FCM could not deliver through APNs or web push for an iOS or web token.",
-    action: "Upload a valid APNs key or web push credentials in the Firebase console.",
+    meaning: "HTTP 401: FCM could not deliver through APNs or web push for an iOS or web token: the Firebase project has no valid APNs authentication key (or web push credentials). Not the service account's fault: Android sends go on.",
+    action: "Upload the APNs authentication key in the Firebase console → Project settings → Cloud Messaging (Apple app configuration), or the web push credentials.",
   },
   UNSPECIFIED_ERROR: UNSPECIFIED,
   UNAUTHENTICATED: {

@@ -166,6 +166,19 @@ export const DiagnosedDeviceSchema = z.object({
     /** Until when it counts as connected without a newer signal; null when it does not (a Disconnect, or the lease is over). */
     until: IsoTime.nullable(),
   }),
+  /**
+   * An iPhone's badge (IOS_BADGES=on): the count its next push starts from (the app's last
+   * unreadCount plus the pushes since, less what Reads took off), and the unread pushes per
+   * conversation since that report. null for other platforms, or with badges off.
+   */
+  badge: z
+    .object({
+      count: z.number().int(),
+      /** When the app last reported the unreadCount it counts from (doBackground); null: counted from 0 in this session. */
+      reportedAt: IsoTime.nullable(),
+      conversations: z.record(z.string(), z.number().int()),
+    })
+    .nullable(),
   /** The push token bound to this session; null when none. Only a prefix of its SHA-256, never the token. */
   token: z
     .object({
@@ -260,6 +273,8 @@ export const DiagnosePushResponseSchema = z.object({
     presenceLeaseSeconds: z.number(),
     /** ACTIVE_ELSEWHERE_SECONDS; 0: off. */
     activeElsewhereSeconds: z.number(),
+    /** IOS_BADGES: whether iPhones' badges are counted. */
+    iosBadges: z.enum(["on", "off"]),
   }),
 });
 export type DiagnosePushResponse = z.output<typeof DiagnosePushResponseSchema>;

@@ -12,6 +12,7 @@ import { fcmEndpoints } from "../fcm/endpoints";
 import { FcmAuthError, FcmTokenEndpointError, type FcmSendFailure, type FcmSendResult } from "../fcm/errors";
 import { cachedAccessToken, dropAccessToken, fcmPool } from "../fcm/runtime";
 import { sendFcmMessage } from "../fcm/send";
+import { buildApnsFcmMessage } from "../fanout/apnsMessage";
 import { buildFcmMessage } from "../fanout/message";
 import type { FailReason } from "../fanout/schemas";
 import { USERS, hasPushToken, parseUserDevices, type Device } from "../sessions/schemas";
@@ -115,7 +116,8 @@ export async function sendTestPush(req: SendTestPushRequest, operatorUid: string
         return skipped(d.deviceId, "certificate-missing", `device ${d.deviceId}'s token is bound to push certificate ${token.certificateId}, which does not exist`, token.certificateId, token.tokenHash);
       }
       const content = { MsgKey: msgKey, From_Account: TEST_SENDER, MsgBody: [] };
-      const message = buildFcmMessage(content, { title, body }, token.token);
+      // An iPhone gets its own form (no badge: a test push changes no count).
+      const message = d.platform === "ios" ? buildApnsFcmMessage(content, { title, body }, token.token) : buildFcmMessage(content, { title, body }, token.token);
       const shown = { ...message, token: `sha256:${hashPrefix(token.tokenHash)}` } as Record<string, unknown>;
       const base = { deviceId: d.deviceId, certificateId: token.certificateId, tokenHashPrefix: hashPrefix(token.tokenHash), message: shown };
       if (!cred) {

@@ -6,6 +6,7 @@ import { Timestamp } from "firebase-admin/firestore";
 import { markCertificateHealthy, markCertificateUnhealthy, type CertificateCredentials } from "../certificates/store";
 import { FcmAuthError, FcmTokenEndpointError, type FcmSendFailure, type FcmSendResult } from "../fcm/errors";
 import type { FcmMessage } from "../fcm/message";
+import type { Platform } from "../sessions/schemas";
 import { cachedAccessToken, dropAccessToken, fcmPool } from "../fcm/runtime";
 import { sendFcmMessage } from "../fcm/send";
 import { unbindToken } from "../sessions/store";
@@ -25,6 +26,10 @@ export interface SendJob {
   locale?: string;
   /** When the message's lifetime (MsgLifeTime) ends, epoch ms: a late attempt carries only what is left. */
   lifetimeEndsAt: number;
+  /** The device's platform (its message's form: apnsMessage.ts for "ios"). */
+  platform?: Platform;
+  /** The badge an iPhone's message carries, as counted in pushBadges (given back if the send fails for good). */
+  badge?: number;
 }
 
 /** A job still without an outcome, between waves. */
@@ -284,6 +289,12 @@ async function unbind(job: SendJob, ctx: AttemptContext): Promise<string> {
 
 /** The message with android.ttl counted down to the time of this attempt. */
 function withRemainingTtl(message: FcmMessage, lifetimeEndsAt: number, nowMs: number): FcmMessage {
+  const remaining = Math.max(0, Math.floor((lifetimeEndsAt - nowMs) / 1000));
+  // An iPhone's apns-expiration is a time, not a duration: only "nothing left" ("0": try once) changes it.
+  const headers = message.apns?.headers;
+  if (headers?.["apns-expiration"] !== undefined && message.apns) {
+    return remaining > 0 ? message : { ...message, apns: { ...message.apns, headers: { ...headers, "apns-expiration": "0" } } };
+  }
   if (!message.android) return message;
-  return { ...message, android: { ...message.android, ttl: `${Math.max(0, Math.floor((lifetimeEndsAt - nowMs) / 1000))}s` } };
+  return { ...message, android: { ...message.android, ttl: `${remaining}s` } };
 }

@@ -16,6 +16,7 @@ import { CostCounter } from "./cost";
 import { decideDevices, recheckDevices, type Decided } from "./decide";
 import { sendAll, type SendOutcome } from "./deliver";
 import type { GroupClaims } from "./groupClaims";
+import { BadgeReturns } from "./iosBadges";
 import type { LocaleTexts } from "./localeTexts";
 import { mentionsOf, type Mentions } from "./mentions";
 import { conversationOf, messageDecision, type MessageDecision, type Placeholders } from "./message";
@@ -360,9 +361,10 @@ async function skipWithoutReading(run: BatchRun, progress: BatchProgress): Promi
 }
 
 /** The sends (deliver.ts), each outcome recorded as it comes, under the batch's lease. */
-function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise<SendOutcome> {
+async function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise<SendOutcome> {
   const { input, settings, cost, now } = run;
-  return sendAll(decided.jobs, {
+  const badges = new BadgeReturns(decided.jobs, input.content);
+  const outcome = await sendAll(decided.jobs, {
     credentials: decided.credentials,
     settings,
     cost,
@@ -371,11 +373,16 @@ function send(run: BatchRun, progress: BatchProgress, decided: Decided): Promise
     budgetEndsAt: run.startedAt + settings.invocationBudgetMs,
     readAt: decided.readAt,
     mayProceed: () => progress.mayProceed(),
-    record: (entry) => progress.record(entry),
+    record: (entry) => {
+      badges.note(entry);
+      return progress.record(entry);
+    },
     recheck: (stale) => recheckDevices(stale, { messageFor: decided.messageFor, conversation: run.conversation, mentions: run.mentions, kek: run.kek, cost, now }),
     now,
     sleep: run.sleep,
   });
+  await badges.giveBack(cost);
+  return outcome;
 }
 
 /**

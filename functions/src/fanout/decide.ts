@@ -10,10 +10,13 @@ import { db } from "../common/firestore";
 import type { FcmMessage } from "../fcm/message";
 import { messagePreferences } from "../preferences/read";
 import { eligibilityConfig, pushEligibility, type EligibilityContext, type RecipientMessage } from "../sessions/eligibility";
-import { USERS, parseUserDevices, type Device } from "../sessions/schemas";
+import { USERS, parseUserDevices, type Device, type Platform } from "../sessions/schemas";
+import type { FanoutSettings } from "../config";
 import type { CostCounter } from "./cost";
 import type { SendJob } from "./attempt";
 import { jobKey, type Recheck, type Rechecked } from "./deliver";
+import { BADGE_RESERVE, checkedApnsMessage, leavesBadge, withToken } from "./apnsMessage";
+import { assignIosBadges } from "./iosBadges";
 import { textsFor, type LocaleTexts } from "./localeTexts";
 import { isMentioned, type Mentions } from "./mentions";
 import { TOKEN_RESERVE, checkedFcmMessage, messageDecision, type CheckedMessage, type MessageDecision, type Placeholders } from "./message";
@@ -38,6 +41,8 @@ export interface DecideInput {
   kek: () => Buffer;
   cost: CostCounter;
   now: () => number;
+  /** IOS_BADGES and the push log's TTL (the badge documents expire with it). */
+  settings: Pick<FanoutSettings, "iosBadges" | "pushLogTtlMs">;
 }
 
 export interface Decided {
@@ -51,8 +56,16 @@ export interface Decided {
   messageFor: MessageFor;
 }
 
-/** The batch's message for a token, in the texts of `locale` (the key textsFor returns; absent: the default). */
-type MessageFor = (token: string, locale?: string) => DeviceMessage;
+/**
+ * Which of the batch's messages a device gets: its platform's, in its locale's texts (the key
+ * textsFor returns; absent: the default), with its badge (an iPhone counting badges).
+ */
+export interface MessageVariant {
+  platform: Platform;
+  locale?: string;
+  badge?: number;
+}
+type MessageFor = (token: string, variant: MessageVariant) => DeviceMessage;
 
 /** A device to decide, with the user's devices (active-elsewhere looks at the others) and the message as the user sees it. */
 type Recipient = { uid: string; device: Device; userDevices: Device[]; message: RecipientMessage };
@@ -87,6 +100,7 @@ export async function decideDevices(input: DecideInput, recipients: RecipientRea
     if ("outcome" in decided) entries.push(decided);
     else jobs.push({ ...decided, lifetimeEndsAt });
   }
+  if (countsBadges(input)) await assignIosBadges(jobs, judged, input);
   return { jobs, entries, credentials, readAt: recipients.readAt, messageFor };
 }
 
@@ -158,22 +172,42 @@ async function usableCertificates(input: DecideInput, recipients: RecipientRead,
 async function batchMessage(input: DecideInput, titled: PushContent): Promise<MessageFor> {
   const { content, decision } = input;
   const ageMs = input.now() - input.publishTimeMs;
-  const byLocale = new Map<string, { text: { title: string; body: string }; template: CheckedMessage }>();
+  // One text and one template per locale in use, each platform's built only when a device of that
+  // platform and locale is sent to; a device's message is its variant's template with its token.
+  const byLocale = new Map<string, { text: { title: string; body: string }; android?: CheckedMessage; ios?: CheckedMessage }>();
   const forLocale = (locale: string) => {
     let built = byLocale.get(locale);
     if (!built) {
       const placeholders = input.texts && locale !== "default" ? textsFor(input.texts, locale).texts : (input.texts?.fallback ?? input.placeholders);
       const textDecision = messageDecision(titled, placeholders);
       const text = textDecision.push ? { title: textDecision.title, body: textDecision.body } : { title: decision.title, body: decision.body };
-      built = { text, template: checkedFcmMessage(content, text, TOKEN_RESERVE, { ageMs }) };
+      built = { text };
       byLocale.set(locale, built);
     }
     return built;
   };
-  return (token, locale = "default") => {
-    const { text, template } = forLocale(locale);
-    return template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, text, token, { ageMs });
+  const android = (token: string, locale: string): DeviceMessage => {
+    const built = forLocale(locale);
+    const template = (built.android ??= checkedFcmMessage(content, built.text, TOKEN_RESERVE, { ageMs }));
+    return template.ok && token.length <= TOKEN_RESERVE.length ? { ok: true as const, message: { ...template.message, token } } : checkedFcmMessage(content, built.text, token, { ageMs });
   };
+  // The iPhones' message (apnsMessage.ts): measured with the largest badge when badges are counted,
+  // so every device's badge fits.
+  const badge = countsBadges(input) ? BADGE_RESERVE : undefined;
+  const iosOptions = { ageMs, nowMs: input.now(), ...(badge !== undefined ? { badge } : {}) };
+  const iosMessage = (token: string, locale: string, deviceBadge: number | undefined): DeviceMessage => {
+    const built = forLocale(locale);
+    const template = (built.ios ??= checkedApnsMessage(content, built.text, TOKEN_RESERVE, iosOptions));
+    const checked = template.ok && token.length <= TOKEN_RESERVE.length ? template : checkedApnsMessage(content, built.text, token, iosOptions);
+    return checked.ok ? { ok: true as const, message: withToken(checked.message, token, deviceBadge) } : checked;
+  };
+  // web keeps the Android message: its top-level notification and data are what web push shows.
+  return (token, { platform, locale = "default", badge: deviceBadge }) => (platform === "ios" ? iosMessage(token, locale, deviceBadge) : android(token, locale));
+}
+
+/** The batch's iPhones get a badge: IOS_BADGES is on and the message does not ask to leave it (BadgeMode 1). */
+function countsBadges(input: Pick<DecideInput, "settings" | "content">): boolean {
+  return input.settings.iosBadges !== false && !leavesBadge(input.content);
 }
 
 /** One device: a send job (without its lifetime), an outcome decided without a request, or nothing (no token). */
@@ -191,7 +225,7 @@ function decideDevice(
   if (!token) return null; // eligibility guarantees a token; narrows the type
   const why = unreadable.get(token.certificateId);
   if (why !== undefined) return failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`);
-  const checked = messageFor(token.token, locale);
+  const checked = messageFor(token.token, { platform: device.platform, locale });
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return { outcome: "skipped", uid, deviceId, reason: "payload-too-large", detail: checked.detail, at: ts() };
     return failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail);
@@ -203,6 +237,7 @@ function decideDevice(
     certificateId: token.certificateId,
     tokenHash: token.tokenHash,
     message: checked.message,
+    platform: device.platform,
     ...(locale !== "default" ? { locale } : {}),
   };
 }
@@ -286,7 +321,11 @@ function recheckJob(
   if (why !== undefined) return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "certificate-unreadable", `push certificate ${token.certificateId} cannot be used: ${why}`) };
   if (token.tokenHash === job.tokenHash && token.certificateId === job.certificateId) return { ok: true, job };
   // The same device in the same session reported a new token (FCM rotated it): the send goes there.
-  const checked = messageFor(token.token, job.locale);
+  const checked = messageFor(token.token, {
+    platform: device.platform,
+    ...(job.locale !== undefined ? { locale: job.locale } : {}),
+    ...(job.badge !== undefined ? { badge: job.badge } : {}),
+  });
   if (!checked.ok) {
     if (checked.reason === "payload-too-large") return skipped("payload-too-large", checked.detail);
     return { ok: false, entry: failedEntry(uid, deviceId, token.certificateId, "invalid-message", checked.detail) };

@@ -1,6 +1,6 @@
 // What an IM message becomes on the device: the message-wide push decision (PushFlag, custom
 // messages without Desc) and the FCM HTTP v1 message. Pure, so every rule is unit-tested.
-import { FCM_MAX_PAYLOAD_BYTES, fcmMessageSchema, fcmPayloadSize, type FcmMessage } from "../fcm/message";
+import { FCM_MAX_PAYLOAD_BYTES, fcmMessageSchema, fcmPayloadSize, type FcmAndroidNotification, type FcmMessage } from "../fcm/message";
 import { hasCustomDesc, hasCustomSound, hasText, nonEmpty } from "./elements";
 import { DEFAULT_LOCALE_TEXTS, localeTextsFrom, type Texts } from "./localeTexts";
 import { MAX_MSG_LIFETIME_SECONDS, type PushContent } from "./schemas";
@@ -75,15 +75,23 @@ export type FittedText =
  * body needs less.
  */
 export function fitNotificationText(content: PushContent, text: NotificationText, token: string, options: BuildOptions = {}): FittedText {
-  const bytes = fcmPayloadSize(buildFcmMessage(content, text, token, options));
+  return fitTextTo((t) => buildFcmMessage(content, t, token, options), text);
+}
+
+/**
+ * The fitting rule, for any platform's builder (apnsMessage.ts fits the iOS message with it): the
+ * texts as they are when the message fits, else shortened into the room the rest leaves.
+ */
+export function fitTextTo(build: (text: NotificationText) => FcmMessage, text: NotificationText): FittedText {
+  const bytes = fcmPayloadSize(build(text));
   if (bytes <= FCM_MAX_PAYLOAD_BYTES) return { ok: true, text, truncated: { title: false, body: false } };
-  const budget = FCM_MAX_PAYLOAD_BYTES - fcmPayloadSize(buildFcmMessage(content, { title: "", body: "" }, token, options));
+  const budget = FCM_MAX_PAYLOAD_BYTES - fcmPayloadSize(build({ title: "", body: "" }));
   if (budget < MIN_NOTIFICATION_TEXT_BYTES) return { ok: false, bytes };
   const titleRoom = Math.min(jsonBytes(text.title), Math.max(Math.floor(budget / 4), budget - jsonBytes(text.body)));
   const title = truncateToJsonBytes(text.title, titleRoom);
   const body = truncateToJsonBytes(text.body, budget - jsonBytes(title));
   const fitted = { title, body };
-  if (fcmPayloadSize(buildFcmMessage(content, fitted, token, options)) > FCM_MAX_PAYLOAD_BYTES) return { ok: false, bytes };
+  if (fcmPayloadSize(build(fitted)) > FCM_MAX_PAYLOAD_BYTES) return { ok: false, bytes };
   return { ok: true, text: fitted, truncated: { title: title !== text.title, body: body !== text.body } };
 }
 
@@ -147,7 +155,7 @@ function soundNotes(content: PushContent): string[] {
   }
   const custom = content.MsgBody.find(hasCustomSound);
   if (custom?.MsgType === "TIMCustomElem") {
-    notes.push(`TIMCustomElem Sound ${JSON.stringify(clip(custom.MsgContent.Sound ?? ""))} is not applied: FCM does not support custom notification sounds`);
+    notes.push(`TIMCustomElem Sound ${JSON.stringify(clip(custom.MsgContent.Sound ?? ""))} is not applied on Android: FCM does not support custom notification sounds (iOS devices play it unless ApnsInfo.Sound names another)`);
   }
   return notes;
 }
@@ -198,8 +206,19 @@ export function buildFcmMessage(content: PushContent, text: NotificationText, to
       priority: "HIGH",
       ttl: `${remainingTtlSeconds(content.MsgLifeTime, options.ageMs)}s`,
       collapse_key: conversation,
-      notification: { ...(channelId !== undefined ? { channel_id: channelId } : {}), tag: content.MsgKey },
+      notification: { ...(channelId !== undefined ? { channel_id: channelId } : {}), tag: content.MsgKey, ...androidLocKeys(info) },
     },
+  };
+}
+
+/** The loc keys (only those given: a message without them is unchanged): the phone renders the texts from the app's strings.xml. */
+function androidLocKeys(info: PushContent["OfflinePushInfo"]): Pick<FcmAndroidNotification, "title_loc_key" | "title_loc_args" | "body_loc_key" | "body_loc_args"> {
+  if (info === undefined) return {};
+  return {
+    ...(info.TitleLocKey !== undefined ? { title_loc_key: info.TitleLocKey } : {}),
+    ...(info.TitleLocKey !== undefined && info.TitleLocArgs !== undefined ? { title_loc_args: info.TitleLocArgs } : {}),
+    ...(info.DescLocKey !== undefined ? { body_loc_key: info.DescLocKey } : {}),
+    ...(info.DescLocKey !== undefined && info.DescLocArgs !== undefined ? { body_loc_args: info.DescLocArgs } : {}),
   };
 }
 

@@ -135,8 +135,37 @@ export type MsgElem = z.output<typeof MsgElemSchema>;
 
 export const MsgBodySchema = guarded(oversizedBody, z.array(MsgElemSchema));
 
+/** A localization key of the app's string resources (Localizable.strings / strings.xml): an identifier. */
+const LocKeySchema = boundedString(MAX_IDENTIFIER_CHARS).min(1, "must not be empty");
+/** Format arguments of a loc key: few and short (they count in the 4 KB message, on two platforms). */
+export const MAX_LOC_ARGS = 10;
+export const MAX_LOC_ARG_CHARS = 256;
+const LocArgsSchema = z
+  .array(boundedString(MAX_LOC_ARG_CHARS), { error: "must be an array of strings" })
+  .max(MAX_LOC_ARGS, `has more than ${MAX_LOC_ARGS} arguments`);
+/** An image URL for the iPhone's Notification Service Extension (which downloads it: https, unless the app allows http). */
+export const MAX_IMAGE_URL_CHARS = 1_024;
+
+/**
+ * OfflinePushInfo.ApnsInfo, in the original service's names: the iOS notification (apnsMessage.ts).
+ * BadgeMode 0 (default): the badge shows the unread count; 1: leave the badge unchanged.
+ */
+export const ApnsInfoSchema = z.looseObject({
+  Title: boundedString(MAX_TITLE_CHARS).optional(),
+  SubTitle: boundedString(MAX_TITLE_CHARS).optional(),
+  Sound: boundedString(MAX_IDENTIFIER_CHARS).optional(),
+  BadgeMode: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (the badge shows the unread count) or 1 (leave the badge unchanged)" }).optional(),
+  Image: boundedString(MAX_IMAGE_URL_CHARS)
+    .regex(/^https?:\/\/\S+$/, "must be an http(s) URL")
+    .optional(),
+  MutableContent: z.union([z.literal(0), z.literal(1)], { error: "must be 0 or 1 (1: the app's Notification Service Extension may change it)" }).optional(),
+});
+export type ApnsInfo = z.output<typeof ApnsInfoSchema>;
+
 // --- OfflinePushInfo (original names). AndroidInfo's vendor fields (OPPOChannelID, XiaoMiChannelID...)
-// and ApnsInfo are accepted and ignored: this backend pushes through FCM only.
+// are accepted and ignored: this backend pushes through FCM only. ApnsInfo shapes the iOS message;
+// TitleLocKey/TitleLocArgs/DescLocKey/DescLocArgs (our extension, in the original style) let the
+// phone render the texts in its own language, the literal Title/Desc staying the fallback.
 export const OfflinePushInfoSchema = z.looseObject({
   PushFlag: z.union([z.literal(0), z.literal(1)], { error: "must be 0 (push) or 1 (no push)" }).optional(),
   Title: boundedString(MAX_TITLE_CHARS).optional(),
@@ -148,7 +177,11 @@ export const OfflinePushInfoSchema = z.looseObject({
       Sound: boundedString(MAX_IDENTIFIER_CHARS).optional(),
     })
     .optional(),
-  ApnsInfo: z.unknown().optional(),
+  ApnsInfo: ApnsInfoSchema.optional(),
+  TitleLocKey: LocKeySchema.optional(),
+  TitleLocArgs: LocArgsSchema.optional(),
+  DescLocKey: LocKeySchema.optional(),
+  DescLocArgs: LocArgsSchema.optional(),
 });
 export type OfflinePushInfo = z.output<typeof OfflinePushInfoSchema>;
 
@@ -272,6 +305,8 @@ export function contentOf(event: PushEvent): PushContent {
           OfflinePushInfo: {
             ...pick(info, ["PushFlag", "Title", "Desc", "Ext"] as const),
             ...(info.AndroidInfo ? { AndroidInfo: pick(info.AndroidInfo, ["GoogleChannelID", "Sound"] as const) } : {}),
+            ...(info.ApnsInfo ? { ApnsInfo: pick(info.ApnsInfo, ["Title", "SubTitle", "Sound", "BadgeMode", "Image", "MutableContent"] as const) } : {}),
+            ...pick(info, ["TitleLocKey", "TitleLocArgs", "DescLocKey", "DescLocArgs"] as const),
           },
         }
       : {}),

@@ -10,6 +10,8 @@ import {
 import type { FcmMessage } from "./message.js";
 
 export const FCM_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.FcmError";
+/** What APNs answered FCM for an iOS token (its HTTP status and reason, e.g. 400 BadDeviceToken). */
+export const APNS_ERROR_TYPE = "type.googleapis.com/google.firebase.fcm.v1.ApnsError";
 export const BAD_REQUEST_TYPE = "type.googleapis.com/google.rpc.BadRequest";
 export const RETRY_INFO_TYPE = "type.googleapis.com/google.rpc.RetryInfo";
 
@@ -132,6 +134,20 @@ const badRequestDetailSchema = z.object({
     .optional(),
 });
 
+const apnsErrorDetailSchema = z.object({
+  "@type": z.literal(APNS_ERROR_TYPE),
+  statusCode: z.number().optional(),
+  reason: z.string().optional(),
+});
+
+/** APNs' verdicts on a device token, passed on by FCM: the token's failure, never the message's or the key's. */
+const APNS_TOKEN_REASONS: Readonly<Record<string, FcmErrorKind>> = {
+  BadDeviceToken: "token-invalid",
+  DeviceTokenNotForTopic: "token-invalid",
+  Unregistered: "token-unregistered",
+  ExpiredToken: "token-unregistered",
+};
+
 const retryInfoDetailSchema = z.object({
   "@type": z.literal(RETRY_INFO_TYPE),
   retryDelay: z.string(),
@@ -158,6 +174,7 @@ export function classifyFcmResponse(res: Http2Response, now: number = Date.now()
   const status = rpc.success ? rpc.data.error.status : undefined;
   let errorCode: string | undefined;
   let retryInfoMs: number | undefined;
+  let apnsReason: string | undefined;
   const violations: Array<{ field?: string | undefined; description?: string | undefined }> = [];
   for (const detail of rpc.success ? (rpc.data.error.details ?? []) : []) {
     const fcm = fcmErrorDetailSchema.safeParse(detail);
@@ -170,15 +187,23 @@ export function classifyFcmResponse(res: Http2Response, now: number = Date.now()
       violations.push(...(bad.data.fieldViolations ?? []));
       continue;
     }
+    const apns = apnsErrorDetailSchema.safeParse(detail);
+    if (apns.success) {
+      apnsReason ??= apns.data.reason;
+      continue;
+    }
     const retry = retryInfoDetailSchema.safeParse(detail);
     if (retry.success) retryInfoMs = parseDurationMs(retry.data.retryDelay);
     // other detail types (ErrorInfo, Help, ...) are ignored
   }
-  const message =
+  const fcmMessage =
     (rpc.success ? rpc.data.error.message : undefined) ||
     `HTTP ${res.status}${res.body ? `: ${snippet(res.body)}` : ""}`;
+  // APNs' reason is what an operator acts on: it is kept in the message the push log records.
+  const message = apnsReason !== undefined && !fcmMessage.includes(apnsReason) ? `${fcmMessage} (APNs: ${snippet(apnsReason)})` : fcmMessage;
 
-  const kind = classify(res.status, status, errorCode, message, violations);
+  const apnsKind = apnsReason !== undefined && Object.hasOwn(APNS_TOKEN_REASONS, apnsReason) ? APNS_TOKEN_REASONS[apnsReason] : undefined;
+  const kind = apnsKind ?? classify(res.status, status, errorCode, message, violations);
   const failure: FcmSendFailure = { ok: false, kind, httpStatus: res.status, message };
   if (status !== undefined) failure.status = status;
   if (errorCode !== undefined) failure.errorCode = errorCode;
