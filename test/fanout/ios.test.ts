@@ -223,6 +223,53 @@ describe("the iPhone's badge", () => {
   });
 });
 
+describe("a Read and a Recall on an iPhone", () => {
+  it("the Recall replaces by collapse ID, silently; the Read's clear is a silent update with the lowered badge; the Android phone gets its own forms", async () => {
+    const [alice, carol, user] = [await createUser(), await createUser(), await createUser()];
+    const iphone = await device(user, "iphone", "ios", cert.certificateId, 0);
+    const pixel = await device(user, "pixel", "android");
+    await putAway(user);
+    const [first, second] = [msgKey("follow"), msgKey("follow")];
+    for (const key of [first, second]) await push({ MsgKey: key, From_Account: alice.uid, To_Account: [user.uid], MsgBody: text("hi") });
+    await push({ MsgKey: msgKey("follow"), From_Account: carol.uid, To_Account: [user.uid], MsgBody: text("other chat") });
+    assert.equal(apsOf(await requestFor(iphone, second)).badge, 2);
+    const conversation = `c2c_${alice.uid}`;
+    const typed = async (token: string, type: string) =>
+      eventually(
+        async () =>
+          (await sendsTo(token)).find((r) => {
+            const m = r.message as { data?: { type?: string }; apns?: { payload?: { type?: string } } };
+            return (m.data?.type ?? m.apns?.payload?.type) === type;
+          }),
+        { what: `a ${type} to the ${token === iphone ? "iPhone" : "Android phone"}`, timeoutMs: 60_000 },
+      );
+
+    const original = (await requestFor(iphone, first)).message as { apns: { headers: Record<string, string> } };
+    await publish(PUSH_TOPIC, { Event: "Recall", MsgKey: first, From_Account: alice.uid });
+    const recall = (await typed(iphone, "recall")).message as { apns: { headers: Record<string, string>; payload: Record<string, unknown> }; android?: unknown; data?: unknown };
+    assert.equal(recall.apns.headers["apns-collapse-id"], original.apns.headers["apns-collapse-id"], "the same collapse ID replaces the shown notification");
+    assert.deepEqual([recall.apns.headers["apns-priority"], recall.apns.headers["apns-push-type"]], ["10", "alert"]);
+    const recallAps = recall.apns.payload.aps as Record<string, unknown>;
+    assert.equal((recallAps.alert as { body: string }).body, DEFAULT_PLACEHOLDERS.recalled);
+    assert.equal(recallAps["thread-id"], conversation);
+    assert.deepEqual([recallAps.sound, recallAps.badge], [undefined, undefined], "no sound, the badge left alone");
+    assert.deepEqual([recall.apns.payload.type, recall.apns.payload.msgKey, recall.android, recall.data], ["recall", first, undefined, undefined]);
+    const androidRecall = (await typed(pixel, "recall")).message as { android: { notification: { tag: string } }; apns?: unknown };
+    assert.deepEqual([androidRecall.android.notification.tag, androidRecall.apns], [first, undefined]);
+
+    await publish(PUSH_TOPIC, { Event: "Read", EventKey: msgKey("follow-read"), Account: user.uid, Conversation: conversation });
+    const clear = (await typed(iphone, "clear")).message as { apns: unknown; android?: unknown; data?: unknown };
+    assert.deepEqual(clear, {
+      token: iphone,
+      apns: { headers: { "apns-priority": "5", "apns-push-type": "alert" }, payload: { aps: { "content-available": 1, badge: 1 }, type: "clear", conversation } },
+    });
+    assert.ok(validateSendBody({ message: clear }).ok, "FCM accepts the silent update");
+    const androidClear = (await typed(pixel, "clear")).message as { data: Record<string, string>; apns?: unknown };
+    assert.deepEqual([androidClear.data, androidClear.apns], [{ type: "clear", conversation }, undefined]);
+    assert.equal((await badgeDoc(user.uid))?.devices.iphone?.count, 1, "carol's message is still unread");
+  });
+});
+
 describe("iOS-only failures fail that device only", () => {
   it("a project without an APNs key: THIRD_PARTY_AUTH_ERROR for the iPhone, the Android phone is sent, the certificate stays healthy, the badge is given back", async () => {
     const noKey = await registerCertificate(admin, "no APNs key");

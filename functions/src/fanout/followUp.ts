@@ -52,6 +52,11 @@ export interface FollowUpBatch {
   targets: FollowUpTarget[];
   /** The FCM message for one device: the one place a follow-up's per-device send is built. */
   messageFor: (recipient: Recipient, token: string) => FcmMessage;
+  /**
+   * Runs once the batch is claimed (never for a duplicate), before its devices' messages are
+   * built: a Read lowers the iPhones' badges here, so their silent updates carry the new ones.
+   */
+  prepare?: () => Promise<void>;
   /** Firestore read calls made to find the targets in the push log (counted in the batch's cost). */
   priorReads: number;
   /** The Pub/Sub message being processed, and when its event was published. */
@@ -81,6 +86,7 @@ export async function processFollowUp(b: FollowUpBatch, settings: FanoutSettings
   const { progress } = claim;
   const open = b.targets.filter((t) => !progress.has(t));
   if (open.length > 0) {
+    await b.prepare?.();
     const decided = await decideTargets(b, open, kek, cost);
     for (const entry of decided.entries) await progress.record(entry);
     const startedAt = Date.now();

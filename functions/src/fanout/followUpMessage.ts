@@ -3,6 +3,7 @@
 // replacement look like on the device (a platform that needs more, such as an iOS badge lowered by
 // a Read, is added here).
 import type { FcmMessage } from "../fcm/message";
+import { apnsCollapseId } from "./apnsMessage";
 import { MAX_MSG_LIFETIME_SECONDS } from "./schemas";
 
 /**
@@ -43,5 +44,21 @@ export function recallMessage(token: string, r: RecallText): FcmMessage {
     notification: { title: r.title, body: r.body },
     data: { type: "recall", msgKey: r.msgKey, sender: r.sender, conversation: r.conversation },
     android: { priority: "HIGH", ttl: `${MAX_MSG_LIFETIME_SECONDS}s`, collapse_key: r.conversation, notification: { tag: r.msgKey } },
+  };
+}
+
+/**
+ * A Recall's replacement on an iPhone: iOS replaces a shown notification by its `apns-collapse-id`
+ * (there is no tag), and an iPhone's message collapses by conversation (apnsMessage.ts), so the
+ * replacement carries the conversation's collapse ID and thread. No sound and no badge: taking a
+ * message back must not ring, and leaves the count to the app's next report or a Read.
+ */
+export function recallApnsMessage(token: string, r: RecallText): FcmMessage {
+  return {
+    token,
+    apns: {
+      headers: { "apns-priority": "10", "apns-push-type": "alert", "apns-collapse-id": apnsCollapseId(r.conversation) },
+      payload: { aps: { alert: { title: r.title, body: r.body }, "thread-id": r.conversation }, type: "recall", msgKey: r.msgKey, sender: r.sender, conversation: r.conversation },
+    },
   };
 }

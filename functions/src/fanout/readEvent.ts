@@ -9,6 +9,8 @@ import { Timestamp } from "firebase-admin/firestore";
 import { db } from "../common/firestore";
 import { counted } from "../common/format";
 import type { FanoutSettings } from "../config";
+import { lowerBadges } from "../badges/store";
+import { buildApnsClearMessage } from "./apnsMessage";
 import { clearMessage } from "./followUpMessage";
 import { processFollowUp, type FollowUpResult, type FollowUpTarget } from "./followUp";
 import { OUTCOMES, PUSH_LOG } from "./pushLog";
@@ -86,6 +88,7 @@ export async function processRead(event: ReadEvent, d: { eventId: string; publis
   const notes = [
     `${event.Account} read ${event.Conversation}${event.DeviceId !== undefined ? ` on ${event.DeviceId} (not cleared there)` : ""}: ${counted(targets.length, "device")} pushed there since ${found.lastRead ? `the last Read (${found.lastRead})` : "the push log began"}`,
   ];
+  const badges = new Map<string, number>();
   return processFollowUp(
     {
       logId,
@@ -103,7 +106,14 @@ export async function processRead(event: ReadEvent, d: { eventId: string; publis
         publishTime: new Date(d.publishTimeMs).toISOString(),
       },
       targets,
-      messageFor: (_recipient, token) => clearMessage(token, event.Conversation),
+      // An iPhone's clear is a silent update that also sets its badge, lowered by this conversation's
+      // pushes (badges/store.ts); the app's own device (DeviceId) sets its badge itself.
+      prepare: async () => {
+        if (settings.iosBadges === false || !targets.length) return;
+        for (const l of await lowerBadges(event.Account, event.Conversation, settings.pushLogTtlMs, event.DeviceId)) badges.set(l.deviceId, l.badge);
+      },
+      messageFor: (recipient, token) =>
+        recipient.device.platform === "ios" ? buildApnsClearMessage(token, event.Conversation, badges.get(recipient.deviceId)) : clearMessage(token, event.Conversation),
       priorReads: found.reads,
       deliveryId: d.eventId,
       publishTimeMs: d.publishTimeMs,

@@ -7,7 +7,7 @@
 // is refused (functions.ts records it as rejected).
 import type { FanoutSettings } from "../config";
 import { counted } from "../common/format";
-import { recallMessage } from "./followUpMessage";
+import { recallApnsMessage, recallMessage } from "./followUpMessage";
 import { processFollowUp, type FollowUpResult } from "./followUp";
 import { textsFor, type LocaleTexts } from "./localeTexts";
 import { conversationOf } from "./message";
@@ -93,7 +93,10 @@ async function recallBatch(
       },
       targets,
       priorReads: priorReads + 1, // its batch's outcomes
-      messageFor: (recipient, token) => recallMessage(token, { msgKey: b.msgKey, sender: b.from, conversation, title, body: textsFor(texts, recipient.locale).texts.recalled }),
+      messageFor: (recipient, token) => {
+        const recall = { msgKey: b.msgKey, sender: b.from, conversation, title, body: textsFor(texts, recipient.locale).texts.recalled };
+        return recipient.device.platform === "ios" ? recallApnsMessage(token, recall) : recallMessage(token, recall);
+      },
       deliveryId: d.eventId,
       publishTimeMs: d.publishTimeMs,
     },
