@@ -27,6 +27,17 @@ const content = (extra: Record<string, unknown> = {}): PushContent =>
   contentOf(PushEventSchema.parse({ MsgKey: "k1", From_Account: "alice", To_Account: "bob", MsgBody: [text("hi")], ...extra }));
 const token = "token:APA91b-ios";
 
+/**
+ * The one deliberate change since a4fdf1c, made by the conversations work (issue 19), not the iOS
+ * work: a group message without Title is titled "<sender> (<GroupId>)" (message.ts). Every other
+ * byte is compared as built then.
+ */
+function groupTitled(c: ReturnType<typeof contentOf>, message: unknown): unknown {
+  const m = message as { notification?: { title?: string } };
+  if (c.GroupId === undefined || c.OfflinePushInfo?.Title || !m.notification?.title) return message;
+  return { ...m, notification: { ...m.notification, title: `${m.notification.title} (${c.GroupId})` } };
+}
+
 describe("the Android message is unchanged by the iOS work", () => {
   // Built by main at a4fdf1c (before this work) from the same events, with the same code path the
   // batch uses (contentOf, messageDecision, checkedFcmMessage): compared as JSON, byte for byte.
@@ -44,7 +55,7 @@ describe("the Android message is unchanged by the iOS work", () => {
       assert.ok(d.push);
       const checked = checkedFcmMessage(c, { title: d.title, body: d.body }, "token:APA91b-android-fixture", { ageMs });
       assert.ok(checked.ok);
-      assert.equal(JSON.stringify(checked.message), JSON.stringify(message));
+      assert.equal(JSON.stringify(checked.message), JSON.stringify(groupTitled(c, message)));
     });
   }
 });
